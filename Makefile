@@ -1,0 +1,42 @@
+# Every target installs what it needs into .venv on first use (and again when
+# pyproject.toml or constraints.txt change).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# NumPy (OpenBLAS) and torch in one process fight over the cores when both run threaded:
+# OpenBLAS's idle workers spin while torch works. Tests and the parity harness alternate the
+# two constantly, so each side gets one thread there; the benchmark sets its own.
+SINGLE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+.PHONY: install test parity lint bench demo clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(SINGLE_THREAD) $(BIN)/python -m pytest -q -n 2
+
+parity: $(STAMP)
+	$(SINGLE_THREAD) $(BIN)/python -m parity --profile ci
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+demo: $(STAMP)
+	$(BIN)/python -m examples.sequence_regression
+	$(BIN)/python -m examples.char_lm
+	$(BIN)/python -m examples.gradient_flow
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -1,0 +1,100 @@
+"""Elman RNN cell, torch.nn.RNNCell's equations.
+
+    pre = x W_ih^T + b_ih + h_prev W_hh^T + b_hh        (B, H)
+    h   = act(pre),  act = tanh or relu                 (B, H)
+
+Backward, with dh = dL/dh:
+
+    dpre    = dh * act'(pre)        (written through h: 1 - h**2 for tanh, h > 0 for relu)
+    dx      = dpre W_ih             (B, I)
+    dh_prev = dpre W_hh             (B, H)
+    dW_ih   = dpre^T x              (H, I)
+    dW_hh   = dpre^T h_prev         (H, H)
+    db_ih   = db_hh = sum over the batch of dpre     (H,)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from scratch.activations import ACTIVATIONS
+
+
+class RNNStepCache(NamedTuple):
+    h_prev: np.ndarray  # (B, H) state entering the step
+    h: np.ndarray  # (B, H) state leaving the step, act(pre)
+    nonlinearity: str  # "tanh" or "relu"
+
+
+def rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity="tanh"):
+    """One recurrent step, given the input's share of the pre-activation.
+
+    x_proj: (B, H)  x W_ih^T + b_ih, computed by the caller
+    h_prev: (B, H)
+    W_hh:   (H, H)
+    b_hh:   (H,) or None
+    Returns h (B, H) and the cache for rnn_step_backward.
+    """
+    act, _ = ACTIVATIONS[nonlinearity]
+    pre = x_proj + h_prev @ W_hh.T  # (B, H)
+    if b_hh is not None:
+        pre = pre + b_hh
+    h = act(pre)  # (B, H)
+    return h, RNNStepCache(h_prev, h, nonlinearity)
+
+
+def rnn_step_backward(dh, cache, W_hh):
+    """Back through one step.
+
+    dh:  (B, H) dL/dh for the state this step produced
+    Returns dpre (B, H), the gradient of the pre-activation (which is also the gradient of
+    x_proj and of b_hh per example), and dh_prev (B, H).
+    """
+    h_prev, h, nonlinearity = cache
+    _, act_grad = ACTIVATIONS[nonlinearity]
+    dpre = dh * act_grad(h)  # (B, H)
+    dh_prev = dpre @ W_hh  # (B, H)
+    return dpre, dh_prev
+
+
+class RNNCellCache(NamedTuple):
+    x: np.ndarray  # (B, I)
+    W_ih: np.ndarray  # (H, I)
+    W_hh: np.ndarray  # (H, H)
+    has_bias: bool
+    step: RNNStepCache
+
+
+class RNNCellGrads(NamedTuple):
+    dx: np.ndarray  # (B, I)
+    dh_prev: np.ndarray  # (B, H)
+    dW_ih: np.ndarray  # (H, I)
+    dW_hh: np.ndarray  # (H, H)
+    db_ih: np.ndarray | None  # (H,)
+    db_hh: np.ndarray | None  # (H,)
+
+
+def rnn_cell_forward(x, h_prev, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
+    """The whole cell: h = act(x W_ih^T + b_ih + h_prev W_hh^T + b_hh).
+
+    x: (B, I), h_prev: (B, H), W_ih: (H, I), W_hh: (H, H), b_ih, b_hh: (H,) or None.
+    Returns h (B, H) and the cache for rnn_cell_backward.
+    """
+    x_proj = x @ W_ih.T  # (B, H)
+    if b_ih is not None:
+        x_proj = x_proj + b_ih
+    h, step_cache = rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity)
+    return h, RNNCellCache(x, W_ih, W_hh, b_ih is not None, step_cache)
+
+
+def rnn_cell_backward(dh, cache):
+    """Gradients of the whole cell, given dh = dL/dh (B, H)."""
+    x, W_ih, W_hh, has_bias, step_cache = cache
+    dpre, dh_prev = rnn_step_backward(dh, step_cache, W_hh)
+    dx = dpre @ W_ih  # (B, I)
+    dW_ih = dpre.T @ x  # (H, I)
+    dW_hh = dpre.T @ step_cache.h_prev  # (H, H)
+    db = dpre.sum(axis=0) if has_bias else None  # (H,)
+    return RNNCellGrads(dx, dh_prev, dW_ih, dW_hh, db, None if db is None else db.copy())

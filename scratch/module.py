@@ -1,0 +1,123 @@
+"""The base class of every scratch module: parameters, gradients, state dicts, modes.
+
+scratch has no autograd tensors. A module keeps its parameters in one dict of NumPy arrays
+and their gradients in another, keyed alike; ``backward`` *adds* into the gradients, as torch
+accumulates ``.grad``, and ``zero_grad`` clears them. Parameters are updated in place (by
+``load_state_dict`` and by the optimizers), so an array taken from ``named_parameters()``
+stays the module's own.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+SUPPORTED_DTYPES = (np.float32, np.float64)
+
+
+class CallOrderError(RuntimeError, ValueError):
+    """backward() without a forward() to go back through (or a second time for one forward)."""
+
+
+def check_dtype(dtype) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in [np.dtype(d) for d in SUPPORTED_DTYPES]:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+class Module:
+    """Base class: a tree of modules, each holding named parameters and their gradients."""
+
+    def __init__(self) -> None:
+        self._parameters: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._grads: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._modules: OrderedDict[str, Module] = OrderedDict()
+        self.training = True
+
+    # -- building -------------------------------------------------------------------------
+    def register_parameter(self, name: str, value: np.ndarray) -> None:
+        self._parameters[name] = value
+        self._grads[name] = np.zeros_like(value)
+
+    def add_module(self, name: str, module: Module) -> None:
+        self._modules[name] = module
+
+    # -- parameters and gradients ---------------------------------------------------------
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """(name, array) pairs in torch's order; the arrays are the module's own."""
+        for name, value in self._parameters.items():
+            yield prefix + name, value
+        for child_name, child in self._modules.items():
+            yield from child.named_parameters(prefix + child_name + ".")
+
+    def parameters(self) -> list[np.ndarray]:
+        return [value for _, value in self.named_parameters()]
+
+    def named_grads(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for name, value in self._grads.items():
+            yield prefix + name, value
+        for child_name, child in self._modules.items():
+            yield from child.named_grads(prefix + child_name + ".")
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """Gradients keyed like the state dict; the arrays are the module's own."""
+        return dict(self.named_grads())
+
+    def zero_grad(self) -> None:
+        for _, grad in self.named_grads():
+            grad.fill(0.0)
+
+    # -- state dicts ----------------------------------------------------------------------
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """A copy of every parameter, keyed and ordered as torch's state_dict()."""
+        return OrderedDict((name, value.copy()) for name, value in self.named_parameters())
+
+    def load_state_dict(self, state_dict: Mapping[str, object]) -> None:
+        """Copy arrays into the parameters. Everything is checked before anything is copied.
+
+        Keys must match exactly; each value must have the parameter's shape and dtype (convert
+        a float32 dict with ``{k: v.astype(np.float64)}`` for a float64 module: nothing is cast
+        silently) and be finite. Torch tensors on the CPU are accepted through ``np.asarray``.
+        """
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if missing or unexpected:
+            raise ValueError(
+                f"state_dict keys do not match {type(self).__name__}'s parameters: "
+                f"missing {missing}, unexpected {unexpected}"
+            )
+        arrays = {}
+        for name, param in own.items():
+            value = np.asarray(state_dict[name])
+            if value.shape != param.shape:
+                raise ValueError(
+                    f"state_dict[{name!r}] has shape {value.shape}, expected {param.shape}"
+                )
+            if value.dtype != param.dtype:
+                raise TypeError(
+                    f"state_dict[{name!r}] has dtype {value.dtype}, expected {param.dtype} "
+                    f"(convert it with .astype(np.{param.dtype}))"
+                )
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"state_dict[{name!r}] holds NaN or infinite values")
+            arrays[name] = value
+        for name, param in own.items():
+            np.copyto(param, arrays[name])
+
+    # -- modes ----------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        self.training = bool(mode)
+        for child in self._modules.values():
+            child.train(mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
