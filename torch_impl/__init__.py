@@ -1,0 +1,10 @@
+"""The torch side: torch.nn twins of scratch modules, loaded from scratch weights, and back.
+
+``to_torch(module)`` builds the torch.nn module that a scratch module mirrors, with the same
+configuration, dtype and weights (copied in place under ``torch.no_grad()``, never by
+rebinding Parameters). ``from_torch(module)`` goes the other way.
+"""
+
+from torch_impl.convert import from_torch, register_twin, to_torch
+
+__all__ = ["from_torch", "register_twin", "to_torch"]
