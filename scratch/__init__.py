@@ -4,7 +4,11 @@ The public surface mirrors torch.nn (same constructor arguments, state_dict keys
 with an explicit ``backward``. Nothing here imports torch.
 """
 
+from scratch.cells import GRUCell, LSTMCell, RNNCell, RNNCellBase
 from scratch.module import CallOrderError, Module
 from scratch.recurrent import GRU, LSTM, RNN, RNNBase
 
-__all__ = ["GRU", "LSTM", "RNN", "CallOrderError", "Module", "RNNBase"]
+__all__ = [
+    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "CallOrderError", "Module", "RNNBase",
+    "RNNCell", "RNNCellBase",
+]

@@ -200,6 +200,8 @@ class RNNBase(Module):
         h_shape = (rows, B, self.output_hidden_size)
         c_shape = (rows, B, self.hidden_size)
         h0, c0 = self._check_state("hx", hx, h_shape, c_shape, batched)
+        if hx is not None and (h0 is None or (self.mode == "LSTM" and c0 is None)):
+            raise TypeError("hx must hold both initial states (h0, c0) for LSTM, got None in it")
         if h0 is None:
             h0 = np.zeros(h_shape, dtype=self.dtype)
             c0 = np.zeros(c_shape, dtype=self.dtype) if self.mode == "LSTM" else None
@@ -440,7 +442,8 @@ class RNNBase(Module):
         T, B, GH = dx_proj.shape
         dx_proj_2d = dx_proj.reshape(T * B, GH)
         grads = self._grads
-        grads[f"weight_ih{sfx}"] += dx_proj_2d.T @ X.reshape(T * B, -1)  # (G*H, I_layer)
+        X_2d = X.reshape(T * B, X.shape[-1])  # (T*B, I_layer)
+        grads[f"weight_ih{sfx}"] += dx_proj_2d.T @ X_2d  # (G*H, I_layer)
         grads[f"weight_hh{sfx}"] += rec.dW_hh
         if self.bias:
             grads[f"bias_ih{sfx}"] += dx_proj_2d.sum(axis=0)

@@ -134,10 +134,11 @@ def direction_backward(doutput, dh_n, dc_n, cache, weights):
         dh, dc = dh_prev, dc_prev
 
     h_prev = np.stack([step.h_prev for step in steps])  # (T, B, H_out)
-    dW_hh = dgh.reshape(T * B, GH).T @ h_prev.reshape(T * B, -1)  # (G*H, H_out)
+    dW_hh = dgh.reshape(T * B, GH).T @ h_prev.reshape(T * B, h_prev.shape[-1])  # (G*H, H_out)
     db_hh = None if weights.b_hh is None else dgh.sum(axis=(0, 1))  # (G*H,)
     dW_hr = None
     if weights.W_hr is not None:
         h_full = np.stack([step.h_full for step in steps])  # (T, B, H)
-        dW_hr = dh_steps.reshape(T * B, -1).T @ h_full.reshape(T * B, -1)  # (P, H)
+        dh_2d = dh_steps.reshape(T * B, dh_steps.shape[-1])  # (T*B, P)
+        dW_hr = dh_2d.T @ h_full.reshape(T * B, h_full.shape[-1])  # (P, H)
     return dx_proj, dh, dc, DirectionGrads(dW_hh, db_hh, dW_hr)

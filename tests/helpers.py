@@ -1,0 +1,348 @@
+"""Shared test helpers: test cases of the recurrent layers, random data, the comparison
+criteria, central finite differences, and a runner of the torch.nn twin.
+
+Every number a test feeds in is drawn at random and non-zero (weights, biases, h0, c0 and the
+upstream gradients of output *and* h_n/c_n): zeros and all-ones gradients hide bias, state
+and transposition bugs.
+
+The criteria, all of the form |actual - expected| <= rel * max(1, max|expected|), element by
+element:
+* against torch: parity/tolerances.py, the project's one place for them. float64 is the exact
+  oracle, rel = F64_REL (its FLOAT64_TOL); float32 is the looser second check,
+  rel = f32_rel(T, num_layers), which grows with the depth of the unrolled graph.
+* float64 analytic gradients against central differences: rel = FD_REL. With step FD_EPS
+  the truncation error is about FD_EPS**2 * |L'''| / 6 (~1e-11 here) and the rounding error
+  about 2**-52 * |L| / FD_EPS (~1e-10 for the losses of these tiny cases; the largest seen is
+  3e-10); FD_REL leaves a margin of a hundred over both, while a wrong term of the chain rule
+  is off by 1e-3 or more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+import scratch
+from parity.tolerances import FLOAT64_TOL, tolerance
+
+F64_REL = FLOAT64_TOL
+FD_EPS = 1e-5
+FD_REL = 1e-7
+
+MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+
+
+def f32_rel(seq_len: int, num_layers: int = 1) -> float:
+    """The float32 rel against torch float32 for a case of this depth."""
+    return tolerance(np.float32, seq_len, num_layers)
+
+
+# -- comparison ---------------------------------------------------------------------------
+def assert_close(actual, expected, name: str, rel: float = F64_REL) -> None:
+    """|actual - expected| <= rel * max(1, max|expected|) element by element; same shape."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    assert actual.shape == expected.shape, (
+        f"{name}: shape {actual.shape}, expected {expected.shape}"
+    )
+    if expected.size == 0:
+        return
+    bound = rel * max(1.0, float(np.max(np.abs(expected))))
+    err = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    worst = float(np.max(err))
+    assert np.all(err <= bound), f"{name}: max |actual - expected| = {worst:.3g} > {bound:.3g}"
+
+
+# -- test cases of the layers ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    """One configuration of a recurrent layer and of the call made to it."""
+
+    mode: str
+    num_layers: int = 1
+    bidirectional: bool = False
+    batch_first: bool = False
+    bias: bool = True
+    proj_size: int = 0
+    lengths: tuple[int, ...] | None = None
+    hx_given: bool = True
+    batched: bool = True
+    T: int = 3
+    B: int = 2
+    input_size: int = 2
+    hidden_size: int = 3
+    dropout: float = 0.0
+
+    @property
+    def D(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def H_out(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    def with_(self, **changes) -> Case:
+        return replace(self, **changes)
+
+    def __str__(self) -> str:
+        default = Case(self.mode)
+        parts = [self.mode] + [
+            f"{k}={getattr(self, k)}" for k in self.__dataclass_fields__
+            if k != "mode" and getattr(self, k) != getattr(default, k)
+        ]
+        return ",".join(parts)
+
+
+def option_cases(mode: str) -> list[Case]:
+    """Every option of the layers, one at a time or in small groups, for one mode."""
+    base = Case(mode)
+    cases = [
+        base,
+        base.with_(num_layers=2, bidirectional=True),
+        base.with_(num_layers=3, hidden_size=2),
+        base.with_(batch_first=True, bidirectional=True),
+        base.with_(bias=False, num_layers=2),
+        base.with_(B=3, T=4, lengths=(4, 1, 2), num_layers=2, bidirectional=True),
+        base.with_(B=3, T=4, lengths=(2, 4, 1), batch_first=True),
+        base.with_(hx_given=False, num_layers=2, bidirectional=True),
+        base.with_(batched=False, num_layers=2, bidirectional=True, batch_first=True),
+        base.with_(T=1, B=1),
+    ]
+    if mode == "LSTM":
+        cases += [
+            base.with_(proj_size=2),
+            base.with_(proj_size=1, num_layers=2, bidirectional=True, B=3, T=4,
+                       lengths=(1, 4, 3)),
+            base.with_(proj_size=2, batched=False, bias=False, hidden_size=4),
+        ]
+    return cases
+
+
+def make_module(case: Case, dtype=np.float64, seed: int = 0):
+    common: dict[str, Any] = dict(
+        num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
+        dropout=case.dropout, bidirectional=case.bidirectional, dtype=dtype, seed=seed,
+    )
+    I, H = case.input_size, case.hidden_size
+    if case.mode == "LSTM":
+        return scratch.LSTM(I, H, proj_size=case.proj_size, **common)
+    if case.mode == "GRU":
+        return scratch.GRU(I, H, **common)
+    nonlinearity = "tanh" if case.mode == "RNN_TANH" else "relu"
+    return scratch.RNN(I, H, nonlinearity=nonlinearity, **common)
+
+
+@dataclass
+class Data:
+    """What one call feeds in: input, hx (None, an array, or a pair for LSTM), lengths, and
+    the upstream gradients of output and of h_n (a pair for LSTM)."""
+
+    x: np.ndarray
+    hx: Any
+    lengths: list[int] | None
+    grad_output: np.ndarray
+    grad_state: Any
+
+
+def user_shape(case: Case, width: int) -> tuple[int, ...]:
+    """The shape of a (T, B, width) sequence in the case's layout."""
+    if not case.batched:
+        return (case.T, width)
+    if case.batch_first:
+        return (case.B, case.T, width)
+    return (case.T, case.B, width)
+
+
+def state_shape(case: Case, width: int) -> tuple[int, ...]:
+    rows = case.num_layers * case.D
+    return (rows, case.B, width) if case.batched else (rows, width)
+
+
+def make_data(case: Case, rng: np.random.Generator, dtype=np.float64) -> Data:
+    def draw(shape, low=-1.0, high=1.0):
+        return rng.uniform(low, high, size=shape).astype(dtype)
+
+    x = draw(user_shape(case, case.input_size), -2.0, 2.0)
+    grad_output = draw(user_shape(case, case.D * case.H_out))
+    h_shape = state_shape(case, case.H_out)
+    c_shape = state_shape(case, case.hidden_size)
+    if case.mode == "LSTM":
+        hx = (draw(h_shape), draw(c_shape)) if case.hx_given else None
+        grad_state = (draw(h_shape), draw(c_shape))
+    else:
+        hx = draw(h_shape) if case.hx_given else None
+        grad_state = draw(h_shape)
+    lengths = None if case.lengths is None else list(case.lengths)
+    return Data(x, hx, lengths, grad_output, grad_state)
+
+
+def as_list(state) -> list:
+    """h_n -> [h_n]; (h_n, c_n) -> [h_n, c_n]; None -> []."""
+    if state is None:
+        return []
+    return list(state) if isinstance(state, (tuple, list)) else [state]
+
+
+# -- results of one forward + backward ------------------------------------------------------
+@dataclass
+class Result:
+    output: np.ndarray
+    state: list  # [h_n] or [h_n, c_n]
+    grad_input: np.ndarray
+    grad_hx: list  # [] without hx, [dh0] or [dh0, dc0]
+    param_grads: dict  # name -> gradient
+
+
+def weighted_sum(output, state, data: Data) -> float:
+    """The loss whose gradients are tested: <grad_output, output> + <grad_state, state>."""
+    loss = float(np.sum(data.grad_output * output))
+    for g, s in zip(as_list(data.grad_state), as_list(state)):
+        loss += float(np.sum(g * s))
+    return loss
+
+
+def run_scratch(module, data: Data, dropout_masks=None) -> Result:
+    module.zero_grad()
+    output, state = module.forward(data.x, data.hx, data.lengths, dropout_masks=dropout_masks)
+    grad_input, grad_hx = module.backward(data.grad_output, data.grad_state)
+    grads = {name: g.copy() for name, g in module.named_grads()}
+    return Result(output, as_list(state), grad_input, as_list(grad_hx), grads)
+
+
+def run_torch(module, case: Case, data: Data) -> Result:
+    """The same call on the torch.nn twin (weights, dtype and mode copied), with autograd.
+
+    Variable lengths go through pack_padded_sequence(..., enforce_sorted=False) and
+    pad_packed_sequence(..., total_length=T)."""
+    import torch
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    import torch_impl
+
+    twin = torch_impl.to_torch(module)
+    x = torch.tensor(data.x, requires_grad=True)
+    hx_parts = [torch.tensor(h, requires_grad=True) for h in as_list(data.hx)]
+    hx = None
+    if hx_parts:
+        hx = tuple(hx_parts) if case.mode == "LSTM" else hx_parts[0]
+    if data.lengths is None:
+        output, state = twin(x, hx)
+    else:
+        packed = pack_padded_sequence(x, torch.tensor(data.lengths, dtype=torch.int64),
+                                      batch_first=case.batch_first, enforce_sorted=False)
+        packed_output, state = twin(packed, hx)
+        output, _ = pad_packed_sequence(packed_output, batch_first=case.batch_first,
+                                        total_length=case.T)
+    state_parts = list(state) if isinstance(state, tuple) else [state]
+    loss = (output * torch.tensor(data.grad_output)).sum()
+    for g, s in zip(as_list(data.grad_state), state_parts):
+        loss = loss + (s * torch.tensor(g)).sum()
+    loss.backward()
+    grads = {}
+    for name, param in twin.named_parameters():
+        assert param.grad is not None, f"torch left {name}.grad None"
+        grads[name] = param.grad.numpy()
+    for part in hx_parts:
+        assert part.grad is not None, "torch left the grad of hx None"
+    assert x.grad is not None, "torch left the grad of the input None"
+    return Result(
+        output.detach().numpy(),
+        [s.detach().numpy() for s in state_parts],
+        x.grad.numpy(),
+        [p.grad.numpy() for p in hx_parts],
+        grads,
+    )
+
+
+def assert_results_close(ours: Result, theirs: Result, rel: float = F64_REL) -> None:
+    assert_close(ours.output, theirs.output, "output", rel)
+    assert len(ours.state) == len(theirs.state)
+    for k, (a, b) in enumerate(zip(ours.state, theirs.state)):
+        assert_close(a, b, ["h_n", "c_n"][k], rel)
+    assert_close(ours.grad_input, theirs.grad_input, "grad_input", rel)
+    assert len(ours.grad_hx) == len(theirs.grad_hx)
+    for k, (a, b) in enumerate(zip(ours.grad_hx, theirs.grad_hx)):
+        assert_close(a, b, ["grad_h0", "grad_c0"][k], rel)
+    assert list(ours.param_grads) == list(theirs.param_grads)
+    for name in theirs.param_grads:
+        assert_close(ours.param_grads[name], theirs.param_grads[name], f"grad of {name}", rel)
+
+
+# -- finite differences ---------------------------------------------------------------------
+def numerical_gradient(loss_fn, array: np.ndarray, eps: float = FD_EPS) -> np.ndarray:
+    """Central differences of loss_fn() with respect to every element of ``array``, which
+    is perturbed in place (and restored)."""
+    grad = np.zeros(array.shape, dtype=np.float64)
+    for idx in np.ndindex(array.shape):
+        old = array[idx]
+        array[idx] = old + eps
+        loss_plus = loss_fn()
+        array[idx] = old - eps
+        loss_minus = loss_fn()
+        array[idx] = old
+        grad[idx] = (loss_plus - loss_minus) / (2.0 * eps)
+    return grad
+
+
+def assert_matches_fd(analytic, loss_fn, array: np.ndarray, name: str) -> None:
+    assert analytic is not None, f"{name}: no analytic gradient"
+    assert_close(analytic, numerical_gradient(loss_fn, array), f"{name} (vs finite differences)",
+                 FD_REL)
+
+
+def check_module_against_fd(module, data: Data, dropout_masks=None) -> None:
+    """Every parameter's, the input's and hx's gradient against central differences."""
+    ours = run_scratch(module, data, dropout_masks)
+
+    def loss():
+        output, state = module.forward(data.x, data.hx, data.lengths,
+                                       dropout_masks=dropout_masks)
+        return weighted_sum(output, state, data)
+
+    for name, param in module.named_parameters():
+        assert_matches_fd(ours.param_grads[name], loss, param, f"grad of {name}")
+    assert_matches_fd(ours.grad_input, loss, data.x, "grad_input")
+    hx_parts = as_list(data.hx)
+    assert len(ours.grad_hx) == len(hx_parts)
+    for k, (grad, part) in enumerate(zip(ours.grad_hx, hx_parts)):
+        assert_matches_fd(grad, loss, part, ["grad_h0", "grad_c0"][k])
+
+
+# -- Hypothesis strategy of cases -------------------------------------------------------------
+def cases(modes=MODES, max_layers: int = 3, max_T: int = 5):
+    """A strategy of small Cases covering every option together, for one of the modes."""
+    from hypothesis import strategies as st
+
+    @st.composite
+    def draw_case(draw) -> Case:
+        mode = draw(st.sampled_from(modes), label="mode")
+        hidden_size = draw(st.integers(1, 4), label="hidden_size")
+        proj_size = 0
+        if mode == "LSTM" and hidden_size > 1:
+            proj_size = draw(st.integers(0, hidden_size - 1), label="proj_size")
+        T = draw(st.integers(1, max_T), label="T")
+        batched = draw(st.booleans(), label="batched")
+        B = draw(st.integers(1, 3), label="B") if batched else 1
+        lengths = None
+        if batched and draw(st.booleans(), label="use lengths"):
+            lengths = tuple(draw(st.lists(st.integers(1, T), min_size=B, max_size=B),
+                                 label="lengths"))
+        return Case(
+            mode=mode,
+            num_layers=draw(st.integers(1, max_layers), label="num_layers"),
+            bidirectional=draw(st.booleans(), label="bidirectional"),
+            batch_first=draw(st.booleans(), label="batch_first"),
+            bias=draw(st.booleans(), label="bias"),
+            proj_size=proj_size,
+            lengths=lengths,
+            hx_given=draw(st.booleans(), label="hx_given"),
+            batched=batched,
+            T=T,
+            B=B,
+            input_size=draw(st.integers(1, 3), label="input_size"),
+            hidden_size=hidden_size,
+        )
+
+    return draw_case()
