@@ -5,6 +5,7 @@ configuration, dtype and weights (copied in place under ``torch.no_grad()``, nev
 rebinding Parameters). ``from_torch(module)`` goes the other way.
 """
 
+import torch_impl.models  # noqa: F401  (registers the models' twins)
 from torch_impl import cells  # noqa: F401  (registers the cells' twins)
 from torch_impl.convert import from_torch, register_twin, to_torch
 
