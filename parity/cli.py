@@ -1,0 +1,232 @@
+"""``python -m parity``: the command line of the parity harness.
+
+    python -m parity [--profile quick|ci|thorough] [--device cpu|cuda|all]
+                     [--kinds rnn_tanh,rnn_relu,lstm,gru] [--impl MODULE_OR_DIR] [--seed N]
+    python -m parity [--impl MODULE_OR_DIR] --reproduce '<case JSON from a failure report>'
+    python -m parity zoo OUT_DIR [--names a,b] [--list]
+
+Exit status 0 when everything agrees with torch, 1 when anything differs (or a part that was
+asked for could not run), 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+from parity.case import KINDS, Case
+
+KIND_NAMES = {"rnn_tanh": ["RNN_TANH"], "rnn_relu": ["RNN_RELU"], "rnn": ["RNN_TANH", "RNN_RELU"],
+              "lstm": ["LSTM"], "gru": ["GRU"]}
+
+
+def parse_kinds(text: str) -> list[str]:
+    kinds: list[str] = []
+    for word in text.split(","):
+        key = word.strip().lower()
+        if key not in KIND_NAMES:
+            raise argparse.ArgumentTypeError(
+                f"unknown kind {word!r}: choose from {', '.join(KIND_NAMES)} (comma-separated)")
+        kinds += [k for k in KIND_NAMES[key] if k not in kinds]
+    return [k for k in KINDS if k in kinds]
+
+
+def main_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m parity",
+        description="Prove that an implementation with scratch's API computes what torch.nn "
+                    "computes: outputs, final states and every gradient. "
+                    "(`python -m parity zoo --help` for the wrong implementations.)",
+    )
+    p.add_argument("--profile", choices=["quick", "ci", "thorough"], default="ci",
+                   help="how many and how large the cases are (default: ci, the same cases "
+                        "every run; thorough explores anew each run)")
+    p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
+                   help="where torch runs (default: all = the CPU, and CUDA when available)")
+    p.add_argument("--kinds", type=parse_kinds, default=list(KINDS),
+                   help="comma-separated: rnn_tanh, rnn_relu, rnn (both), lstm, gru "
+                        "(default: all)")
+    p.add_argument("--impl", default=None, metavar="MODULE_OR_DIR",
+                   help="the implementation under test: an importable module name, or a "
+                        "directory holding a scratch/ package (default: scratch)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed Hypothesis with this number instead of the profile's fixed or "
+                        "random seed")
+    p.add_argument("--reproduce", default=None, metavar="CASE_JSON",
+                   help="run the one case given as JSON by a failure report, and report it")
+    return p
+
+
+def zoo_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m parity zoo",
+        description="Write the zoo of wrong implementations: OUT_DIR/<name>/scratch/, each a "
+                    "copy of scratch/ with one realistic bug, for `python -m parity --impl "
+                    "OUT_DIR/<name>`.",
+    )
+    p.add_argument("out_dir", nargs="?", type=Path)
+    p.add_argument("--names", default=None, help="comma-separated members (default: all)")
+    p.add_argument("--list", action="store_true", help="list the members and what they break")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["zoo"]:
+        return zoo_main(argv[1:])
+    args = main_parser().parse_args(argv)
+
+    from parity import reference
+    from parity.impl import ImplError, impl_label, load_impl
+
+    try:
+        impl = load_impl(args.impl)
+    except ImplError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    name = impl_label(args.impl)
+
+    cuda = reference.cuda_available()
+    if cuda:
+        reference.configure_cuda()
+    if args.reproduce is not None:
+        return reproduce(args.reproduce, impl, name, cuda)
+    if args.device == "cuda" and not cuda:
+        print("error: --device cuda, but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    devices = {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"] if cuda else ["cpu"]}
+    return run_all(args, impl, name, devices[args.device], cuda)
+
+
+def reproduce(text: str, impl, name: str, cuda: bool) -> int:
+    from parity.compare import run_case
+
+    try:
+        case = Case.from_json(text)
+    except (ValueError, TypeError) as error:
+        print(f"error: --reproduce: {error}", file=sys.stderr)
+        return 2
+    if case.device == "cuda" and not cuda:
+        print("error: this case runs torch on CUDA, which this machine does not have",
+              file=sys.stderr)
+        return 2
+    result = run_case(case, impl, name)
+    if result.non_finite_reference:
+        print(f"torch's result is not finite for this case: no verdict\ncase: {case.describe()}")
+        return 1
+    if result.passed:
+        worst = max(result.checks, key=lambda c: c.error / c.tol)
+        print(f"PASS: every tensor agrees with torch ({len(result.checks)} compared; largest "
+              f"error {worst.error:.2e} in {worst.name}, tolerance {worst.tol:.1e})\n"
+              f"case: {case.describe()}")
+        return 0
+    print("FAIL\n" + result.report(limit=100))
+    return 1
+
+
+def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
+    from parity import summary
+    from parity.runner import Stats, run_group
+    from parity.strategies import PROFILES
+
+    profile = PROFILES[args.profile]
+    stats = Stats()
+    outcomes = []
+    start = time.perf_counter()
+    print(f"parity: {name} against torch, profile {profile.name} "
+          f"({profile.examples} Hypothesis examples per kind and device, after the pinned "
+          f"cases), devices {', '.join(devices)}")
+    for device in devices:
+        for kind in args.kinds:
+            outcome = run_group(kind, device, profile, impl, name, stats, args.seed)
+            outcomes.append(outcome)
+            status = "ok" if outcome.failure is None else "FAIL"
+            print(f"  {kind:8s} {device:4s} {status:4s} {outcome.pinned} pinned + "
+                  f"{outcome.explored} explored cases in {outcome.seconds:.1f} s", flush=True)
+            if outcome.failure is not None:
+                print(f"\nFAIL: {kind} on {device}, found by {outcome.found_by}\n"
+                      + indent(outcome.failure.report()) + "\n", flush=True)
+
+    skipped = []
+    if "cuda" not in devices:
+        skipped.append("cuda: " + ("torch sees no CUDA device" if not cuda
+                                   else "not asked for (--device cpu)"))
+    training_rows, training_note = run_training(args.profile, name)
+    if training_note:
+        skipped.append(training_note)
+
+    failed_groups = [o for o in outcomes if o.failure is not None]
+    failed_training = [r for r in training_rows if not r.get("passed")]
+    print("\n== cases compared, per kind and option ==")
+    print(summary.cases_table(stats, args.kinds))
+    print("\n== largest error seen, per tensor (error = max|impl - torch| / max(1, max|torch|)) ==")
+    print(summary.errors_table(stats))
+    print("\n== per kind and device ==")
+    print(summary.groups_table(outcomes))
+    if training_rows:
+        print("\n== training parity (parity.training) ==")
+        print(summary.training_table(training_rows))
+    non_finite = sum(stats.non_finite.values())
+    if non_finite:
+        skipped.append(f"{non_finite} drawn cases where torch's result overflowed (no verdict)")
+    if skipped:
+        print("\nskipped:")
+        for line in skipped:
+            print(f"  - {line}")
+    ok = not failed_groups and not failed_training
+    verdict = "PASS" if ok else (f"FAIL: {len(failed_groups)} kind/device groups"
+                                 + (f", {len(failed_training)} training rows"
+                                    if failed_training else "") + " differ from torch")
+    print(f"\n{verdict} ({sum(stats.cases.values())} cases compared, "
+          f"{time.perf_counter() - start:.1f} s)")
+    return 0 if ok else 1
+
+
+def run_training(profile: str, impl_name: str) -> tuple[list[dict], str]:
+    """parity.training's rows, or a note saying why it did not run."""
+    if impl_name != "scratch":
+        return [], "training parity: it runs against the project's scratch only, not --impl"
+    if importlib.util.find_spec("parity.training") is None:
+        return [], "training parity: parity/training.py does not exist yet"
+    import parity.training as training
+
+    runner = getattr(training, "run_training_parity", None)
+    if runner is None:
+        return [], "training parity: parity.training defines no run_training_parity"
+    try:
+        rows = list(runner(profile))
+    except Exception as error:  # reported as a failing row: the summary still prints
+        rows = [{"name": f"run_training_parity({profile!r}) raised "
+                         f"{type(error).__name__}: {error}",
+                 "steps": 0, "max_param_diff": float("nan"), "max_loss_diff": float("nan"),
+                 "tolerance": float("nan"), "passed": False}]
+    return rows, ""
+
+
+def zoo_main(argv: list[str]) -> int:
+    from parity import zoo
+
+    args = zoo_parser().parse_args(argv)
+    if args.list:
+        for mutant in zoo.MUTANTS:
+            print(f"{mutant.name}\n    {mutant.description}\n    breaks: {mutant.breaks}")
+        return 0
+    if args.out_dir is None:
+        print("error: give OUT_DIR (or --list)", file=sys.stderr)
+        return 2
+    names = [m.name for m in zoo.MUTANTS] if args.names is None else args.names.split(",")
+    unknown = [n for n in names if n not in zoo.BY_NAME]
+    if unknown:
+        print(f"error: no zoo member named {unknown}; see --list", file=sys.stderr)
+        return 2
+    for mutant_name in names:
+        path = zoo.materialize(mutant_name, args.out_dir)
+        print(f"{path}  ({zoo.BY_NAME[mutant_name].breaks})")
+    return 0
+
+
+def indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines())

@@ -1,0 +1,52 @@
+"""Fixed cases run before Hypothesis explores, the same in every profile.
+
+Each scenario below is run for every kind, so that every option of the configuration space
+(layers, directions, layouts, bias, unbatched input, lengths, hx, projection, the four
+dropout modes, both dtypes, long sequences) is covered by a named case whatever Hypothesis
+happens to draw. Sizes are small, distinct and never square where a transposition could
+hide (input_size != hidden_size, batch != seq_len).
+"""
+
+from __future__ import annotations
+
+from parity.case import Case
+
+# name -> the case's fields but kind, seed and device; "proj_size" and "state_grad" given
+# for LSTM are adapted to the other kinds by pinned_cases().
+SCENARIOS: dict[str, dict] = {
+    "one layer": dict(input_size=3, hidden_size=4, seq_len=5, batch=3, state_grad="both"),
+    "two bidirectional layers, batch_first, variable lengths": dict(
+        input_size=2, hidden_size=3, num_layers=2, bidirectional=True, batch_first=True,
+        seq_len=6, batch=4, lengths=(6, 3, 1, 5), proj_size=2, state_grad="both",
+        dropout_mode="eval", dropout=0.5),
+    "unbatched, no hx, train mode with p = 0": dict(
+        input_size=4, hidden_size=3, num_layers=2, bidirectional=True, unbatched=True,
+        seq_len=4, batch=1, hx=False, state_grad="h", dropout_mode="train_p0"),
+    "three layers without bias, dropout p = 1": dict(
+        input_size=2, hidden_size=5, num_layers=3, bias=False, seq_len=4, batch=2,
+        lengths=(4, 2), proj_size=3, state_grad="c", dropout_mode="train_p1", dropout=1.0),
+    "explicit dropout masks, bidirectional, lengths": dict(
+        input_size=3, hidden_size=4, num_layers=3, bidirectional=True, batch_first=True,
+        seq_len=5, batch=3, lengths=(5, 2, 4), proj_size=1, state_grad="both",
+        dropout_mode="train_masks", dropout=0.5),
+    "one step, one sequence, no upstream state gradient": dict(
+        input_size=2, hidden_size=3, seq_len=1, batch=1, state_grad="none"),
+    "float32, long sequences, two bidirectional layers": dict(
+        input_size=4, hidden_size=6, num_layers=2, bidirectional=True, seq_len=40, batch=3,
+        lengths=(40, 17, 33), proj_size=4, state_grad="both", dtype="float32"),
+    "float32, explicit dropout masks": dict(
+        input_size=3, hidden_size=5, num_layers=2, seq_len=6, batch=2, state_grad="both",
+        dropout_mode="train_masks", dropout=0.25, dtype="float32"),
+}
+
+
+def pinned_cases(kind: str, device: str = "cpu") -> list[tuple[str, Case]]:
+    """The scenarios as cases of this kind on this device, each with its own seed."""
+    out = []
+    for index, (name, fields) in enumerate(SCENARIOS.items()):
+        fields = dict(fields)
+        if kind != "LSTM":
+            fields.pop("proj_size", None)
+            fields["state_grad"] = "none" if fields["state_grad"] == "none" else "h"
+        out.append((name, Case(kind=kind, device=device, seed=1000 + index, **fields)))
+    return out

@@ -1,0 +1,165 @@
+"""Running the harness: pinned cases, then Hypothesis, per kind and device; with statistics.
+
+For each kind and device the fixed scenarios of parity.pinned run first; if they pass,
+Hypothesis explores ``profile.examples`` drawn cases (parity.strategies), stopping at the
+first failure, which it shrinks to the simplest failing configuration before it is reported.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from types import ModuleType
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, reject, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis import strategies as st
+
+from parity.case import Case
+from parity.compare import GROUPS, CaseResult, ParityFailure, run_case
+from parity.pinned import pinned_cases
+from parity.strategies import Profile, draw_case
+
+OPTION_COLUMNS = ("float64", "float32", "layers>1", "bidir", "batch_first", "no bias",
+                  "unbatched", "lengths", "hx", "proj", "eval", "p=0", "p=1", "masks", "cuda")
+DROPOUT_COLUMN = {"eval": "eval", "train_p0": "p=0", "train_p1": "p=1", "train_masks": "masks"}
+
+
+def case_options(case: Case) -> list[str]:
+    """The option columns a case counts in."""
+    flags = {
+        case.dtype: True,
+        "layers>1": case.num_layers > 1,
+        "bidir": case.bidirectional,
+        "batch_first": case.batch_first and not case.unbatched,
+        "no bias": not case.bias,
+        "unbatched": case.unbatched,
+        "lengths": case.lengths is not None,
+        "hx": case.hx,
+        "proj": case.proj_size > 0,
+        DROPOUT_COLUMN[case.dropout_mode]: True,
+        "cuda": case.device == "cuda",
+    }
+    return [name for name, on in flags.items() if on]
+
+
+@dataclass
+class MaxError:
+    error: float = 0.0  # max |impl - torch| / max(1, max|torch|)
+    tol: float = 0.0  # the tolerance of the case where it was seen
+    ratio: float = 0.0  # the largest error / tolerance over all cases
+
+
+@dataclass
+class Stats:
+    cases: Counter = field(default_factory=Counter)  # kind -> cases compared
+    options: Counter = field(default_factory=Counter)  # (kind, option) -> cases
+    errors: dict = field(default_factory=dict)  # (group, dtype) -> MaxError
+    non_finite: Counter = field(default_factory=Counter)  # kind -> cases torch overflowed
+
+    def record(self, result: CaseResult) -> None:
+        case = result.case
+        if result.non_finite_reference:
+            self.non_finite[case.kind] += 1
+            return
+        self.cases[case.kind] += 1
+        for option in case_options(case):
+            self.options[case.kind, option] += 1
+        for check in result.checks:
+            if check.problem is not None:
+                continue
+            entry = self.errors.setdefault((check.group, case.dtype), MaxError())
+            if check.error >= entry.error:
+                entry.error, entry.tol = check.error, check.tol
+            entry.ratio = max(entry.ratio, check.error / check.tol)
+
+    def max_error(self, dtype: str) -> MaxError:
+        entries = [e for (group, dt), e in self.errors.items() if dt == dtype]
+        return max(entries, key=lambda e: e.error, default=MaxError())
+
+
+@dataclass
+class GroupOutcome:
+    kind: str
+    device: str
+    pinned: int = 0
+    explored: int = 0
+    seconds: float = 0.0
+    failure: CaseResult | None = None
+    found_by: str = ""  # "pinned case '...'" or "Hypothesis (shrunk)"
+
+
+def hypothesis_settings(profile: Profile) -> settings:
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if profile.shrink else [])
+    return settings(
+        max_examples=profile.examples,
+        derandomize=False,  # a fixed profile is made repeatable by group_seed instead
+        database=None,
+        deadline=None,
+        phases=phases,
+        print_blob=False,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.normal,
+    )
+
+
+def group_seed(profile: Profile, kind: str, device: str, seed: int | None) -> int | None:
+    """Hypothesis's seed for one kind and device: fixed for a derandomized profile (the same
+    cases every run, but different ones for each kind), from --seed when given, else None
+    (a fresh exploration)."""
+    if seed is None and not profile.derandomize:
+        return None
+    return zlib.crc32(f"{profile.name}/{kind}/{device}/{seed}".encode())
+
+
+def run_group(kind: str, device: str, profile: Profile, impl: ModuleType, impl_name: str,
+              stats: Stats, seed: int | None = None,
+              pinned: bool = True) -> GroupOutcome:
+    """Pinned cases (unless pinned=False), then Hypothesis, for one kind on one device."""
+    outcome = GroupOutcome(kind, device)
+    start = time.perf_counter()
+    for name, case in pinned_cases(kind, device) if pinned else []:
+        result = run_case(case, impl, impl_name)
+        outcome.pinned += 1
+        if not result.passed:
+            outcome.failure, outcome.found_by = result, f"pinned case '{name}'"
+            outcome.seconds = time.perf_counter() - start
+            return outcome
+        stats.record(result)
+
+    explored = Counter()
+
+    @hypothesis_settings(profile)
+    @given(data=st.data())
+    def explore(data) -> None:
+        case = draw_case(data, kind, profile, device)
+        result = run_case(case, impl, impl_name)
+        explored["n"] += 1
+        if result.non_finite_reference:
+            stats.record(result)
+            reject()
+        if not result.passed:
+            raise ParityFailure(result)
+        stats.record(result)
+
+    chosen = group_seed(profile, kind, device, seed)
+    if chosen is not None:
+        explore = hypothesis_seed(chosen)(explore)
+    try:
+        explore()
+    except ParityFailure as failure:
+        outcome.failure = failure.result
+        notes = getattr(failure, "__notes__", [])  # "Falsifying example", "Draw 1 (...): ..."
+        outcome.failure.story = [line for note in notes for line in str(note).splitlines()
+                                 if line.strip()]
+        outcome.found_by = "Hypothesis" + (" (shrunk to the simplest failing case it found)"
+                                           if profile.shrink else "")
+    outcome.explored = explored["n"]
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+__all__ = ["GROUPS", "OPTION_COLUMNS", "GroupOutcome", "Stats", "case_options", "run_group"]

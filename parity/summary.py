@@ -1,0 +1,81 @@
+"""The summary printed at the end of a run: plain-text tables."""
+
+from __future__ import annotations
+
+from parity.case import KINDS
+from parity.compare import GROUPS
+from parity.runner import OPTION_COLUMNS, GroupOutcome, Stats
+
+
+def table(header: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,)) -> str:
+    """Columns padded to their widest cell; those in ``left`` left-aligned, others right."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells):
+        return "  ".join(str(c).ljust(w) if i in left else str(c).rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def cases_table(stats: Stats, kinds: list[str]) -> str:
+    header = ["kind", "cases", *OPTION_COLUMNS]
+    rows = []
+    for kind in [k for k in KINDS if k in kinds]:
+        row = [kind, str(stats.cases[kind])]
+        for option in OPTION_COLUMNS:
+            n = stats.options[kind, option]
+            applies = option != "proj" or kind == "LSTM"
+            row.append(str(n) if applies else "-")
+        rows.append(row)
+    total = ["all", str(sum(stats.cases.values()))]
+    total += [str(sum(stats.options[k, o] for k in kinds)) for o in OPTION_COLUMNS]
+    return table(header, [*rows, total])
+
+
+def errors_table(stats: Stats) -> str:
+    """Largest error per tensor group and dtype, against the tolerance where it was seen."""
+    header = ["tensor", "float64 error", "tol", "float32 error", "tol", "worst error/tol"]
+    rows = []
+    for group in GROUPS:
+        row = [group]
+        ratios = []
+        for dtype in ("float64", "float32"):
+            entry = stats.errors.get((group, dtype))
+            if entry is None:
+                row += ["-", "-"]
+            else:
+                row += [f"{entry.error:.2e}", f"{entry.tol:.1e}"]
+                ratios.append(entry.ratio)
+        if not ratios:
+            continue
+        row.append(f"{max(ratios):.2e}")
+        rows.append(row)
+    return table(header, rows)
+
+
+def groups_table(outcomes: list[GroupOutcome]) -> str:
+    header = ["kind", "device", "pinned", "explored", "seconds", "result"]
+    rows = []
+    for o in outcomes:
+        if o.failure is None:
+            verdict = "pass"
+        else:
+            names = [c.name for c in o.failure.failures]
+            what = ("raised an error" if o.failure.crash else
+                    "diverged: " + ", ".join(names[:3]) + (" ..." if len(names) > 3 else ""))
+            if o.failure.crash and names:
+                what += ", diverged: " + ", ".join(names[:3])
+            verdict = f"FAIL ({what})"
+        rows.append([o.kind, o.device, str(o.pinned), str(o.explored), f"{o.seconds:.1f}",
+                     verdict])
+    return table(header, rows, left=(0, 1, 5))
+
+
+def training_table(rows: list[dict]) -> str:
+    header = ["name", "steps", "max_param_diff", "max_loss_diff", "tolerance", "result"]
+    body = [[str(r.get("name")), str(r.get("steps")), f"{float(r.get('max_param_diff', 0)):.2e}",
+             f"{float(r.get('max_loss_diff', 0)):.2e}", f"{float(r.get('tolerance', 0)):.1e}",
+             "pass" if r.get("passed") else "FAIL"] for r in rows]
+    return table(header, body, left=(0, 5))

@@ -1,0 +1,329 @@
+"""The zoo's members: scratch with one realistic bug each, as exact source-text patches.
+
+Each patch names a file of the scratch/ package, the text it replaces (which must occur there
+exactly once) and the new text. Where a student would have written the bug consistently in
+the forward and the backward pass, both are patched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Patch:
+    file: str  # relative to the scratch/ package, e.g. "functional/gru_cell.py"
+    old: str  # must occur exactly once in the file
+    new: str
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    description: str  # the bug, as a student would have made it
+    breaks: str  # what a correct harness sees diverge
+    kinds: tuple[str, ...]  # the kinds of layer it shows in
+    diverges: tuple[str, ...]  # tensor names (prefixes) one of which must be reported
+    patches: tuple[Patch, ...]
+
+
+ALL = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+GATED = ("LSTM", "GRU")
+
+MUTANTS: list[Mutant] = [
+    Mutant(
+        "gru_textbook",
+        "the textbook GRU (Cho et al., d2l): the reset gate multiplies h_prev before its "
+        "product with W_hn, instead of torch's r * (h_prev W_hn^T + b_hn)",
+        "GRU output and h_n, and every GRU gradient",
+        ("GRU",), ("output", "h_n"),
+        (Patch("functional/gru_cell.py",
+               "    n = tanh(gi[:, 2 * H : 3 * H] + r * gh_n)  # (B, H)",
+               "    n = tanh(gi[:, 2 * H : 3 * H] + (r * h_prev) @ W_hh[2 * H :].T\n"
+               "             + (0.0 if b_hh is None else b_hh[2 * H :]))  # (B, H)"),),
+    ),
+    Mutant(
+        "lstm_gate_order_ifog",
+        "LSTM gates read in CS231n's order i, f, o, g instead of torch's i, f, g, o "
+        "(consistently, forward and backward)",
+        "LSTM output, h_n, c_n and every LSTM gradient",
+        ("LSTM",), ("output", "h_n"),
+        (Patch("functional/lstm_cell.py",
+               "    g = tanh(gates[:, 2 * H : 3 * H])  # (B, H)\n"
+               "    o = sigmoid(gates[:, 3 * H : 4 * H])  # (B, H)",
+               "    o = sigmoid(gates[:, 2 * H : 3 * H])  # (B, H)\n"
+               "    g = tanh(gates[:, 3 * H : 4 * H])  # (B, H)"),
+         Patch("functional/lstm_cell.py",
+               "[di * sigmoid_grad(i), df * sigmoid_grad(f), dg * tanh_grad(g), "
+               "do * sigmoid_grad(o)]",
+               "[di * sigmoid_grad(i), df * sigmoid_grad(f), do * sigmoid_grad(o), "
+               "dg * tanh_grad(g)]")),
+    ),
+    Mutant(
+        "rnn_dh_not_carried",
+        "RNN: the hidden-state gradient is not carried to the previous step "
+        "(dh_prev = 0: back-propagation through one step only)",
+        "RNN gradients of the input (earlier steps), of h0 and of the weights",
+        ("RNN_TANH", "RNN_RELU"), ("grad",),
+        (Patch("functional/rnn_cell.py",
+               "    dh_prev = dpre @ W_hh  # (B, H)",
+               "    dh_prev = np.zeros_like(h_prev)  # (B, H)"),),
+    ),
+    Mutant(
+        "reverse_starts_at_T",
+        "the reverse direction starts at the padded end T of every sequence instead of each "
+        "sequence's own last valid step (it runs through the padding)",
+        "with variable lengths: the reverse half of output, its h_n, and their gradients",
+        ALL, ("output", "h_n"),
+        (Patch("sequence.py",
+               "        if valid is None:\n            c = c_new",
+               "        if valid is None or reverse:\n            c = c_new"),
+         Patch("sequence.py",
+               "        if valid is not None:  # a step that did not happen gets no gradient",
+               "        if valid is not None and not reverse:"),
+         Patch("sequence.py",
+               "        if valid is not None:  # ...and passes dL/dh (dL/dc) of its state",
+               "        if valid is not None and not reverse:  # ...and passes dL/dh (dL/dc)"
+               " of its state")),
+    ),
+    Mutant(
+        "h_n_last_padded_step",
+        "h_n taken from the output at the last time step T (zero padding for a shorter "
+        "sequence) instead of each sequence's own last valid step",
+        "with variable lengths: h_n of the forward direction and the gradients it feeds",
+        ALL, ("h_n",),
+        (Patch("sequence.py",
+               "    h_n = states[0] if reverse else states[T]",
+               "    h_n = output[0] if reverse else output[T - 1]"),),
+    ),
+    Mutant(
+        "gru_one_bias_grad",
+        "GRU: b_hh given b_ih's gradient (as for RNN and LSTM), but in the n block torch's "
+        "dL/db_hn carries the factor r",
+        "GRU grad of bias_hh",
+        ("GRU",), ("grad[bias_hh",),
+        (Patch("sequence.py",
+               "    db_hh = None if weights.b_hh is None else dgh.sum(axis=(0, 1))",
+               "    db_hh = None if weights.b_hh is None else dx_proj.sum(axis=(0, 1))"),),
+    ),
+    Mutant(
+        "weight_hr_grad_missing",
+        "LSTM with proj_size: the projection weight's gradient is never accumulated",
+        "LSTM grad of weight_hr (stays zero)",
+        ("LSTM",), ("grad[weight_hr",),
+        (Patch("recurrent.py",
+               '        if self.proj_size:\n            grads[f"weight_hr{sfx}"] += rec.dW_hr\n',
+               ""),),
+    ),
+    Mutant(
+        "dropout_after_last_layer",
+        "dropout also applied to the last layer's output (torch applies it only between "
+        "layers)",
+        "in train mode with dropout: output and every gradient",
+        ALL, ("output",),
+        (Patch("recurrent.py",
+               "            if use_dropout and layer < self.num_layers - 1:",
+               "            if use_dropout:"),
+         Patch("recurrent.py",
+               "                mask = masks[layer] if masks is not None else",
+               "                mask = masks[layer] if masks is not None and layer < len(masks)"
+               " else")),
+    ),
+    Mutant(
+        "relu_grad_at_zero",
+        "relu's derivative written from its output as (r >= 0): 1 at zero and, since the "
+        "output is never negative, everywhere",
+        "RNN (relu) gradients",
+        ("RNN_RELU",), ("grad",),
+        (Patch("activations.py",
+               "    return (r > 0).astype(r.dtype)",
+               "    return (r >= 0).astype(r.dtype)"),),
+    ),
+    Mutant(
+        "bias_grad_wrong_axis",
+        "b_ih's gradient summed over the batch axis only, at the last time step: the sum "
+        "over the time axis is missing (one time step hides it)",
+        "grad of bias_ih",
+        ALL, ("grad[bias_ih",),
+        (Patch("recurrent.py",
+               '            grads[f"bias_ih{sfx}"] += dx_proj_2d.sum(axis=0)',
+               '            grads[f"bias_ih{sfx}"] += dx_proj[-1].sum(axis=0)'),),
+    ),
+    Mutant(
+        "bias_grad_batch_mean",
+        "b_ih's gradient averaged over the batch instead of summed (a batch of one hides it)",
+        "grad of bias_ih",
+        ALL, ("grad[bias_ih",),
+        (Patch("recurrent.py",
+               '            grads[f"bias_ih{sfx}"] += dx_proj_2d.sum(axis=0)',
+               '            grads[f"bias_ih{sfx}"] += dx_proj.sum(axis=0).mean(axis=0)'),),
+    ),
+    Mutant(
+        "layer_input_grad_dropped",
+        "the gradient of a layer's input is not passed down to the layer below: lower layers "
+        "learn only from their own h_n",
+        "with two or more layers: grad of the input and of the lower layers' parameters",
+        ALL, ("grad",),
+        (Patch("recurrent.py",
+               "            dlayer_output = dlayer_input\n",
+               "            dlayer_output = dlayer_input if layer == 0 else "
+               "np.zeros_like(dlayer_input)\n"),),
+    ),
+    Mutant(
+        "state_grad_top_layer_only",
+        "the upstream gradient of h_n (and c_n) is given to the top layer only: the state "
+        "gradient is dropped at the layer boundaries",
+        "with two or more layers: gradients of the lower layers' parameters, of h0 and input",
+        ALL, ("grad",),
+        (Patch("recurrent.py",
+               "                    dh_n[row], None if dc_n is None else dc_n[row],",
+               "                    dh_n[row] * (layer == self.num_layers - 1),\n"
+               "                    None if dc_n is None else dc_n[row] * "
+               "(layer == self.num_layers - 1),"),),
+    ),
+    Mutant(
+        "grads_overwritten",
+        "weight_hh's gradient assigned instead of added: a second backward() without "
+        "zero_grad() loses the first (torch accumulates .grad)",
+        "grad of weight_hh after two backward() calls",
+        ALL, ("grad[weight_hh",),
+        (Patch("recurrent.py",
+               '        grads[f"weight_hh{sfx}"] += rec.dW_hh',
+               '        grads[f"weight_hh{sfx}"][...] = rec.dW_hh'),),
+    ),
+    Mutant(
+        "rnn_transposed_W_hh",
+        "RNN: W_hh used transposed (h_prev W_hh instead of h_prev W_hh^T), consistently "
+        "forward and backward; its square shape (H, H) hides the mistake from every shape "
+        "check",
+        "RNN output, h_n and every RNN gradient",
+        ("RNN_TANH", "RNN_RELU"), ("output", "h_n"),
+        (Patch("functional/rnn_cell.py",
+               "    pre = x_proj + h_prev @ W_hh.T  # (B, H)",
+               "    pre = x_proj + h_prev @ W_hh  # (B, H)"),
+         Patch("functional/rnn_cell.py",
+               "    dh_prev = dpre @ W_hh  # (B, H)",
+               "    dh_prev = dpre @ W_hh.T  # (B, H)")),
+    ),
+    Mutant(
+        "lstm_forget_bias_plus_one",
+        "LSTM: +1 added to the forget gate's pre-activation (Keras's unit_forget_bias), "
+        "which torch does not do",
+        "LSTM output, h_n, c_n and every LSTM gradient",
+        ("LSTM",), ("output", "h_n"),
+        (Patch("functional/lstm_cell.py",
+               "    f = sigmoid(gates[:, 1 * H : 2 * H])  # (B, H)",
+               "    f = sigmoid(gates[:, 1 * H : 2 * H] + 1.0)  # (B, H)"),),
+    ),
+    Mutant(
+        "lstm_dc_prev_without_f",
+        "LSTM: the cell gradient passed to the previous step is dc, not dc * f",
+        "LSTM gradients through time (c0, input, weights)",
+        ("LSTM",), ("grad",),
+        (Patch("functional/lstm_cell.py",
+               "    dc_prev = dc * f  # (B, H)",
+               "    dc_prev = dc  # (B, H)"),),
+    ),
+    Mutant(
+        "lstm_tanh_c_grad_missing",
+        "LSTM: the derivative of tanh(c) left out of dL/dc (dc += dh * o)",
+        "LSTM gradients",
+        ("LSTM",), ("grad",),
+        (Patch("functional/lstm_cell.py",
+               "    dc = dc + dh_full * o * tanh_grad(tanh_c)  # (B, H)",
+               "    dc = dc + dh_full * o  # (B, H)"),),
+    ),
+    Mutant(
+        "sigmoid_grad_of_output",
+        "sigmoid's derivative applied to the cached output as if it were the input: "
+        "sigmoid(s) * (1 - sigmoid(s)) with s = sigmoid(x)",
+        "LSTM and GRU gradients",
+        GATED, ("grad",),
+        (Patch("activations.py",
+               "    return s * (1.0 - s)",
+               "    return sigmoid(s) * (1.0 - sigmoid(s))"),),
+    ),
+    Mutant(
+        "gru_update_gate_swapped",
+        "GRU: h = z * n + (1 - z) * h_prev (the other convention) instead of torch's "
+        "(1 - z) * n + z * h_prev, consistently forward and backward",
+        "GRU output, h_n and every GRU gradient",
+        ("GRU",), ("output", "h_n"),
+        (Patch("functional/gru_cell.py",
+               "    h = (1.0 - z) * n + z * h_prev  # (B, H)",
+               "    h = z * n + (1.0 - z) * h_prev  # (B, H)"),
+         Patch("functional/gru_cell.py",
+               "    dn = dh * (1.0 - z)  # (B, H)\n    dz = dh * (h_prev - n)  # (B, H)",
+               "    dn = dh * z  # (B, H)\n    dz = dh * (n - h_prev)  # (B, H)"),
+         Patch("functional/gru_cell.py",
+               "    dh_prev = dh * z + dgh @ W_hh  # (B, H)",
+               "    dh_prev = dh * (1.0 - z) + dgh @ W_hh  # (B, H)")),
+    ),
+    Mutant(
+        "gru_dh_prev_direct_path_only",
+        "GRU: dL/dh_prev keeps only the direct path dh * z and forgets the path through the "
+        "gates (dgh W_hh)",
+        "GRU gradients through time",
+        ("GRU",), ("grad",),
+        (Patch("functional/gru_cell.py",
+               "    dh_prev = dh * z + dgh @ W_hh  # (B, H)",
+               "    dh_prev = dh * z  # (B, H)"),),
+    ),
+    Mutant(
+        "reverse_output_not_flipped",
+        "the reverse direction's outputs stored in the order they were computed (T-1 first) "
+        "instead of in time order",
+        "bidirectional: the reverse half of output, and every gradient it feeds",
+        ALL, ("output",),
+        (Patch("recurrent.py",
+               "            layer_output = outputs[0] if D == 1 else "
+               "np.concatenate(outputs, axis=-1)",
+               "            layer_output = outputs[0] if D == 1 else "
+               "np.concatenate([outputs[0], outputs[1][::-1]], axis=-1)"),),
+    ),
+    Mutant(
+        "state_rows_direction_major",
+        "h0/h_n rows indexed direction-major (direction * num_layers + layer) instead of "
+        "torch's layer * num_directions + direction",
+        "with two or more bidirectional layers: h_n, c_n and their gradients, grad_h0",
+        ALL, ("h_n", "c_n", "output", "grad_h0"),
+        (Patch("recurrent.py",
+               "                output, h_n[row], c_last, cache = direction_forward(",
+               "                row = direction * self.num_layers + layer\n"
+               "                output, h_n[row], c_last, cache = direction_forward("),
+         Patch("recurrent.py",
+               "                dx_proj, dh0[row], dc_first, rec = direction_backward(",
+               "                row = direction * self.num_layers + layer\n"
+               "                dx_proj, dh0[row], dc_first, rec = direction_backward(")),
+    ),
+    Mutant(
+        "dropout_mask_not_in_backward",
+        "the dropout mask applied in the forward pass but not to the gradient in the "
+        "backward pass",
+        "in train mode with dropout: gradients of the lower layers and of the input",
+        ALL, ("grad",),
+        (Patch("recurrent.py",
+               "            if layer_cache.dropout_mask is not None:\n"
+               "                dlayer_output = dlayer_output * layer_cache.dropout_mask\n",
+               ""),),
+    ),
+    Mutant(
+        "padded_output_repeats_state",
+        "with variable lengths, the output at padded steps repeats the last valid state "
+        "instead of being zero",
+        "with variable lengths: output at padded steps",
+        ALL, ("output",),
+        (Patch("sequence.py",
+               "output = np.where(valid, output, 0.0)",
+               "output = output.copy()"),),
+    ),
+    Mutant(
+        "b_ih_forgotten",
+        "the input bias b_ih never added in the forward pass (only b_hh is)",
+        "with bias: output, h_n and every gradient",
+        ALL, ("output", "h_n"),
+        (Patch("recurrent.py",
+               "                if b_ih is not None:\n                    x_proj += b_ih\n",
+               ""),),
+    ),
+]

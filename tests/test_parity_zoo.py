@@ -1,0 +1,115 @@
+"""Meta-tests: the harness flags every wrong implementation of the zoo and names what diverged.
+
+Each member is materialized as a student's copy would be (a directory holding a scratch/
+package), loaded through --impl's loader, and run through the pinned cases, which every
+profile (ci included) runs first: what they catch, ``make parity --impl`` catches. The kinds a
+member should not affect must still pass, so that each member is the one bug it claims.
+A few members are also run through Hypothesis alone, to check that the exploration finds
+and reports them without the pinned cases' help.
+"""
+
+import contextlib
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from parity import cli, zoo
+from parity.case import KINDS
+from parity.compare import run_case
+from parity.impl import load_impl
+from parity.pinned import pinned_cases
+from parity.runner import Stats, run_group
+from parity.strategies import PROFILES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_zoo_has_at_least_fifteen_distinct_members():
+    names = [m.name for m in zoo.MUTANTS]
+    assert len(names) >= 15 and len(set(names)) == len(names)
+    for mutant in zoo.MUTANTS:
+        assert mutant.description and mutant.breaks and mutant.patches and mutant.diverges
+        assert set(mutant.kinds) <= set(KINDS)
+
+
+@pytest.mark.parametrize("mutant", zoo.MUTANTS, ids=lambda m: m.name)
+def test_every_patch_still_applies(mutant):
+    """Fails loudly, naming member, file and text, when scratch/ has moved under a patch."""
+    texts = zoo.patched_sources(mutant)
+    for file, text in texts.items():
+        assert text != (zoo.scratch_source_dir() / file).read_text()
+
+
+@pytest.mark.parametrize("mutant", zoo.MUTANTS, ids=lambda m: m.name)
+def test_the_harness_flags_every_member_and_names_the_tensor(mutant, tmp_path):
+    impl_dir = zoo.materialize(mutant.name, tmp_path)
+    assert (impl_dir / "scratch" / "__init__.py").is_file()
+    impl = load_impl(str(impl_dir))
+    for kind in KINDS:
+        failures = []
+        for _, case in pinned_cases(kind):
+            result = run_case(case, impl, str(impl_dir))
+            if not result.passed:
+                failures.append(result)
+        if kind not in mutant.kinds:
+            assert not failures, f"{mutant.name} should not change {kind}:\n" + \
+                failures[0].report()
+            continue
+        assert failures, f"{mutant.name} was not caught for {kind}"
+        first = failures[0]
+        assert first.crash is None, first.report()
+        names = [c.name for c in first.failures]
+        assert any(n.startswith(prefix) for n in names for prefix in mutant.diverges), names
+        report = first.report()
+        assert f"diverged from torch: {names[0]}" in report
+        assert f"--impl {impl_dir}" in report and "--reproduce" in report
+
+
+@pytest.mark.parametrize("name, kind", [("gru_textbook", "GRU"),
+                                        ("grads_overwritten", "LSTM"),
+                                        ("reverse_starts_at_T", "GRU")])
+def test_hypothesis_alone_finds_and_shrinks(name, kind, tmp_path):
+    impl = load_impl(str(zoo.materialize(name, tmp_path)))
+    with contextlib.redirect_stdout(io.StringIO()):
+        outcome = run_group(kind, "cpu", PROFILES["quick"], impl, name, Stats(), pinned=False)
+    assert outcome.failure is not None and outcome.found_by.startswith("Hypothesis")
+    report = outcome.failure.report()
+    assert "Draw 1 (input_size)" in report and "diverged from torch" in report
+
+
+def test_a_patch_that_no_longer_matches_says_so(tmp_path):
+    source = tmp_path / "scratch"
+    source.mkdir()
+    (source / "activations.py").write_text("def relu_grad(r):\n    return r > 0\n")
+    with pytest.raises(zoo.PatchError, match=r"'relu_grad_at_zero' no longer applies: "
+                                             r"scratch/activations.py"):
+        zoo.materialize("relu_grad_at_zero", tmp_path / "out", source=source)
+    assert not (tmp_path / "out").exists()  # nothing written when a patch fails
+
+
+def test_cli_zoo_then_impl_ends_red_naming_the_tensor(tmp_path, capsys):
+    assert cli.main(["zoo", str(tmp_path), "--names", "weight_hr_grad_missing"]) == 0
+    impl_dir = tmp_path / "weight_hr_grad_missing"
+    assert cli.main(["--impl", str(impl_dir), "--profile", "quick", "--kinds", "lstm"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL: LSTM on cpu" in out and "grad[weight_hr_l0]" in out
+    assert cli.main(["zoo", str(tmp_path), "--names", "no_such_member"]) == 2
+
+
+def test_python_m_parity_in_a_fresh_process(tmp_path):
+    """The entry point as an instructor runs it: exit status 1 and the tensor named."""
+    impl_dir = zoo.materialize("lstm_gate_order_ifog", tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "parity", "--impl", str(impl_dir), "--profile", "quick",
+         "--kinds", "lstm,gru"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "diverged from torch: output" in run.stdout
+    assert re.search(r"^GRU\s+cpu\s+\d+\s+\d+\s+[\d.]+\s+pass$", run.stdout, re.M)
+    assert re.search(r"^LSTM\s+cpu\s+\d+\s+\d+\s+[\d.]+\s+FAIL \(diverged: output",
+                     run.stdout, re.M)
