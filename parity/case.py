@@ -3,7 +3,8 @@
 A ``Case`` is plain data (JSON in, JSON out), so that a failure is reproduced exactly by its
 JSON alone: every array of the case (weights, biases, initial states, input, upstream
 gradients, dropout masks) is drawn from NumPy's generator seeded with ``case.seed``, in
-float64, every element independently and non-zero, then cast to the case's dtype.
+float64, every element independently and non-zero, then cast to the case's dtype. The one
+exception is asked for by name: ``zero_input_steps`` sets whole input rows to exactly zero.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class Case:
     "train_masks" (train mode with explicit masks of probability p, checked against
     torch_impl.equations since torch.nn cannot take masks).
     state_grad: which final states get an upstream gradient ("c" and "both" for LSTM only).
+    zero_input_steps: time steps whose input rows are exactly zero in every sequence. With
+    no bias and no hx, the steps a direction runs before its first non-zero row have a
+    pre-activation of exactly zero (the place where relu'(0) = 0 is decided).
     """
 
     kind: str
@@ -44,6 +48,7 @@ class Case:
     seq_len: int = 3
     batch: int = 2
     lengths: tuple[int, ...] | None = None
+    zero_input_steps: tuple[int, ...] = ()
     hx: bool = True
     state_grad: str = "h"
     dropout_mode: str = "eval"
@@ -76,6 +81,10 @@ class Case:
             ):
                 p.append(f"lengths must be {self.batch} ints in 1..{self.seq_len}, "
                          f"got {self.lengths}")
+        steps = self.zero_input_steps
+        if list(steps) != sorted(set(steps)) or not all(0 <= t < self.seq_len for t in steps):
+            p.append(f"zero_input_steps must be increasing steps in 0..{self.seq_len - 1}, "
+                     f"got {steps}")
         allowed = STATE_GRADS if self.kind == "LSTM" else ("none", "h")
         if self.state_grad not in allowed:
             p.append(f"state_grad must be one of {allowed} for {self.kind}, "
@@ -137,6 +146,8 @@ class Case:
             parts.append(f"{layout} input, T={self.seq_len}, B={self.batch}")
         if self.lengths is not None:
             parts.append(f"lengths {list(self.lengths)}")
+        if self.zero_input_steps:
+            parts.append(f"input exactly zero at steps {list(self.zero_input_steps)}")
         state = "(h0, c0)" if self.kind == "LSTM" else "h0"
         parts.append(f"{state} given" if self.hx else f"no {state}")
         parts.append({
@@ -172,6 +183,8 @@ class Case:
             raise ValueError(f"unknown case fields {unknown}; known: {sorted(known)}")
         if fields.get("lengths") is not None:
             fields["lengths"] = tuple(fields["lengths"])
+        if "zero_input_steps" in fields:
+            fields["zero_input_steps"] = tuple(fields["zero_input_steps"])
         return cls(**fields)
 
 
@@ -235,7 +248,8 @@ def make_data(case: Case) -> CaseData:
 
     Weights and biases from torch's init, U(-1/sqrt(H), 1/sqrt(H)) (scaled to keep relu
     gradients finite); inputs, states and upstream gradients from N(0, 1). No element is
-    zero but with probability zero, and no two are tied to each other.
+    zero but with probability zero, and no two are tied to each other, except the input rows
+    of ``case.zero_input_steps``, which are exactly zero.
     """
     rng = np.random.default_rng(case.seed)
     dtype = case.np_dtype
@@ -250,6 +264,11 @@ def make_data(case: Case) -> CaseData:
     params = {name: uniform(param_shape(case, name)) for name in param_names(case)}
     in_shape = output_shape(case)[:-1] + (case.input_size,)
     x = normal(in_shape)
+    steps = list(case.zero_input_steps)  # drawn, then zeroed: the other arrays stay the same
+    if case.batch_first and not case.unbatched:
+        x[:, steps] = 0.0  # (B, T, I)
+    else:
+        x[steps] = 0.0  # (T, B, I) or (T, I)
     h0 = normal(state_shape(case, case.h_out)) if case.hx else None
     c0 = normal(state_shape(case, case.hidden_size)) if case.hx and case.kind == "LSTM" else None
     grad_output = normal(output_shape(case))

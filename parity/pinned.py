@@ -5,6 +5,15 @@ Each scenario below is run for every kind, so that every option of the configura
 dropout modes, both dtypes, long sequences) is covered by a named case whatever Hypothesis
 happens to draw. Sizes are small, distinct and never square where a transposition could
 hide (input_size != hidden_size, batch != seq_len).
+
+The last scenarios put exact zeros where drawn data never does: in a pre-activation. With no
+bias and no hx, a direction that starts on input rows of exactly zero computes
+pre = 0 W_ih^T + 0 W_hh^T = 0 at those steps (and so does every layer above it, whose input
+there is act(0) = 0 for every kind). That is where relu's derivative is a convention: torch
+takes relu'(0) = 0, so the gradient of those input rows is exactly zero, and an
+implementation that takes 1 there differs in nothing else. (Zero rows after a non-zero one
+meet the state carried so far, in general not zero: they check that zero input is not
+special-cased.)
 """
 
 from __future__ import annotations
@@ -37,6 +46,21 @@ SCENARIOS: dict[str, dict] = {
     "float32, explicit dropout masks": dict(
         input_size=3, hidden_size=5, num_layers=2, seq_len=6, batch=2, state_grad="both",
         dropout_mode="train_masks", dropout=0.25, dtype="float32"),
+    # pre-activations of exactly zero: steps 0 and 1 in both layers; step 3 is a zero row
+    # after non-zero ones
+    "pre-activation exactly 0: zero input rows first, no bias, no hx, two layers": dict(
+        input_size=3, hidden_size=4, num_layers=2, seq_len=5, batch=3, bias=False, hx=False,
+        zero_input_steps=(0, 1, 3), proj_size=2, state_grad="both"),
+    # the forward direction starts on zero rows at step 0; the reverse one at each sequence's
+    # own last valid step (5, 3 and 4), zero in every sequence
+    "pre-activation exactly 0: bidirectional, batch_first, lengths, zero rows at both ends": dict(
+        input_size=2, hidden_size=3, bidirectional=True, batch_first=True, seq_len=6, batch=3,
+        lengths=(6, 4, 5), bias=False, hx=False, zero_input_steps=(0, 3, 4, 5), proj_size=1,
+        state_grad="both"),
+    "pre-activation exactly 0: float32, unbatched, train mode with p = 0": dict(
+        input_size=4, hidden_size=2, num_layers=2, unbatched=True, seq_len=4, batch=1,
+        bias=False, hx=False, zero_input_steps=(0, 1), state_grad="h",
+        dropout_mode="train_p0", dtype="float32"),
 }
 
 

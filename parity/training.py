@@ -40,12 +40,10 @@ import torch.nn.functional as F
 
 import scratch
 import torch_impl
-from parity.tolerances import scale
+from parity.tolerances import TRAINING_TOL, scale
 from scratch.losses import flat_cross_entropy
 from scratch.tbptt import split_chunks, train_step, train_tbptt
 from torch_impl import models as torch_models
-
-TRAINING_TOL = 1e-9  # relative, as |a - b| <= TRAINING_TOL * max(1, max |b|); see above
 
 
 @dataclass(frozen=True)

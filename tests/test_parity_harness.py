@@ -8,6 +8,7 @@ import types
 import numpy as np
 import pytest
 
+import parity
 import scratch
 from parity import cli, tolerances
 from parity.case import KINDS, Case, make_data, param_names
@@ -25,6 +26,9 @@ LSTM_CASE = Case(kind="LSTM", input_size=3, hidden_size=4, num_layers=2, proj_si
 # -- cases and their data ------------------------------------------------------------------------
 def test_case_json_round_trip():
     assert Case.from_json(LSTM_CASE.to_json()) == LSTM_CASE
+    zeros = dataclasses.replace(LSTM_CASE, zero_input_steps=(0, 2))
+    assert Case.from_json(zeros.to_json()) == zeros
+    assert "input exactly zero at steps [0, 2]" in zeros.describe()
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -33,6 +37,9 @@ def test_case_json_round_trip():
     (dict(lengths=(4, 5, 1)), "lengths must be 3 ints in 1..4"),
     (dict(num_layers=1), "train_masks needs num_layers >= 2"),
     (dict(dtype="float16"), "dtype must be"),
+    (dict(zero_input_steps=(2, 1)), r"zero_input_steps must be increasing steps in 0\.\.3"),
+    (dict(zero_input_steps=(1, 1)), "zero_input_steps must be increasing"),
+    (dict(zero_input_steps=(4,)), "zero_input_steps must be increasing"),
 ])
 def test_invalid_cases_are_refused_with_the_reason(fields, message):
     with pytest.raises(ValueError, match=message):
@@ -78,6 +85,17 @@ def test_tolerances():
     assert tolerances.scale(np.array([0.5])) == 1.0
     with pytest.raises(TypeError, match="float32 or float64"):
         tolerances.tolerance(np.float16, 1, 1)
+
+
+def test_training_tolerance_lives_in_tolerances():
+    import inspect
+
+    from parity import training
+
+    assert training.TRAINING_TOL is tolerances.TRAINING_TOL
+    assert "TRAINING_TOL =" not in inspect.getsource(training)
+    # above one pass's bound (differences grow over updates), far below a wrong formula's 1e-4
+    assert tolerances.FLOAT64_TOL < tolerances.TRAINING_TOL < 1e-4
 
 
 # -- one tensor ----------------------------------------------------------------------------------
@@ -218,6 +236,9 @@ def test_cli_counts_training_rows(capsys, monkeypatch):
     fake = types.ModuleType("parity.training")
     fake.run_training_parity = lambda profile: rows
     monkeypatch.setitem(sys.modules, "parity.training", fake)
+    # `import parity.training` reads the package's attribute first, once the real module
+    # has been imported by an earlier test
+    monkeypatch.setattr(parity, "training", fake, raising=False)
     monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: object())
     assert cli.main(["--profile", "quick", "--kinds", "rnn_tanh"]) == 1
     out = capsys.readouterr().out

@@ -140,6 +140,24 @@ MUTANTS: list[Mutant] = [
                "    return (r >= 0).astype(r.dtype)"),),
     ),
     Mutant(
+        "relu_grad_one_at_zero",
+        "RNN (relu): the step keeps the pre-activation and takes relu's derivative as "
+        "(pre >= 0), 1 at exactly zero where torch takes relu'(0) = 0; the same as torch "
+        "everywhere else",
+        "RNN (relu) with a pre-activation of exactly zero (zero input rows, no bias, no hx): "
+        "the gradient of those input rows",
+        ("RNN_RELU",), ("grad_input",),
+        (Patch("functional/rnn_cell.py",
+               "    return h, RNNStepCache(h_prev, h, nonlinearity)",
+               "    # relu's derivative is taken from the pre-activation, kept in h's place\n"
+               "    return h, RNNStepCache(h_prev, pre if nonlinearity == \"relu\" else h, "
+               "nonlinearity)"),
+         Patch("functional/rnn_cell.py",
+               "    dpre = np.multiply(dh, act_grad(h), out=out)",
+               "    slope = (h >= 0).astype(h.dtype) if nonlinearity == \"relu\" else act_grad(h)\n"
+               "    dpre = np.multiply(dh, slope, out=out)")),
+    ),
+    Mutant(
         "bias_grad_wrong_axis",
         "b_ih's gradient summed over the batch axis only, at the last time step: the sum "
         "over the time axis is missing (one time step hides it)",

@@ -1,0 +1,64 @@
+"""The zoo's list in docs/parity.md, written from parity.zoo.MUTANTS.
+
+    python -m parity.zoo.doc           # rewrite the list in docs/parity.md
+    python -m parity.zoo.doc --check   # exit 1 if the list there is not MUTANTS's
+
+The list sits between the two marker lines ``BEGIN`` and ``END``; the rest of the file is
+left as it is. tests/test_parity_docs.py checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from parity.zoo.mutants import MUTANTS
+
+BEGIN = "<!-- zoo list: written by `python -m parity.zoo.doc`, do not edit by hand -->"
+END = "<!-- end of zoo list -->"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "parity.md"
+KIND_NAMES = {"RNN_TANH": "RNN (tanh)", "RNN_RELU": "RNN (relu)", "LSTM": "LSTM", "GRU": "GRU"}
+
+
+def zoo_list() -> str:
+    """The Markdown table of the members: name, the bug, the kinds it shows in, what breaks."""
+    lines = ["| member | the bug | kinds | what the harness sees diverge |",
+             "| --- | --- | --- | --- |"]
+    for mutant in MUTANTS:
+        kinds = ", ".join(KIND_NAMES[k] for k in mutant.kinds)
+        cells = [f"`{mutant.name}`", mutant.description, kinds, mutant.breaks]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def with_list(text: str) -> str:
+    """``text`` with the part between the markers replaced by the current list."""
+    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
+        raise ValueError(f"the doc must hold the line {BEGIN!r} once, then {END!r} once")
+    head, rest = text.split(BEGIN)
+    _, tail = rest.split(END)
+    return f"{head}{BEGIN}\n{zoo_list()}\n{END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m parity.zoo.doc", description=__doc__.split("\n")[0])
+    p.add_argument("--check", action="store_true", help="only check; exit 1 if out of date")
+    p.add_argument("--doc", type=Path, default=DOC, help=f"the file (default: {DOC})")
+    args = p.parse_args(argv)
+    text = args.doc.read_text()
+    new = with_list(text)
+    if args.check:
+        if new != text:
+            print(f"{args.doc}: the zoo list is out of date; run python -m parity.zoo.doc",
+                  file=sys.stderr)
+            return 1
+        return 0
+    if new != text:
+        args.doc.write_text(new)
+        print(f"{args.doc}: zoo list rewritten ({len(MUTANTS)} members)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
