@@ -14,6 +14,13 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import sys  # noqa: E402
 
+from parity.grading.cli import COMMANDS as GRADING_COMMANDS  # noqa: E402
+
+if sys.argv[1:2] and sys.argv[1] in GRADING_COMMANDS:  # grading never imports torch
+    from parity.grading.cli import main as grading_main
+
+    sys.exit(grading_main(sys.argv[1:]))
+
 import torch  # noqa: E402
 
 torch.set_num_threads(1)

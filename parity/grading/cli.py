@@ -1,0 +1,189 @@
+"""The grading commands. Each has a ``main(argv)``; ``main`` dispatches on the first word.
+
+    python -m parity skeleton OUT [--source DIR] [--rubric FILE] [--force]
+    python -m parity grade SUBMISSION [--rubric FILE] [--items a,b] [--results FILE]
+                                      [--json FILE] [--verbose]
+    python -m parity grade-all SUBMISSIONS_DIR [--out DIR] [--jobs N] [--rubric FILE]
+    python -m parity gradescope-bundle OUT.zip [--rubric FILE]
+
+(``python -m parity.grading ...`` runs the same commands without loading torch.) Exit status:
+0 done (for ``grade``: full marks), 1 done with points lost, 2 a usage error or a bad input.
+``gradescope`` is what the bundle's run_autograder runs: it always writes results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+USAGE_ERROR = 2
+
+
+def _rubric(path):
+    from parity.grading.rubric import default_rubric, load_rubric
+
+    return load_rubric(path) if path else default_rubric()
+
+
+def _rubric_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rubric", default=None, metavar="FILE",
+                        help="a TOML or JSON rubric: weights, visibility, limits "
+                             "(default: every item at its default weight, visible)")
+
+
+def skeleton_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m parity skeleton",
+        description="Write the student version of scratch/: the marked solution regions "
+                    "replaced by TODOs and raise NotImplementedError, and a README of what "
+                    "to write and how it is graded.")
+    p.add_argument("out", type=Path, help="a new (or empty) directory")
+    p.add_argument("--source", type=Path, default=None,
+                   help="the marked reference package (default: this project's scratch/)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty OUT")
+    _rubric_arg(p)
+    args = p.parse_args(argv)
+    from parity.grading.markers import MarkerError
+    from parity.grading.skeleton import write_skeleton
+
+    try:
+        skeleton = write_skeleton(args.out, args.source, _rubric(args.rubric), args.force)
+    except (OSError, ValueError, MarkerError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"wrote {len(skeleton.files)} files into {args.out}: {len(skeleton.regions)} parts "
+          f"for students to write, in "
+          f"{len({r.function for r in skeleton.regions})} functions")
+    return 0
+
+
+def grade_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m parity grade",
+        description="Grade a directory holding a student's scratch/ against the reference, "
+                    "item by item, each in its own sandboxed process.")
+    p.add_argument("submission", type=Path)
+    _rubric_arg(p)
+    p.add_argument("--items", default=None, help="comma-separated item ids (default: all)")
+    p.add_argument("--results", type=Path, default=None, metavar="FILE",
+                   help="also write Gradescope's results.json here")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE",
+                   help="also write the full result as JSON here")
+    p.add_argument("--verbose", action="store_true", help="feedback for passing items too")
+    args = p.parse_args(argv)
+    from parity.grading.grade import grade_submission
+    from parity.grading.items import ITEMS_BY_ID
+    from parity.grading.report import terminal_report, write_gradescope_results, write_json
+
+    try:
+        rubric = _rubric(args.rubric)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    items = None
+    if args.items:
+        items = [i.strip() for i in args.items.split(",") if i.strip()]
+        unknown = [i for i in items if i not in ITEMS_BY_ID]
+        if unknown:
+            print(f"error: unknown items {unknown}; items: {', '.join(ITEMS_BY_ID)}",
+                  file=sys.stderr)
+            return USAGE_ERROR
+    grade = grade_submission(args.submission, rubric, items)
+    if grade.error:
+        print(f"error: {grade.error}", file=sys.stderr)
+    print(terminal_report(grade, args.verbose))
+    if args.results:
+        write_gradescope_results(grade, args.results)
+    if args.json:
+        write_json(grade.to_dict(), args.json)
+    if grade.error:
+        return USAGE_ERROR
+    return 0 if grade.score == grade.max_score else 1
+
+
+def grade_all_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m parity grade-all",
+        description="Grade every subdirectory of SUBMISSIONS_DIR (one submission each) in "
+                    "parallel, and write one gradebook (CSV and JSON) and a report each.")
+    p.add_argument("submissions", type=Path)
+    p.add_argument("--out", type=Path, default=Path("gradebook"),
+                   help="where the gradebook goes (default: ./gradebook)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="submissions graded at once (default: the number of cores)")
+    _rubric_arg(p)
+    args = p.parse_args(argv)
+    from parity.grading.batch import grade_all, write_gradebook
+
+    try:
+        rubric = _rubric(args.rubric)
+        book = grade_all(args.submissions, rubric, args.jobs)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    paths = write_gradebook(book, rubric, args.out)
+    width = max(len(Path(row.submission).name) for row in book.rows)
+    for row in book.rows:
+        flag = f"  ({row.error})" if row.error else ""
+        print(f"{Path(row.submission).name:<{width}}  {row.score:>6g} / {row.max_score:g}{flag}")
+    print(f"{len(book.rows)} submissions in {book.seconds:.1f} s with {book.jobs} jobs; "
+          f"gradebook: {paths['csv']}, {paths['json']}")
+    return 0
+
+
+def bundle_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m parity gradescope-bundle",
+        description="Build the Gradescope autograder zip: setup.sh, run_autograder, this "
+                    "harness, the reference and the rubric.")
+    p.add_argument("out", type=Path, help="the zip to write, e.g. autograder.zip")
+    _rubric_arg(p)
+    args = p.parse_args(argv)
+    from parity.grading.gradescope import write_bundle
+
+    try:
+        path = write_bundle(args.out, _rubric(args.rubric))
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"wrote {path}: upload it as the assignment's autograder (Ubuntu 24.04 base image)")
+    return 0
+
+
+def gradescope_main(argv: list[str]) -> int:
+    """Inside the autograder: grade, and always leave a results.json."""
+    p = argparse.ArgumentParser(prog="python -m parity.grading gradescope")
+    p.add_argument("--submission", type=Path, required=True)
+    p.add_argument("--results", type=Path, required=True)
+    _rubric_arg(p)
+    args = p.parse_args(argv)
+    from parity.grading.report import terminal_report, write_gradescope_results, write_json
+    from parity.grading.sandbox import isolation_summary
+
+    try:
+        from parity.grading.grade import grade_submission
+
+        grade = grade_submission(args.submission, _rubric(args.rubric))
+    except Exception as error:  # the grader itself failed: say so, score nothing
+        write_json({"score": 0, "output": "The autograder failed before grading your "
+                    "submission; your instructor has been told. (" + type(error).__name__ +
+                    ")", "stdout_visibility": "hidden", "tests": []}, args.results)
+        raise
+    write_gradescope_results(grade, args.results)
+    print(terminal_report(grade, verbose=True))
+    print(f"isolation: {isolation_summary()}")
+    return 0
+
+
+COMMANDS = {"skeleton": skeleton_main, "grade": grade_main, "grade-all": grade_all_main,
+            "gradescope-bundle": bundle_main, "gradescope": gradescope_main}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``COMMAND ARGS...`` to the command's main."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m parity {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
+        return USAGE_ERROR
+    return COMMANDS[argv[0]](argv[1:])

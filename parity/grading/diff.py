@@ -1,0 +1,158 @@
+"""What a submission returned against what the reference returned, in words a student reads.
+
+``first_divergence`` walks the reference's result (arrays, named tuples, tuples, dicts, None,
+numbers) in order and stops at the first thing that differs: a missing or extra value, a
+shape, a dtype, a NaN, or numbers off by more than the project's float64 criterion
+
+    |submission - reference| <= FLOAT64_TOL * max(1, max |reference|)
+
+element by element, with the tolerance from ``parity.tolerances``, the one place for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from parity import tolerances
+
+TOL = tolerances.FLOAT64_TOL
+
+
+class _Anything:
+    """Stands in the reference's value for a part that is not compared."""
+
+    def __repr__(self) -> str:
+        return "ANYTHING"
+
+
+ANYTHING = _Anything()
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The first value that differs: its name (``h``, ``cache.step.h_prev``,
+    ``grads['weight_hh_l0']``) and what is wrong with it."""
+
+    name: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.problem}"
+
+
+def first_divergence(expected, actual, name: str = "result") -> Divergence | None:
+    """The first difference between the reference's value and the submission's, or None."""
+    if expected is ANYTHING:
+        return None
+    if expected is None:
+        if actual is None:
+            return None
+        return Divergence(name, f"expected None, got {_what(actual)}")
+    if isinstance(expected, np.ndarray):
+        return _compare_array(expected, actual, name)
+    if isinstance(expected, (bool, np.bool_, str)):
+        if type(actual) is type(expected) and actual == expected:
+            return None
+        if isinstance(expected, (bool, np.bool_)) and isinstance(actual, (bool, np.bool_)) \
+                and bool(actual) == bool(expected):
+            return None
+        return Divergence(name, f"expected {expected!r}, got {_what(actual)}")
+    if isinstance(expected, (int, float, np.number)):
+        return _compare_array(np.asarray(expected, dtype=float), _as_number(actual), name)
+    if isinstance(expected, tuple) and hasattr(type(expected), "_fields"):
+        fields = type(expected)._fields
+        if not isinstance(actual, tuple) or len(actual) != len(fields):
+            return Divergence(name, f"expected a {type(expected).__name__} with fields "
+                                    f"{', '.join(fields)}, got {_what(actual)}")
+        actual_fields = getattr(type(actual), "_fields", fields)
+        for i, field in enumerate(fields):
+            value = getattr(actual, field) if field in actual_fields else actual[i]
+            found = first_divergence(expected[i], value, f"{name}.{field}")
+            if found:
+                return found
+        return None
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(actual, (tuple, list)) or len(actual) != len(expected):
+            return Divergence(name, f"expected {len(expected)} values, got {_what(actual)}")
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            found = first_divergence(e, a, f"{name}[{i}]")
+            if found:
+                return found
+        return None
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return Divergence(name, f"expected a dict, got {_what(actual)}")
+        missing = [k for k in expected if k not in actual]
+        if missing:
+            return Divergence(name, f"has no entry {missing[0]!r}")
+        for key, value in expected.items():
+            found = first_divergence(value, actual[key], f"{name}[{key!r}]")
+            if found:
+                return found
+        return None
+    raise TypeError(f"cannot compare a reference value of type {type(expected).__name__}")
+
+
+def _as_number(value):
+    if isinstance(value, (bool, np.bool_)) or value is None:
+        return value
+    if isinstance(value, (int, float, np.number)):
+        return np.asarray(value, dtype=float)
+    return value
+
+
+def _compare_array(expected: np.ndarray, actual, name: str) -> Divergence | None:
+    if not isinstance(actual, np.ndarray):
+        return Divergence(name, f"expected an array of shape {expected.shape}, "
+                                f"got {_what(actual)}")
+    if actual.shape != expected.shape:
+        return Divergence(name, f"has shape {actual.shape}, expected {expected.shape}")
+    if expected.dtype.kind == "f" and actual.dtype != expected.dtype:
+        return Divergence(name, f"has dtype {actual.dtype}, expected {expected.dtype} (keep "
+                                "the inputs' dtype: nothing may be cast)")
+    if expected.dtype.kind == "b":
+        if actual.dtype.kind != "b" or not np.array_equal(actual, expected):
+            return Divergence(name, "the mask differs from the expected one")
+        return None
+    if actual.dtype.kind not in "biuf":
+        return Divergence(name, f"has dtype {actual.dtype}, expected {expected.dtype}")
+    if expected.size == 0:
+        return None
+    exp = expected.astype(np.float64)
+    act = actual.astype(np.float64)
+    bad_nan = ~np.isfinite(act) & np.isfinite(exp)
+    if bad_nan.any():
+        index = tuple(int(i) for i in np.argwhere(bad_nan)[0])
+        return Divergence(name, f"holds {act[index]} at index {list(index)} where "
+                                f"{exp[index]:.6g} was expected")
+    scale = tolerances.scale(exp)
+    allowed = TOL * scale
+    with np.errstate(invalid="ignore"):
+        err = np.where(np.isfinite(exp), np.abs(act - exp), 0.0)
+    off = err > allowed
+    if not off.any():
+        return None
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape))
+    where = f" at index {list(index)}" if exp.ndim else ""
+    count = f"; {int(off.sum())} of {off.size} elements are off" if off.size > 1 else ""
+    return Divergence(
+        name,
+        f"differs{where}: expected {exp[index]:.6g}, got {act[index]:.6g} (off by "
+        f"{err[index]:.2e}; allowed {allowed:.1e}){count}",
+    )
+
+
+def _what(value) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} ({value.dtype})"
+    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
+        return f"a {type(value).__name__}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} values"
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(value)[:6]}"
+    return f"{type(value).__name__} {value!r}"[:80]

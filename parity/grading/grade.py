@@ -1,0 +1,208 @@
+"""Grading one submission: every item of the rubric on its own, each in its own child process.
+
+For an item, the grader starts a child on a fresh copy of the submission, has it import the
+package, and runs Hypothesis (derandomized, no example database) over the item's cases: each
+case goes to the child, the reference runs here, and the answers are compared. The first case
+that fails is shrunk by Hypothesis to the smallest one that still fails, and that case is what
+the report shows. A case that ends the child (time, memory, an exit) or a function that is not
+written yet (NotImplementedError) stops the item at once, without shrinking.
+
+An item scores its full weight when every case passes and nothing otherwise. Scores are
+decided here, from arrays compared here, after the child has been killed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+
+from parity.grading import oracles
+from parity.grading.items import ITEMS_BY_ID, Failure, Item
+from parity.grading.rubric import Entry, Rubric, default_rubric
+from parity.grading.sandbox import Child, ChildFailure, Limits, find_submission_package
+
+
+@dataclass
+class ItemResult:
+    id: str
+    title: str
+    weight: float
+    visibility: str
+    score: float
+    cases: int  # how many cases ran (shrinking included)
+    seconds: float
+    failure: Failure | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["passed"] = self.passed
+        return data
+
+
+@dataclass
+class GradeResult:
+    submission: str
+    items: list[ItemResult]
+    seconds: float
+    error: str | None = None  # the submission could not be graded at all (no package)
+    notes: list[str] = field(default_factory=list)  # for the instructor
+
+    @property
+    def score(self) -> float:
+        return float(sum(item.score for item in self.items))
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(item.weight for item in self.items))
+
+    def to_dict(self) -> dict:
+        return {"submission": self.submission, "score": self.score,
+                "max_score": self.max_score, "seconds": round(self.seconds, 3),
+                "error": self.error, "notes": self.notes,
+                "items": [item.to_dict() for item in self.items]}
+
+
+class _Stop(BaseException):
+    """Ends Hypothesis's run at once (BaseException: Hypothesis does not shrink it)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.problem)
+        self.failure = failure
+
+
+class _CaseFailed(Exception):
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.problem)
+        self.failure = failure
+
+
+def _hypothesis_settings(max_examples: int) -> settings:
+    return settings(
+        derandomize=True, database=None, max_examples=max_examples, deadline=None,
+        verbosity=Verbosity.quiet, phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+        print_blob=False,
+    )
+
+
+def run_item(item: Item, child: Child, limits: Limits, max_examples: int) -> tuple:
+    """(failure or None, number of cases run) for one item in a started child."""
+    deadline = time.monotonic() + limits.item_seconds
+    state: dict = {"cases": 0, "last": None}
+
+    def one_case(case) -> None:
+        if time.monotonic() > deadline:
+            last = state["last"]
+            if last is not None:
+                last.shrunk = False
+                raise _Stop(last)
+            raise _Stop(Failure(item.title, f"the cases of this item took longer than the "
+                                f"limit of {limits.item_seconds:g} s", case.describe(),
+                                "limit"))
+        state["cases"] += 1
+        try:
+            failure = item.check(child, case, limits.case_seconds)
+        except ChildFailure as error:
+            raise _Stop(Failure(item.title, error.reason, case.describe(), "limit",
+                                shrunk=False)) from None
+        if failure is not None:
+            state["last"] = failure
+            if failure.kind == "missing":
+                failure.shrunk = False
+                raise _Stop(failure)
+            raise _CaseFailed(failure)
+
+    test = _hypothesis_settings(max_examples)(given(item.strategy())(one_case))
+    try:
+        test()
+    except _Stop as stop:
+        return stop.failure, state["cases"]
+    except _CaseFailed as failed:
+        return failed.failure, state["cases"]
+    except Exception:  # Hypothesis could not replay the failure the same way (flaky code)
+        if state["last"] is not None:
+            state["last"].shrunk = False
+            return state["last"], state["cases"]
+        raise
+    return None, state["cases"]
+
+
+def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric) -> ItemResult:
+    """One item in its own child process; the child is killed before this returns."""
+    start = time.monotonic()
+    limits = rubric.limits
+    failure, cases, notes = None, 0, []
+    child = None
+    try:
+        child = Child(package, limits, oracles=oracles.reference_oracles(),
+                      resolve=oracles.resolve)
+        setup = child.request("setup", {"oracles": oracles.setup_list()},
+                              limits.start_seconds)
+        if not setup.ok:
+            failure = _import_failure(setup.error)
+        else:
+            failure, cases = run_item(item, child, limits, rubric.max_examples)
+    except ChildFailure as error:
+        failure = Failure("import scratch", f"while importing the package: {error.reason}",
+                          "(before any case)", "limit", shrunk=False)
+    finally:
+        if child is not None:
+            notes += child.notes  # every note of every case, and what copying skipped
+            child.close()
+    if failure is not None:
+        notes += [n for n in failure.notes if n not in notes]
+    score = entry.weight if failure is None else 0.0
+    return ItemResult(item.id, item.title, entry.weight, entry.visibility, score, cases,
+                      time.monotonic() - start, failure, _unique(notes))
+
+
+def _import_failure(error: dict | None) -> Failure:
+    error = error or {}
+    frames = error.get("frames") or []
+    where = ""
+    if frames:
+        path, line, name, text = frames[-1]
+        where = f" (at {path} line {line}" + (f": `{text}`)" if text else ")")
+    return Failure("import scratch", f"your scratch package could not be imported: "
+                   f"{error.get('type', 'Error')}: {error.get('message', '')}{where}",
+                   "(before any case)", "import", shrunk=False)
+
+
+def _unique(notes: list[str]) -> list[str]:
+    seen: list[str] = []
+    for note in notes:
+        if note not in seen:
+            seen.append(note)
+    return seen
+
+
+def grade_submission(path: str | Path, rubric: Rubric | None = None,
+                     items: list[str] | None = None) -> GradeResult:
+    """Grade a directory holding a student's ``scratch/`` on every item of the rubric.
+
+    items: grade only these item ids (the others are left out of the result).
+    """
+    rubric = rubric or default_rubric()
+    start = time.monotonic()
+    try:
+        package = find_submission_package(Path(path))
+    except FileNotFoundError as error:
+        entries = [e for e in rubric.graded if items is None or e.id in items]
+        results = [ItemResult(e.id, ITEMS_BY_ID[e.id].title, e.weight, e.visibility, 0.0, 0,
+                              0.0, Failure("submission", str(error), "(no case)", "import",
+                                           shrunk=False)) for e in entries]
+        return GradeResult(str(path), results, time.monotonic() - start, error=str(error))
+    results = []
+    for entry in rubric.graded:
+        if items is not None and entry.id not in items:
+            continue
+        results.append(grade_item(ITEMS_BY_ID[entry.id], entry, package, rubric))
+    return GradeResult(str(path), results, time.monotonic() - start)

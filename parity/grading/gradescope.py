@@ -1,0 +1,86 @@
+"""The Gradescope autograder bundle: this harness, the reference, the rubric, two scripts.
+
+Gradescope unpacks the zip into /autograder/source, runs ``setup.sh`` once (as root) when it
+builds the image, and ``run_autograder`` for every submission, whose files it puts in
+/autograder/submission; the grade goes to /autograder/results/results.json.
+
+``setup.sh`` makes a virtual environment with the exact NumPy and Hypothesis versions of the
+machine that built the bundle (the same versions draw the same cases), and makes the source
+readable by root only: the children, run as an unprivileged user, cannot read the reference.
+``run_autograder`` runs ``python -m parity.grading gradescope``, which grades the submission
+and writes results.json, or, should grading itself fail, a results.json that says so.
+torch is not needed to grade.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+from parity.grading.rubric import Rubric, default_rubric
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+SETUP_SH = """#!/usr/bin/env bash
+# Runs once, as root, when Gradescope builds the autograder image.
+set -euo pipefail
+apt-get install -y --no-install-recommends python3 python3-venv
+python3 -m venv /autograder/venv
+/autograder/venv/bin/python -m pip install --quiet {requirements}
+# Only root may read the harness and the reference; submissions run as uid 65534.
+chmod -R go-rwx /autograder/source
+"""
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Runs for every submission. Grading writes /autograder/results/results.json itself, also
+# when it fails; nothing the submission does can write it.
+cd /autograder/source
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+exec /autograder/venv/bin/python -m parity.grading gradescope \\
+    --submission /autograder/submission \\
+    --results /autograder/results/results.json \\
+    --rubric /autograder/source/rubric.json
+"""
+
+
+def requirements() -> list[str]:
+    """Pinned requirements: the versions grading runs with here."""
+    return [f"{name}=={metadata.version(name)}" for name in ("numpy", "hypothesis")]
+
+
+def bundle_files(rubric: Rubric) -> dict[str, bytes]:
+    """path in the zip -> content."""
+    import json
+
+    files: dict[str, bytes] = {}
+    for package in ("scratch", "parity"):
+        for path in sorted((PROJECT / package).rglob("*.py")):
+            if "__pycache__" in path.parts:
+                continue
+            files[path.relative_to(PROJECT).as_posix()] = path.read_bytes()
+    files["rubric.json"] = (json.dumps(rubric.to_dict(), indent=2) + "\n").encode()
+    files["requirements.txt"] = ("\n".join(requirements()) + "\n").encode()
+    files["setup.sh"] = SETUP_SH.format(requirements=" ".join(requirements())).encode()
+    files["run_autograder"] = RUN_AUTOGRADER.encode()
+    return files
+
+
+def write_bundle(out: str | Path, rubric: Rubric | None = None) -> Path:
+    """Write the autograder zip (files at its root, as Gradescope wants)."""
+    out = Path(out)
+    if out.suffix != ".zip":
+        raise ValueError(f"the bundle must be a .zip file, got {str(out)!r}")
+    files = bundle_files(rubric or default_rubric())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in sorted(files.items()):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            executable = name in ("setup.sh", "run_autograder")
+            info.external_attr = (0o100755 if executable else 0o100644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, content)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(buffer.getvalue())
+    return out

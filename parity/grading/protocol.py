@@ -1,0 +1,283 @@
+"""The wire between the grader and a submission's child process.
+
+A message is a JSON document plus the NumPy arrays it refers to, each array sent in NumPy's
+own ``.npy`` format and read back with ``np.load(allow_pickle=False)``: no pickle crosses the
+wire in either direction, so a submission can send the grader nothing but plain data.
+
+Framing: an 8-byte big-endian length, then that many bytes of UTF-8 JSON; the JSON's ``"$n"``
+says how many arrays follow, each as an 8-byte length and its ``.npy`` bytes. Every length is
+checked against a limit before anything is read.
+
+Values that travel:
+    None, bool, int, float, str          as JSON
+    numpy.ndarray                        {"$a": k}  (the k-th array after the JSON)
+    numpy scalar (np.float64(1.0), ...)  {"$a": k, "$s": 1}
+    tuple                                {"$t": [...]}
+    list                                 [...]
+    dict with str keys                   {"$d": {...}}
+    NamedTuple                           {"$nt": class name, "$m": module, "$f": fields,
+                                          "$v": values}
+Anything else (an object, a function, an object array) is refused with a message that says
+what it was.
+
+This file imports only the standard library and NumPy: it is copied next to the child's
+runner, where nothing else is importable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import select
+import struct
+import time
+from collections import namedtuple
+
+import numpy as np
+
+MAX_JSON_BYTES = 1 << 20  # 1 MiB of JSON per message
+MAX_ARRAY_BYTES = 64 << 20  # 64 MiB per array
+MAX_ARRAYS = 4096
+MAX_DEPTH = 32
+_LEN = struct.Struct(">Q")
+
+
+class ProtocolError(Exception):
+    """A message that does not follow the protocol (too large, malformed, not plain data)."""
+
+
+class ChannelClosed(ProtocolError):
+    """The other side closed its end, or did not answer before the deadline."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+# -- values <-> JSON + arrays -------------------------------------------------------------------
+def encode(value) -> tuple[dict, list[np.ndarray]]:
+    """(JSON-ready document, arrays) for a value built of the types listed above."""
+    arrays: list[np.ndarray] = []
+    doc = _encode(value, arrays, 0, "value")
+    return {"$n": len(arrays), "body": doc}, arrays
+
+
+def _encode(value, arrays, depth, where):
+    if depth > MAX_DEPTH:
+        raise ProtocolError(f"{where} is nested more than {MAX_DEPTH} levels deep")
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, np.generic):
+        return value
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        array = np.asarray(value)
+        if array.dtype.hasobject or array.dtype.kind not in "biufc":
+            raise ProtocolError(
+                f"{where} is an array of dtype {array.dtype}; only numeric arrays can be sent"
+            )
+        arrays.append(array)
+        ref = {"$a": len(arrays) - 1}
+        if isinstance(value, np.generic):
+            ref["$s"] = 1
+        return ref
+    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
+        fields = list(type(value)._fields)
+        return {
+            "$nt": type(value).__name__,
+            "$m": type(value).__module__,
+            "$f": fields,
+            "$v": [_encode(v, arrays, depth + 1, f"{where}.{f}") for f, v in zip(fields, value)],
+        }
+    if isinstance(value, tuple):
+        return {"$t": [_encode(v, arrays, depth + 1, f"{where}[{i}]")
+                       for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, arrays, depth + 1, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key, v in value.items():
+            if not isinstance(key, str):
+                raise ProtocolError(f"{where} is a dict with a key of type "
+                                    f"{type(key).__name__}; only str keys can be sent")
+            out[key] = _encode(v, arrays, depth + 1, f"{where}[{key!r}]")
+        return {"$d": out}
+    raise ProtocolError(
+        f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which cannot be "
+        "sent back: return NumPy arrays, numbers, None, or tuples/lists of them"
+    )
+
+
+def decode(doc: dict, arrays: list[np.ndarray], resolve=None):
+    """The value of an ``encode``d document.
+
+    resolve(module, name, fields) -> a NamedTuple class, or None for a plain namedtuple of
+    that name and those fields.
+    """
+    return _decode(doc["body"], arrays, resolve, 0)
+
+
+def _decode(doc, arrays, resolve, depth):
+    if depth > MAX_DEPTH:
+        raise ProtocolError(f"a message is nested more than {MAX_DEPTH} levels deep")
+    if doc is None or isinstance(doc, (bool, int, float, str)):
+        return doc
+    if isinstance(doc, list):
+        return [_decode(v, arrays, resolve, depth + 1) for v in doc]
+    if not isinstance(doc, dict):
+        raise ProtocolError(f"unexpected JSON value of type {type(doc).__name__}")
+    if "$a" in doc:
+        index = doc["$a"]
+        if not isinstance(index, int) or not 0 <= index < len(arrays):
+            raise ProtocolError(f"array reference {index!r} out of range")
+        array = arrays[index]
+        return array[()] if doc.get("$s") else array
+    if "$t" in doc:
+        return tuple(_decode(v, arrays, resolve, depth + 1) for v in _list(doc["$t"]))
+    if "$d" in doc:
+        items = doc["$d"]
+        if not isinstance(items, dict):
+            raise ProtocolError("a dict must be sent as a JSON object")
+        return {k: _decode(v, arrays, resolve, depth + 1) for k, v in items.items()}
+    if "$nt" in doc:
+        name, module, fields = doc["$nt"], doc.get("$m", ""), _list(doc.get("$f"))
+        values = [_decode(v, arrays, resolve, depth + 1) for v in _list(doc.get("$v"))]
+        if not (isinstance(name, str) and name.isidentifier() and isinstance(module, str)
+                and all(isinstance(f, str) and f.isidentifier() for f in fields)
+                and len(fields) == len(values)):
+            raise ProtocolError(f"malformed named tuple {name!r}")
+        cls = resolve(module, name, tuple(fields)) if resolve is not None else None
+        if cls is None:
+            cls = plain_namedtuple(name, tuple(fields))
+        return cls(*values)
+    raise ProtocolError(f"unknown JSON object with keys {sorted(doc)[:5]}")
+
+
+def arrays_in(value) -> list:
+    """The arrays (and NumPy scalars) of a value, in the order ``encode`` sends them; the same
+    order on both sides of the wire, so that an index names the same argument on each."""
+    found: list = []
+    _collect(value, found, 0)
+    return found
+
+
+def _collect(value, found, depth) -> None:
+    if depth > MAX_DEPTH:
+        return
+    if isinstance(value, (np.ndarray, np.generic)):
+        found.append(value)
+    elif isinstance(value, (tuple, list)):
+        for item in value:
+            _collect(item, found, depth + 1)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _collect(item, found, depth + 1)
+
+
+def _list(value) -> list:
+    if not isinstance(value, list):
+        raise ProtocolError(f"expected a JSON list, got {type(value).__name__}")
+    return value
+
+
+_PLAIN: dict[tuple, type] = {}
+
+
+def plain_namedtuple(name: str, fields: tuple) -> type:
+    """A namedtuple class for a name and fields, made once and reused."""
+    key = (name, fields)
+    if key not in _PLAIN:
+        _PLAIN[key] = namedtuple(name, fields, rename=True)  # type: ignore[misc]
+    return _PLAIN[key]
+
+
+def array_to_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def array_from_bytes(data: bytes) -> np.ndarray:
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except ValueError as error:  # object arrays, bad headers
+        raise ProtocolError(f"an array could not be read as plain .npy: {error}") from None
+
+
+# -- framing over file descriptors ---------------------------------------------------------------
+class Channel:
+    """Messages over a pair of pipe file descriptors (one to read, one to write)."""
+
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+
+    def send(self, message: dict, arrays: list[np.ndarray] = ()) -> None:
+        message = dict(message, **{"$n": len(arrays)})
+        data = json.dumps(message, allow_nan=True).encode()
+        chunks = [_LEN.pack(len(data)), data]
+        for array in arrays:
+            blob = array_to_bytes(array)
+            chunks += [_LEN.pack(len(blob)), blob]
+        payload = b"".join(chunks)
+        view = memoryview(payload)
+        while view:
+            try:
+                written = os.write(self.write_fd, view)
+            except BrokenPipeError:
+                raise ChannelClosed("the other side closed the channel") from None
+            view = view[written:]
+
+    def send_value(self, header: dict, value) -> None:
+        """Send ``header`` with ``value`` encoded into it under "value"."""
+        doc, arrays = encode(value)
+        self.send(dict(header, value=doc["body"]), arrays)
+
+    def recv(self, deadline: float | None = None) -> tuple[dict, list[np.ndarray]]:
+        """(message, arrays); deadline is a time.monotonic() value or None (wait forever)."""
+        size = _LEN.unpack(self._read_exact(_LEN.size, deadline))[0]
+        if size > MAX_JSON_BYTES:
+            raise ProtocolError(f"a message of {size} bytes is over the {MAX_JSON_BYTES} limit")
+        try:
+            message = json.loads(self._read_exact(size, deadline))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ProtocolError(f"a message is not JSON: {error}") from None
+        if not isinstance(message, dict):
+            raise ProtocolError("a message must be a JSON object")
+        count = message.get("$n", 0)
+        if not isinstance(count, int) or not 0 <= count <= MAX_ARRAYS:
+            raise ProtocolError(f"a message announces {count!r} arrays")
+        arrays = []
+        for _ in range(count):
+            length = _LEN.unpack(self._read_exact(_LEN.size, deadline))[0]
+            if length > MAX_ARRAY_BYTES:
+                raise ProtocolError(
+                    f"an array of {length} bytes is over the {MAX_ARRAY_BYTES} limit"
+                )
+            arrays.append(array_from_bytes(self._read_exact(length, deadline)))
+        return message, arrays
+
+    def recv_value(self, deadline: float | None = None, resolve=None) -> tuple[dict, object]:
+        """(message, decoded "value" or None)."""
+        message, arrays = self.recv(deadline)
+        value = None
+        if "value" in message:
+            value = decode({"body": message["value"]}, arrays, resolve)
+        return message, value
+
+    def _read_exact(self, size: int, deadline: float | None) -> bytes:
+        parts, remaining = [], size
+        while remaining:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ChannelClosed("no answer before the time limit", timed_out=True)
+                ready, _, _ = select.select([self.read_fd], [], [], left)
+                if not ready:
+                    raise ChannelClosed("no answer before the time limit", timed_out=True)
+            chunk = os.read(self.read_fd, min(remaining, 1 << 20))
+            if not chunk:
+                raise ChannelClosed("the other side closed the channel")
+            parts.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(parts)

@@ -1,0 +1,91 @@
+"""A grade in words: the terminal report, and Gradescope's ``results.json``.
+
+The feedback of an item is the same in both: whether it passed, and if not, which function,
+what differs (the first tensor, where, by how much), on which case (the smallest failing one
+Hypothesis found), and what has to be right for the item. Notes from the sandbox (a blocked
+import, a replaced NumPy function) are added so that the student knows why something had no
+effect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from parity.grading.grade import GradeResult, ItemResult
+from parity.grading.items import ITEMS_BY_ID
+
+
+def feedback(result: ItemResult) -> str:
+    """What a student reads for one item."""
+    item = ITEMS_BY_ID[result.id]
+    if result.passed:
+        text = f"Passed: all {result.cases} cases agree with the reference."
+    else:
+        failure = result.failure
+        assert failure is not None
+        label = {True: "Smallest failing case", False: "Failing case"}[failure.shrunk]
+        if failure.kind in ("import", "missing"):
+            label = "Case"
+        text = f"{failure.problem}\n{label}: {failure.case}"
+        text += f"\nWhat has to be right: {item.about}."
+        text += f"\nGraded functions: {', '.join(item.grades)}."
+    notes = [n for n in result.notes if not n.startswith("skipped ")]
+    if notes:
+        text += "\nNotes: " + "; ".join(notes)
+    return text
+
+
+def terminal_report(grade: GradeResult, verbose: bool = False) -> str:
+    """The report for a terminal: one line per item, the feedback of each failing item."""
+    lines = [f"Grading {grade.submission}: {grade.score:g} / {grade.max_score:g} points "
+             f"({grade.seconds:.1f} s)"]
+    if grade.error:
+        lines.append(f"  {grade.error}")
+    width = max((len(item.title) for item in grade.items), default=10)
+    for item in grade.items:
+        status = "pass" if item.passed else "FAIL"
+        hidden = "" if item.visibility == "visible" else f"  [{item.visibility}]"
+        lines.append(f"  {status}  {item.title:<{width}}  {item.score:>5g} / {item.weight:<5g}"
+                     f" {item.seconds:5.1f} s{hidden}")
+        if not item.passed or verbose:
+            lines += ["        " + line for line in feedback(item).splitlines()]
+    for note in grade.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def gradescope_results(grade: GradeResult) -> dict:
+    """Gradescope's results.json: the score, and one test per item with its own score,
+    max_score, status, output and visibility."""
+    tests = []
+    for number, item in enumerate(grade.items, start=1):
+        tests.append({
+            "name": item.title, "number": str(number), "score": item.score,
+            "max_score": item.weight, "status": "passed" if item.passed else "failed",
+            "output": feedback(item), "visibility": item.visibility,
+        })
+    passed = sum(item.passed for item in grade.items)
+    summary = (f"{passed} of {len(grade.items)} items passed. Each item is graded on its own "
+               "cases; a failing item shows its smallest failing case.")
+    if grade.error:
+        summary = f"{grade.error}\n{summary}"
+    return {"score": grade.score, "execution_time": round(grade.seconds, 1),
+            "output": summary, "stdout_visibility": "hidden", "tests": tests}
+
+
+def write_json(data, path: str | Path) -> Path:
+    """Write JSON whole or not at all: into a new file beside it, then renamed over it (a
+    file or link already at the path is replaced, never written through)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def write_gradescope_results(grade: GradeResult, path: str | Path) -> Path:
+    """Write results.json (the grader writes it, after every child has been killed)."""
+    return write_json(gradescope_results(grade), path)

@@ -1,0 +1,159 @@
+"""The rubric: which items count, how much, who sees them, and the limits grading runs under.
+
+The default gives every item of ``items.ITEMS`` its weight (100 points in all), visible to
+students. An instructor changes it with a TOML (Python 3.11+) or JSON file; anything the file
+does not mention keeps its default:
+
+    max_examples = 25          # cases per item (Hypothesis, derandomized) before it passes
+
+    [limits]                   # per child process; see sandbox.Limits
+    case_seconds = 10
+    item_seconds = 60
+    memory_mb = 1024
+
+    [items.bptt]
+    weight = 20                # points; 0 leaves the item out
+    visibility = "hidden"      # visible | hidden | after_due_date | after_published
+
+``visibility`` is Gradescope's: a hidden item is graded and counts, and students do not see it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from parity.grading.items import ITEMS, ITEMS_BY_ID
+from parity.grading.sandbox import Limits
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    weight: float
+    visibility: str = "visible"
+
+
+@dataclass(frozen=True)
+class Rubric:
+    entries: tuple[Entry, ...]
+    max_examples: int = 25
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def graded(self) -> tuple[Entry, ...]:
+        """The entries that count (weight > 0), in the catalogue's order."""
+        return tuple(e for e in self.entries if e.weight > 0)
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(e.weight for e in self.graded))
+
+    def to_dict(self) -> dict:
+        return {
+            "max_examples": self.max_examples,
+            "limits": {f.name: getattr(self.limits, f.name) for f in fields(Limits)},
+            "items": {e.id: {"weight": e.weight, "visibility": e.visibility}
+                      for e in self.entries},
+        }
+
+
+def default_rubric() -> Rubric:
+    return Rubric(tuple(Entry(item.id, float(item.weight)) for item in ITEMS))
+
+
+def load_rubric(path: str | Path) -> Rubric:
+    """The default rubric with the changes a TOML or JSON file makes. Every problem in the
+    file is reported at once, before any grading."""
+    path = Path(path)
+    if path.suffix not in (".toml", ".json"):
+        raise ValueError(f"rubric file must end in .toml or .json, got {str(path)!r}")
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ValueError(f"cannot read rubric file {str(path)!r}: {error}") from None
+    if path.suffix == ".toml":
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            raise ValueError(f"rubric {path}: TOML needs Python 3.11 or newer; write it as "
+                             "JSON (same keys) instead") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"rubric {path} is not valid TOML: {error}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"rubric {path} is not valid JSON: {error}") from None
+    return rubric_from_dict(data, str(path))
+
+
+def rubric_from_dict(data, source: str = "rubric") -> Rubric:
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: expected a table of settings, got {type(data).__name__}")
+    problems: list[str] = []
+    unknown = sorted(set(data) - {"max_examples", "limits", "items"})
+    if unknown:
+        problems.append(f"unknown keys {unknown} (known: max_examples, limits, items)")
+    rubric = default_rubric()
+
+    max_examples = data.get("max_examples", rubric.max_examples)
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or \
+            not 1 <= max_examples <= 10_000:
+        problems.append(f"max_examples must be an int in 1..10000, got {max_examples!r}")
+        max_examples = rubric.max_examples
+
+    limits = rubric.limits
+    limit_data = data.get("limits", {})
+    known_limits = [f.name for f in fields(Limits)]
+    if not isinstance(limit_data, dict):
+        problems.append(f"limits must be a table, got {type(limit_data).__name__}")
+    else:
+        bad = sorted(set(limit_data) - set(known_limits))
+        if bad:
+            problems.append(f"unknown limits {bad} (known: {', '.join(known_limits)})")
+        try:
+            limits = replace(limits, **{k: v for k, v in limit_data.items()
+                                        if k in known_limits})
+        except ValueError as error:
+            problems.append(str(error))
+
+    entries = {e.id: e for e in rubric.entries}
+    item_data = data.get("items", {})
+    if not isinstance(item_data, dict):
+        problems.append(f"items must be a table, got {type(item_data).__name__}")
+        item_data = {}
+    for item_id, settings in item_data.items():
+        if item_id not in ITEMS_BY_ID:
+            problems.append(f"unknown item {item_id!r} (items: {', '.join(ITEMS_BY_ID)})")
+            continue
+        if not isinstance(settings, dict):
+            problems.append(f"items.{item_id} must be a table, got {settings!r}")
+            continue
+        bad = sorted(set(settings) - {"weight", "visibility"})
+        if bad:
+            problems.append(f"items.{item_id}: unknown keys {bad} (known: weight, visibility)")
+        entry = entries[item_id]
+        weight = settings.get("weight", entry.weight)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or \
+                not math.isfinite(weight) or weight < 0:
+            problems.append(f"items.{item_id}.weight must be a number >= 0, got {weight!r}")
+            weight = entry.weight
+        visibility = settings.get("visibility", entry.visibility)
+        if visibility not in VISIBILITIES:
+            problems.append(f"items.{item_id}.visibility must be one of "
+                            f"{', '.join(VISIBILITIES)}, got {visibility!r}")
+            visibility = entry.visibility
+        entries[item_id] = Entry(item_id, float(weight), visibility)
+    if problems:
+        raise ValueError(f"{source}: " + "; ".join(problems))
+    result = Rubric(tuple(entries[item.id] for item in ITEMS), max_examples, limits)
+    if not result.graded:
+        raise ValueError(f"{source}: every item has weight 0: nothing would be graded")
+    return result

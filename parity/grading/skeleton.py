@@ -1,0 +1,118 @@
+"""The student's version of ``scratch/``: the reference with its marked regions taken out.
+
+``write_skeleton(source, out)`` writes ``out/scratch/`` (every file of the package, each marked
+region replaced by its hints and ``raise NotImplementedError``) and ``out/README.md``, the
+list of what to write, where, and how it is graded. The package imports and its modules build;
+every function with a region raises NotImplementedError until it is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from parity.grading.items import ITEMS_BY_ID
+from parity.grading.markers import MarkerError, Region, strip_solutions
+from parity.grading.rubric import Rubric, default_rubric
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    out: Path
+    files: tuple[str, ...]  # every file written, relative to out
+    regions: tuple[Region, ...]
+
+
+def reference_package() -> Path:
+    """The directory of the reference ``scratch`` package."""
+    import scratch
+
+    return Path(scratch.__file__).resolve().parent
+
+
+def write_skeleton(out: str | Path, source: str | Path | None = None,
+                   rubric: Rubric | None = None, force: bool = False) -> Skeleton:
+    """Write the student version of the package at ``source`` (default: the reference)."""
+    source = Path(source) if source is not None else reference_package()
+    out = Path(out)
+    if not (source / "__init__.py").is_file():
+        raise FileNotFoundError(f"source must be a package directory holding __init__.py, "
+                                f"got {str(source)!r}")
+    target = out / "scratch"
+    if out.exists() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"{str(out)!r} exists and is not empty: choose a new directory "
+                              "(or pass force=True / --force to overwrite)")
+    texts: dict[Path, str] = {}
+    regions: list[Region] = []
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if "__pycache__" in rel.parts or not path.is_file():
+            continue
+        if path.suffix == ".py":
+            text, found = strip_solutions(path.read_text(), f"scratch/{rel.as_posix()}")
+            texts[rel] = text
+            regions += found
+    if not regions:
+        raise MarkerError(f"no solution markers in {source}: mark the code students write "
+                          "with ### BEGIN SOLUTION / ### END SOLUTION")
+    if target.exists():
+        shutil.rmtree(target)
+    written = []
+    for path in sorted(source.rglob("*")):
+        rel = path.relative_to(source)
+        if "__pycache__" in rel.parts or not path.is_file():
+            continue
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if rel in texts:
+            dest.write_text(texts[rel])
+        else:
+            shutil.copyfile(path, dest)
+        written.append(f"scratch/{rel.as_posix()}")
+    (out / "README.md").write_text(student_readme(regions, rubric or default_rubric()))
+    written.append("README.md")
+    return Skeleton(out, tuple(written), tuple(regions))
+
+
+def student_readme(regions: list[Region], rubric: Rubric) -> str:
+    lines = [
+        "# Recurrent networks from scratch: what to write",
+        "",
+        "This is a NumPy package with the same interface as torch.nn's RNN, LSTM and GRU.",
+        "The parts marked `raise NotImplementedError` are yours: each docstring gives the",
+        "equations and the shapes, and the `# TODO:` lines say what the part does. Keep the",
+        "signatures, the cache classes and their fields: the grader calls your functions",
+        "with them. Use NumPy and the standard library only.",
+        "",
+        "## The parts to write",
+        "",
+    ]
+    by_file: dict[str, list[Region]] = {}
+    for region in regions:
+        by_file.setdefault(region.path, []).append(region)
+    for path, found in by_file.items():
+        lines.append(f"- `{path}`: " + ", ".join(f"`{r.function}`" for r in found))
+    lines += [
+        "",
+        "## How it is graded",
+        "",
+        "Each item below is graded on its own, on the same small random cases for everyone,",
+        "against a reference that agrees with torch.nn to 1e-10. An item grades a few",
+        "functions and runs the reference for the others, so a mistake in one function",
+        "costs only the items that grade it. A failing item shows the smallest case that",
+        "fails and the first value that differs.",
+        "",
+        "| item | points | what has to be right |",
+        "| --- | --- | --- |",
+    ]
+    for entry in rubric.graded:
+        if entry.visibility != "visible":
+            continue
+        item = ITEMS_BY_ID[entry.id]
+        lines.append(f"| {item.title} | {entry.weight:g} | {item.about} |")
+    hidden = [e for e in rubric.graded if e.visibility != "visible"]
+    if hidden:
+        lines += ["", f"{len(hidden)} more item(s), worth {sum(e.weight for e in hidden):g} "
+                      "points, are graded but not shown here."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,265 @@
+"""Hostile submissions: each is contained and earns nothing it did not earn.
+
+Every submission here is the reference with one function, ``rnn_step_forward``, replaced by
+code that tries to cheat or to break the grader (appended to ``functional/rnn_cell.py``, so
+``rnn_cell_forward`` and the package's re-exports use it too), or with hostile code run when
+the package is imported. Each is graded on two items: ``rnn_forward``, which grades the
+hostile function and must score nothing, with the reason in its feedback; and
+``gru_backward``, earned honestly, which must keep its points, except where the package
+itself cannot be imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import scratch
+from parity.grading.grade import grade_submission
+from parity.grading.report import write_gradescope_results
+from parity.grading.rubric import rubric_from_dict
+
+REFERENCE = Path(scratch.__file__).resolve().parent
+FAST = rubric_from_dict({"max_examples": 5, "limits": {"case_seconds": 3, "item_seconds": 20,
+                                                       "memory_mb": 768}})
+SIGNATURE = 'def rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity="tanh", **kw):\n'
+
+
+def make_submission(root: Path, body: str, *, at_import: str = "") -> Path:
+    """The reference, with rnn_step_forward replaced by ``body`` (and ``at_import`` run when
+    the package is imported)."""
+    package = root / "sub" / "scratch"
+    shutil.copytree(REFERENCE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    if body:
+        with open(package / "functional" / "rnn_cell.py", "a") as handle:
+            handle.write("\n\n" + SIGNATURE + textwrap.indent(textwrap.dedent(body), "    "))
+    if at_import:
+        with open(package / "__init__.py", "a") as handle:
+            handle.write("\n" + textwrap.dedent(at_import))
+    return root / "sub"
+
+
+def grade(path: Path):
+    result = grade_submission(path, FAST, items=["rnn_forward", "gru_backward"])
+    by_id = {item.id: item for item in result.items}
+    return result, by_id["rnn_forward"], by_id["gru_backward"]
+
+
+def feedback_of(item) -> str:
+    assert item.failure is not None, f"{item.id} passed but should not have"
+    return item.failure.problem + " " + " ".join(item.notes)
+
+
+def assert_contained(path: Path, *reasons: str) -> str:
+    result, hostile, honest = grade(path)
+    assert hostile.score == 0 and not hostile.passed
+    text = feedback_of(hostile)
+    for reason in reasons:
+        assert reason in text, f"expected {reason!r} in the feedback: {text}"
+    assert honest.passed and honest.score == honest.weight, honest.failure
+    assert result.score == honest.weight
+    return text
+
+
+def test_the_unmodified_reference_earns_both_items(tmp_path):
+    result, hostile, honest = grade(make_submission(tmp_path, ""))
+    assert hostile.passed and honest.passed and result.score == result.max_score
+
+
+def test_importing_torch_is_refused(tmp_path):
+    body = """
+    import torch
+    h = torch.tanh(torch.as_tensor(x_proj + h_prev @ W_hh.T + b_hh)).numpy()
+    return h, RNNStepCache(h_prev, h, nonlinearity)
+    """
+    assert_contained(make_submission(tmp_path, body), "ImportError", "blocked: import of torch")
+
+
+def test_loading_the_reference_from_its_file_is_refused(tmp_path):
+    body = f"""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "ref_rnn_cell", {str(REFERENCE / "functional" / "rnn_cell.py")!r})
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity, **kw)
+    """
+    assert_contained(make_submission(tmp_path, body), "PermissionError",
+                     f"blocked: reading {REFERENCE}")
+
+
+def test_importing_the_reference_through_sys_path_is_refused(tmp_path):
+    body = f"""
+    import importlib, sys
+    for name in [m for m in sys.modules if m == "scratch" or m.startswith("scratch.")]:
+        del sys.modules[name]
+    sys.path[:] = [{str(REFERENCE.parent)!r}] + [p for p in sys.path if "grading-" not in p]
+    reference = importlib.import_module("scratch.functional.rnn_cell")
+    return reference.rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity, **kw)
+    """
+    assert_contained(make_submission(tmp_path, body), "No module named 'scratch'",
+                     f"blocked: reading {REFERENCE.parent}")
+
+
+def test_sys_exit_zero_scores_nothing(tmp_path):
+    assert_contained(make_submission(tmp_path, "import sys\nsys.exit(0)\n"),
+                     "called sys.exit(0)")
+
+
+def test_os_exit_ends_only_the_child(tmp_path):
+    assert_contained(make_submission(tmp_path, "import os\nos._exit(0)\n"),
+                     "exited with status 0")
+
+
+def test_an_endless_loop_hits_the_time_limit(tmp_path):
+    assert_contained(make_submission(tmp_path, "while True:\n    pass\n"), "time limit of 3 s")
+
+
+def test_unbounded_allocation_hits_the_memory_limit(tmp_path):
+    body = """
+    import numpy as np
+    hoard = []
+    while True:
+        hoard.append(np.ones(1 << 24))
+    """
+    assert_contained(make_submission(tmp_path, body), "out of memory")
+
+
+def test_writing_a_results_file_has_no_effect(tmp_path):
+    results = tmp_path / "results" / "results.json"
+    results.parent.mkdir()  # as /autograder/results is, on Gradescope
+    forged = json.dumps({"score": 100, "tests": []})
+    body = f"""
+    import os
+    for path in ({str(results)!r}, "results.json", "/autograder/results/results.json"):
+        try:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            with open(path, "w") as handle:
+                handle.write({forged!r})
+        except OSError:
+            pass
+    return h_prev, RNNStepCache(h_prev, h_prev, nonlinearity)
+    """
+    path = make_submission(tmp_path, body)
+    text = assert_contained(path, "blocked: writing")
+    assert "returned h: differs" in text
+    assert not results.exists()  # the forged file was never written...
+    result, _, _ = grade(path)
+    write_gradescope_results(result, results)  # ...and the grader writes the real one
+    written = json.loads(results.read_text())
+    assert written["score"] == result.score < 100
+    assert [t["status"] for t in written["tests"]] == ["failed", "passed"]
+
+
+def test_patching_numpy_comparisons_changes_nothing(tmp_path):
+    body = """
+    import numpy as np
+    np.allclose = np.isclose = np.array_equal = lambda *args, **kwargs: True
+    np.abs = np.absolute = lambda x, *args, **kwargs: 0.0 * x
+    h = np.zeros_like(h_prev)
+    return h, RNNStepCache(h_prev, h, nonlinearity)
+    """
+    assert_contained(make_submission(tmp_path, body), "returned h: differs",
+                     "replaced numpy.allclose", "replaced numpy.abs")
+
+
+def test_signalling_the_grader_or_starting_processes_is_refused(tmp_path):
+    body = """
+    import os, signal
+    for attempt in (lambda: os.kill(os.getppid(), signal.SIGKILL),
+                    lambda: os.system("true"), os.fork):
+        try:
+            attempt()
+        except PermissionError:
+            pass
+    raise RuntimeError("tried everything")
+    """
+    text = assert_contained(make_submission(tmp_path, body), "tried everything")
+    for event in ("os.kill", "os.system", "os.fork"):
+        assert f"blocked: {event}" in text
+
+
+def test_hostile_code_at_import_scores_nothing_anywhere(tmp_path):
+    path = make_submission(tmp_path, "", at_import="import os\nos._exit(0)\n")
+    result, hostile, honest = grade(path)
+    assert result.score == 0
+    for item in (hostile, honest):
+        assert "exited with status 0" in item.failure.problem
+
+
+def test_no_child_outlives_grading(tmp_path):
+    # the child sleeps when killed; afterwards no process of ours runs (or lingers as a
+    # zombie) but the zygote that forks the children, which is this test process's own
+    grade(make_submission(tmp_path, "import time\ntime.sleep(60)\n"))
+    processes = {}
+    for pid in os.listdir("/proc"):
+        try:
+            stat = (Path("/proc") / pid / "stat").read_text()
+            cmdline = (Path("/proc") / pid / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        processes[pid] = (stat.rsplit(")", 1)[1].split()[1], cmdline)
+    zygotes = [pid for pid, (ppid, cmd) in processes.items()
+               if ppid == str(os.getpid()) and b"--zygote" in cmd]
+    assert zygotes, "grading ran its children through a zygote of this process"
+    assert [pid for pid, (ppid, _) in processes.items() if ppid in zygotes] == []
+
+
+@pytest.mark.parametrize("layout", ["nested", "flat"])
+def test_submission_layouts(tmp_path, layout):
+    path = make_submission(tmp_path, "")
+    if layout == "flat":
+        path = path / "scratch"
+    result, hostile, honest = grade(path)
+    assert result.score == result.max_score
+
+
+def test_a_directory_without_the_package_is_reported(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = grade_submission(tmp_path / "empty", FAST, items=["rnn_forward"])
+    assert result.error and "no scratch package" in result.error
+    assert result.score == 0
+
+
+def test_the_hooks_alone_contain_it_when_the_child_runs_as_root(tmp_path, monkeypatch):
+    # without the privilege drop (a Python only root can run), the audit hooks still refuse
+    import sys
+
+    from parity.grading import sandbox
+
+    monkeypatch.setattr(sandbox, "child_python", lambda: sys.executable)
+    results = tmp_path / "results.json"
+    body = f"""
+    import os, signal
+    attempts = (lambda: os.kill(os.getppid(), signal.SIGKILL), os.fork,
+                lambda: open({str(results)!r}, "w").write("{{}}"),
+                lambda: open({str(REFERENCE / "sequence.py")!r}).read())
+    for attempt in attempts:
+        try:
+            attempt()
+        except PermissionError:
+            pass
+    raise RuntimeError("tried everything")
+    """
+    if os.geteuid() == 0:
+        assert sandbox.isolation_summary().startswith("children run as root")
+    assert_contained(make_submission(tmp_path, body), "tried everything", "blocked: os.kill",
+                     "blocked: os.fork", f"blocked: writing {results}",
+                     f"blocked: reading {REFERENCE / 'sequence.py'}")
+    assert not results.exists()
+
+
+def test_without_the_zygote_each_child_is_a_fresh_interpreter(tmp_path, monkeypatch):
+    from parity.grading import sandbox
+
+    def no_zygote(python, drop):
+        raise OSError("no zygote here")
+
+    monkeypatch.setattr(sandbox, "zygote_for", no_zygote)
+    assert_contained(make_submission(tmp_path, "import os\nos._exit(0)\n"),
+                     "exited with status 0")
