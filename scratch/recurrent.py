@@ -22,6 +22,7 @@ from scratch.sequence import (
     DirectionWeights,
     direction_backward,
     direction_forward,
+    new_storage,
 )
 
 GATES_PER_MODE = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -107,6 +108,7 @@ class RNNBase(Module):
         self.last_dropout_masks: list[np.ndarray] | None = None
         self._cache: ForwardCache | None = None
         self._backward_done = False
+        self._workspace: dict = {}  # see _work_arrays
 
         gate_size = GATES_PER_MODE[mode] * hidden_size
         h_out = self.proj_size or hidden_size
@@ -155,6 +157,23 @@ class RNNBase(Module):
         recurrent = DirectionWeights(p[f"weight_hh{sfx}"], p.get(f"bias_hh{sfx}"),
                                      p.get(f"weight_hr{sfx}"))
         return W_ih, b_ih, recurrent
+
+    def _work_arrays(self, layer: int, direction: int, T: int, B: int):
+        """x_proj's array (T*B, G*H) and the Storage of one direction, kept between calls.
+
+        A training loop calls forward with the same sizes again and again. Writing into the
+        arrays of the last call spares the operating system from mapping fresh zeroed pages in
+        every time, which at small sizes costs as much as the arithmetic. The module thus
+        holds one call's work arrays between calls; a call of other sizes replaces them.
+        """
+        if self._workspace.get("sizes") != (T, B):
+            self._workspace = {"sizes": (T, B)}
+        if (layer, direction) not in self._workspace:
+            H, H_out = self.hidden_size, self.output_hidden_size
+            x_proj = np.empty((T * B, GATES_PER_MODE[self.mode] * H), dtype=self.dtype)
+            storage = new_storage(self.mode, T, B, H, H_out, self.dtype, self.proj_size > 0)
+            self._workspace[layer, direction] = (x_proj, storage)
+        return self._workspace[layer, direction]
 
     def __repr__(self) -> str:
         args = [str(self.input_size), str(self.hidden_size)]
@@ -314,6 +333,7 @@ class RNNBase(Module):
         x, h0, c0, lengths, masks, batched, hx_given = self._check_forward_args(
             input, hx, lengths, dropout_masks
         )
+        self._cache = None  # the last call's cache shares the work arrays this call overwrites
         T, B, _ = x.shape
         D, H_out = self.num_directions, self.output_hidden_size
         valid = None
@@ -323,22 +343,31 @@ class RNNBase(Module):
         use_dropout = self.training and self.num_layers > 1 and (
             self.dropout > 0 or masks is not None
         )
+        ### BEGIN SOLUTION
+        ### HINT: per layer and direction: x_proj of all steps in one product, direction_forward,
+        ### HINT: rows layer * D + direction of h_n (and c_n); concatenate the directions; in
+        ### HINT: training, each layer's output but the last times its dropout mask. Leave h_n,
+        ### HINT: c_n, layers (a LayerCache each), used_masks, the last output in layer_input.
         h_n = np.empty_like(h0)
         c_n = None if c0 is None else np.empty_like(c0)
         layers: list[LayerCache] = []
         used_masks = []
-        layer_input = x
+        layer_input = np.ascontiguousarray(x)  # (T, B, I): reshapes to (T*B, I) without a copy
         for layer in range(self.num_layers):
             outputs, direction_caches = [], []
             for direction in range(D):
                 row = layer * D + direction
                 W_ih, b_ih, weights = self._direction_weights(layer, direction)
-                x_proj = layer_input @ W_ih.T  # (T, B, G*H): every step's input share at once
+                x_proj_2d, storage = self._work_arrays(layer, direction, T, B)
+                GH, I_layer = W_ih.shape
+                # (T, B, G*H): every step's input share at once, in one (T*B, I) product
+                x_proj = np.matmul(layer_input.reshape(T * B, I_layer), W_ih.T,
+                                   out=x_proj_2d).reshape(T, B, GH)
                 if b_ih is not None:
                     x_proj += b_ih
                 output, h_n[row], c_last, cache = direction_forward(
                     self.mode, x_proj, h0[row], None if c0 is None else c0[row], weights,
-                    valid, reverse=direction == 1,
+                    valid, reverse=direction == 1, storage=storage,
                 )
                 if c_n is not None:
                     c_n[row] = c_last
@@ -353,11 +382,14 @@ class RNNBase(Module):
                 used_masks.append(mask)
             layers.append(LayerCache(layer_input, direction_caches, mask))
             layer_input = layer_output
+        ### END SOLUTION
 
         self.last_dropout_masks = (
             [self._to_user_layout(m, batched) for m in used_masks] if used_masks else None
         )
         output = self._to_user_layout(layer_input, batched)
+        if output.base is not None:  # a view of the states the cache keeps: hand out a copy
+            output = output.copy()
         h_n_user = h_n if batched else h_n[:, 0, :]
         self._cache = ForwardCache(batched, hx_given, input.shape, output.shape,
                                    h_n_user.shape, layers)
@@ -393,6 +425,11 @@ class RNNBase(Module):
             dc_n = np.zeros(c_shape, dtype=self.dtype)
 
         D, H_out = self.num_directions, self.output_hidden_size
+        ### BEGIN SOLUTION
+        ### HINT: from the top layer down: the dropout mask on the gradient, direction_backward
+        ### HINT: per direction (its slice of the gradient, its rows of dh_n, dc_n), the input's
+        ### HINT: gradient dx_proj W_ih summed over directions, _accumulate. Leave dh0, dc0 and
+        ### HINT: the input's gradient in dlayer_output.
         dh0 = np.empty_like(dh_n)
         dc0 = None if dc_n is None else np.empty_like(dc_n)
         dlayer_output = self._to_time_major(dout, batched)
@@ -401,6 +438,7 @@ class RNNBase(Module):
             if layer_cache.dropout_mask is not None:
                 dlayer_output = dlayer_output * layer_cache.dropout_mask
             X = layer_cache.layer_input  # (T, B, I_layer)
+            T, B, I_layer = X.shape
             dlayer_input = np.zeros_like(X)
             for direction in range(D):
                 row = layer * D + direction
@@ -412,9 +450,12 @@ class RNNBase(Module):
                 )
                 if dc0 is not None:
                     dc0[row] = dc_first
-                dlayer_input += dx_proj @ W_ih  # (T, B, I_layer)
+                layer_cache.directions[direction] = None  # its caches are no longer needed
+                dlayer_input += (dx_proj.reshape(T * B, W_ih.shape[0]) @ W_ih).reshape(
+                    T, B, I_layer)
                 self._accumulate(layer, direction, X, dx_proj, rec)
             dlayer_output = dlayer_input
+        ### END SOLUTION
         self._cache = None
         self._backward_done = True
 
@@ -438,6 +479,9 @@ class RNNBase(Module):
 
     def _accumulate(self, layer, direction, X, dx_proj, rec) -> None:
         """Add one direction's parameter gradients into self._grads (as torch adds to .grad)."""
+        ### BEGIN SOLUTION
+        ### HINT: add into self._grads: dW_ih = dx_proj^T X over all steps, dW_hh, both bias
+        ### HINT: gradients (db_ih sums dx_proj) and, with a projection, dW_hr.
         sfx = self._suffix(layer, direction)
         T, B, GH = dx_proj.shape
         dx_proj_2d = dx_proj.reshape(T * B, GH)
@@ -450,6 +494,7 @@ class RNNBase(Module):
             grads[f"bias_hh{sfx}"] += rec.db_hh
         if self.proj_size:
             grads[f"weight_hr{sfx}"] += rec.dW_hr
+        ### END SOLUTION
 
 
 class RNN(RNNBase):
