@@ -38,9 +38,9 @@ MUTANTS: list[Mutant] = [
         "GRU output and h_n, and every GRU gradient",
         ("GRU",), ("output", "h_n"),
         (Patch("functional/gru_cell.py",
-               "    n = tanh(gi[:, 2 * H : 3 * H] + r * gh_n)  # (B, H)",
-               "    n = tanh(gi[:, 2 * H : 3 * H] + (r * h_prev) @ W_hh[2 * H :].T\n"
-               "             + (0.0 if b_hh is None else b_hh[2 * H :]))  # (B, H)"),),
+               "n = tanh(gi[:, 2 * H : 3 * H] + r * gh_n,",
+               "n = tanh(gi[:, 2 * H : 3 * H] + (r * h_prev) @ W_hh[2 * H :].T\n"
+               "             + (0.0 if b_hh is None else b_hh[2 * H :]),"),),
     ),
     Mutant(
         "lstm_gate_order_ifog",
@@ -49,10 +49,11 @@ MUTANTS: list[Mutant] = [
         "LSTM output, h_n, c_n and every LSTM gradient",
         ("LSTM",), ("output", "h_n"),
         (Patch("functional/lstm_cell.py",
-               "    g = tanh(gates[:, 2 * H : 3 * H])  # (B, H)\n"
-               "    o = sigmoid(gates[:, 3 * H : 4 * H])  # (B, H)",
-               "    o = sigmoid(gates[:, 2 * H : 3 * H])  # (B, H)\n"
-               "    g = tanh(gates[:, 3 * H : 4 * H])  # (B, H)"),
+               "g = tanh(gates[:, 2 * H : 3 * H]",
+               "g = tanh(gates[:, 3 * H : 4 * H]"),
+         Patch("functional/lstm_cell.py",
+               "o = sigmoid(gates[:, 3 * H : 4 * H]",
+               "o = sigmoid(gates[:, 2 * H : 3 * H]"),
          Patch("functional/lstm_cell.py",
                "[di * sigmoid_grad(i), df * sigmoid_grad(f), dg * tanh_grad(g), "
                "do * sigmoid_grad(o)]",
@@ -93,8 +94,8 @@ MUTANTS: list[Mutant] = [
         "with variable lengths: h_n of the forward direction and the gradients it feeds",
         ALL, ("h_n",),
         (Patch("sequence.py",
-               "    h_n = states[0] if reverse else states[T]",
-               "    h_n = output[0] if reverse else output[T - 1]"),),
+               "    return output, store.states[last],",
+               "    return output, output[0] if reverse else output[T - 1],"),),
     ),
     Mutant(
         "gru_one_bias_grad",
@@ -230,8 +231,8 @@ MUTANTS: list[Mutant] = [
         "LSTM output, h_n, c_n and every LSTM gradient",
         ("LSTM",), ("output", "h_n"),
         (Patch("functional/lstm_cell.py",
-               "    f = sigmoid(gates[:, 1 * H : 2 * H])  # (B, H)",
-               "    f = sigmoid(gates[:, 1 * H : 2 * H] + 1.0)  # (B, H)"),),
+               "f = sigmoid(gates[:, 1 * H : 2 * H]",
+               "f = sigmoid(gates[:, 1 * H : 2 * H] + 1.0"),),
     ),
     Mutant(
         "lstm_dc_prev_without_f",
@@ -268,8 +269,10 @@ MUTANTS: list[Mutant] = [
         "GRU output, h_n and every GRU gradient",
         ("GRU",), ("output", "h_n"),
         (Patch("functional/gru_cell.py",
-               "    h = (1.0 - z) * n + z * h_prev  # (B, H)",
-               "    h = z * n + (1.0 - z) * h_prev  # (B, H)"),
+               "h = np.add((1.0 - z) * n, z * h_prev, out=out)  # (B, H)  "
+               "(1 - z) * n + z * h_prev",
+               "h = np.add(z * n, (1.0 - z) * h_prev, out=out)  # (B, H)  "
+               "z * n + (1 - z) * h_prev"),
          Patch("functional/gru_cell.py",
                "    dn = dh * (1.0 - z)  # (B, H)\n    dz = dh * (h_prev - n)  # (B, H)",
                "    dn = dh * z  # (B, H)\n    dz = dh * (n - h_prev)  # (B, H)"),
