@@ -17,6 +17,12 @@ def check_positive_int(name: str, value, *, allow_zero: bool = False) -> int:
     return int(value)
 
 
+def check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
 def check_array(name: str, value, dtype: np.dtype) -> np.ndarray:
     """value must be a NumPy array of exactly this dtype (nothing is cast silently)."""
     if not isinstance(value, np.ndarray):

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from scratch._checks import check_array, check_positive_int, check_shape
+from scratch._checks import check_array, check_bool, check_positive_int, check_shape
 from scratch.functional.gru_cell import gru_cell_backward, gru_cell_forward
 from scratch.functional.lstm_cell import lstm_cell_backward, lstm_cell_forward
 from scratch.functional.rnn_cell import rnn_cell_backward, rnn_cell_forward
@@ -47,8 +47,7 @@ class RNNCellBase(Module):
         super().__init__()
         check_positive_int("input_size", input_size)
         check_positive_int("hidden_size", hidden_size)
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+        check_bool("bias", bias)
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         self.bias = bool(bias)
@@ -71,9 +70,7 @@ class RNNCellBase(Module):
     def reset_parameters(self) -> None:
         """torch's init: every parameter from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)),
         drawn in registration order from the module's Generator (``self.rng``)."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for _, param in self.named_parameters():
-            param[...] = self.rng.uniform(-bound, bound, size=param.shape)
+        self.fill_uniform_(self.rng, 1.0 / math.sqrt(self.hidden_size))
 
     def _weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(W_ih, W_hh, b_ih, b_hh); the biases are None when bias=False."""

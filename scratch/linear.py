@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from scratch._checks import check_array, check_positive_int, check_shape
+from scratch._checks import check_array, check_bool, check_positive_int, check_shape
 from scratch.module import CallOrderError, Module, check_dtype
 
 
@@ -31,8 +31,7 @@ class Linear(Module):
         super().__init__()
         check_positive_int("in_features", in_features)
         check_positive_int("out_features", out_features)
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+        check_bool("bias", bias)
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.bias = bool(bias)
@@ -46,9 +45,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        bound = 1.0 / math.sqrt(self.in_features)
-        for _, param in self.named_parameters():
-            param[...] = self.rng.uniform(-bound, bound, size=param.shape)
+        self.fill_uniform_(self.rng, 1.0 / math.sqrt(self.in_features))
 
     def __repr__(self) -> str:
         dtype = "" if self.dtype == np.float64 else f", dtype={self.dtype}"

@@ -67,6 +67,12 @@ class Module:
         """Gradients keyed like the state dict; the arrays are the module's own."""
         return dict(self.named_grads())
 
+    def fill_uniform_(self, rng: np.random.Generator, bound: float) -> None:
+        """Every parameter from U(-bound, bound), drawn in registration order from rng: torch's
+        default init of the recurrent layers, their cells and Linear."""
+        for _, param in self.named_parameters():
+            param[...] = rng.uniform(-bound, bound, size=param.shape)
+
     def zero_grad(self) -> None:
         for _, grad in self.named_grads():
             grad.fill(0.0)

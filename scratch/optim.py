@@ -34,6 +34,8 @@ import numbers
 
 import numpy as np
 
+from scratch._checks import check_bool
+
 
 def _check_hyper(name: str, value, *, low: float = 0.0, high: float | None = None,
                  high_open: bool = False) -> float:
@@ -93,8 +95,7 @@ class SGD(Optimizer):
         self.momentum = _check_hyper("momentum", momentum)
         self.dampening = _check_hyper("dampening", dampening, low=-math.inf)
         self.weight_decay = _check_hyper("weight_decay", weight_decay)
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be a bool, got {type(nesterov).__name__}")
+        check_bool("nesterov", nesterov)
         if nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening, got "
                              f"momentum={momentum}, dampening={dampening}")
@@ -131,8 +132,7 @@ class Adam(Optimizer):
         self.beta2 = _check_hyper("betas[1]", betas[1], high=1.0, high_open=True)
         self.eps = _check_hyper("eps", eps)
         self.weight_decay = _check_hyper("weight_decay", weight_decay)
-        if not isinstance(amsgrad, (bool, np.bool_)):
-            raise TypeError(f"amsgrad must be a bool, got {type(amsgrad).__name__}")
+        check_bool("amsgrad", amsgrad)
         self.amsgrad = bool(amsgrad)
         super().__init__(module)
 

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from scratch._checks import check_array, check_positive_int, check_shape
+from scratch._checks import check_array, check_bool, check_positive_int, check_shape
 from scratch.module import CallOrderError, Module, check_dtype
 from scratch.sequence import (
     DirectionCache,
@@ -91,8 +91,7 @@ class RNNBase(Module):
             )
         for flag_name, flag in (("bias", bias), ("batch_first", batch_first),
                                 ("bidirectional", bidirectional)):
-            if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"{flag_name} must be a bool, got {type(flag).__name__}")
+            check_bool(flag_name, flag)
 
         self.mode = mode
         self.input_size = int(input_size)
@@ -145,9 +144,7 @@ class RNNBase(Module):
     def reset_parameters(self) -> None:
         """torch's init: every parameter from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)),
         drawn in registration order from the module's Generator (``self.rng``)."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for _, param in self.named_parameters():
-            param[...] = self.rng.uniform(-bound, bound, size=param.shape)
+        self.fill_uniform_(self.rng, 1.0 / math.sqrt(self.hidden_size))
 
     def _direction_weights(self, layer: int, direction: int):
         sfx = self._suffix(layer, direction)
