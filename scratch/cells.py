@@ -29,7 +29,7 @@ from scratch._checks import check_array, check_bool, check_positive_int, check_s
 from scratch.functional.gru_cell import gru_cell_backward, gru_cell_forward
 from scratch.functional.lstm_cell import lstm_cell_backward, lstm_cell_forward
 from scratch.functional.rnn_cell import rnn_cell_backward, rnn_cell_forward
-from scratch.module import CallOrderError, Module, check_dtype
+from scratch.module import Module, check_dtype
 
 
 class CellForwardCache(NamedTuple):
@@ -53,8 +53,6 @@ class RNNCellBase(Module):
         self.bias = bool(bias)
         self.dtype = check_dtype(dtype)
         self.rng = np.random.default_rng(seed)
-        self._cache: CellForwardCache | None = None
-        self._backward_done = False
 
         gate_size = num_chunks * self.hidden_size
         self.register_parameter("weight_ih", self._empty(gate_size, self.input_size))
@@ -141,24 +139,7 @@ class RNNCellBase(Module):
 
     # -- forward / backward bookkeeping ---------------------------------------------------
     def _remember(self, cell_cache, batched: bool, hx_given: bool, batch_size: int) -> None:
-        self._cache = CellForwardCache(batched, hx_given, batch_size, cell_cache)
-        self._backward_done = False
-
-    def _last_forward(self) -> CellForwardCache:
-        """The cache of the forward to go back through, or CallOrderError. Nothing changes
-        here: the cache is released by _forget once backward has succeeded."""
-        if self._cache is None:
-            if self._backward_done:
-                raise CallOrderError(
-                    "backward() was already called for the last forward(); call forward() "
-                    "again before another backward()"
-                )
-            raise CallOrderError("backward() called before forward(): nothing to go back through")
-        return self._cache
-
-    def _forget(self) -> None:
-        self._cache = None
-        self._backward_done = True
+        self._save_for_backward(CellForwardCache(batched, hx_given, batch_size, cell_cache))
 
     def _accumulate(self, dW_ih, dW_hh, db_ih, db_hh) -> None:
         """Add this step's parameter gradients into self._grads (as torch adds to .grad)."""
@@ -199,11 +180,11 @@ class RNNCell(RNNCellBase):
 
     def backward(self, grad_h):
         """grad_h = dL/dh', shaped like h'. Returns (grad_input, grad_hx or None)."""
-        cache = self._last_forward()
+        cache = self._saved_for_backward()
         dh = self._check_grad("grad_h", grad_h, cache)
         g = rnn_cell_backward(dh, cache.cell)
         self._accumulate(g.dW_ih, g.dW_hh, g.db_ih, g.db_hh)
-        self._forget()
+        self._release_saved()
         grad_hx = self._to_user(g.dh_prev, cache.batched) if cache.hx_given else None
         return self._to_user(g.dx, cache.batched), grad_hx
 
@@ -239,7 +220,7 @@ class LSTMCell(RNNCellBase):
         """grad_h = dL/dh', grad_c = dL/dc', each shaped like h' or None (zero), not both.
 
         Returns (grad_input, (grad_h0, grad_c0)), or (grad_input, None) without hx."""
-        cache = self._last_forward()
+        cache = self._saved_for_backward()
         if grad_h is None and grad_c is None:
             raise ValueError("LSTMCell.backward needs grad_h or grad_c (or both), got neither")
         zeros = np.zeros((cache.batch_size, self.hidden_size), dtype=self.dtype)
@@ -247,7 +228,7 @@ class LSTMCell(RNNCellBase):
         dc = zeros if grad_c is None else self._check_grad("grad_c", grad_c, cache)
         g = lstm_cell_backward(dh, dc, cache.cell)
         self._accumulate(g.dW_ih, g.dW_hh, g.db_ih, g.db_hh)
-        self._forget()
+        self._release_saved()
         grad_hx = None
         if cache.hx_given:
             grad_hx = (self._to_user(g.dh_prev, cache.batched),
@@ -275,10 +256,10 @@ class GRUCell(RNNCellBase):
 
     def backward(self, grad_h):
         """grad_h = dL/dh', shaped like h'. Returns (grad_input, grad_hx or None)."""
-        cache = self._last_forward()
+        cache = self._saved_for_backward()
         dh = self._check_grad("grad_h", grad_h, cache)
         g = gru_cell_backward(dh, cache.cell)
         self._accumulate(g.dW_ih, g.dW_hh, g.db_ih, g.db_hh)
-        self._forget()
+        self._release_saved()
         grad_hx = self._to_user(g.dh_prev, cache.batched) if cache.hx_given else None
         return self._to_user(g.dx, cache.batched), grad_hx

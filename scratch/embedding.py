@@ -17,7 +17,7 @@ import numbers
 import numpy as np
 
 from scratch._checks import check_array, check_positive_int, check_shape
-from scratch.module import CallOrderError, Module, check_dtype
+from scratch.module import Module, check_dtype
 
 
 class Embedding(Module):
@@ -45,8 +45,6 @@ class Embedding(Module):
         self.dtype = check_dtype(dtype)
         self.rng = np.random.default_rng(seed)
         self.register_parameter("weight", np.zeros((num_embeddings, embedding_dim), self.dtype))
-        self._indices: np.ndarray | None = None
-        self._backward_done = False
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -69,21 +67,15 @@ class Embedding(Module):
                 f"Embedding: every index must be in 0..{self.num_embeddings - 1}, got values "
                 f"from {idx.min()} to {idx.max()}"
             )
-        self._indices = idx
-        self._backward_done = False
+        self._save_for_backward(idx)  # the indices, for the rows of dW
         return self._parameters["weight"][idx]  # (..., embedding_dim), a copy
 
     def backward(self, grad_output: np.ndarray) -> None:
         """Add dL/dW into ``self.grads``. Indices have no gradient, so nothing is returned."""
-        if self._indices is None:
-            raise CallOrderError(
-                "Embedding.backward() was already called for the last forward()"
-                if self._backward_done else "Embedding.backward() called before forward()"
-            )
-        idx = self._indices
+        idx = self._saved_for_backward()
         dy = check_array("grad_output", grad_output, self.dtype)
         check_shape("grad_output", dy, idx.shape + (self.embedding_dim,))
-        self._indices, self._backward_done = None, True
+        self._release_saved()
         rows = idx.reshape(-1)  # (N,)
         dy_2d = dy.reshape(-1, self.embedding_dim)  # (N, embedding_dim)
         if self.padding_idx is not None:

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from scratch._checks import check_array, check_bool, check_positive_int, check_shape
-from scratch.module import CallOrderError, Module, check_dtype
+from scratch.module import Module, check_dtype
 
 
 class Linear(Module):
@@ -40,8 +40,6 @@ class Linear(Module):
         self.register_parameter("weight", np.zeros((out_features, in_features), self.dtype))
         if self.bias:
             self.register_parameter("bias", np.zeros(out_features, self.dtype))
-        self._x: np.ndarray | None = None  # the last forward's input, kept for backward
-        self._backward_done = False
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -64,16 +62,15 @@ class Linear(Module):
         y = x @ W.T  # (..., out_features)
         if self.bias:
             y = y + self._parameters["bias"]
-        self._x = x
-        self._backward_done = False
+        self._save_for_backward(x)  # the input, for dW = dy^T x
         return y
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         """dL/dy -> dL/dx; adds dL/dW (and dL/db) into ``self.grads``."""
-        x = self._cached_input()
+        x = self._saved_for_backward()
         dy = check_array("grad_output", grad_output, self.dtype)
         check_shape("grad_output", dy, x.shape[:-1] + (self.out_features,))
-        self._x, self._backward_done = None, True
+        self._release_saved()
         W = self._parameters["weight"]
         dy_2d = dy.reshape(-1, self.out_features)  # (N, out)
         x_2d = x.reshape(-1, self.in_features)  # (N, in)
@@ -82,11 +79,3 @@ class Linear(Module):
         if self.bias:
             self._grads["bias"] += dy_2d.sum(axis=0)  # (out,)
         return dx
-
-    def _cached_input(self) -> np.ndarray:
-        if self._x is None:
-            if self._backward_done:
-                raise CallOrderError("Linear.backward() was already called for the last "
-                                     "forward(); call forward() again first")
-            raise CallOrderError("Linear.backward() called before forward()")
-        return self._x

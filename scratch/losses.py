@@ -26,7 +26,7 @@ import numbers
 import numpy as np
 
 from scratch._checks import check_array, check_shape
-from scratch.module import CallOrderError, Module
+from scratch.module import Module
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -50,9 +50,7 @@ class _Loss(Module):
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         self.reduction = _check_reduction(reduction)
-        self._cache: tuple | None = None
         self._loss_shape: tuple = ()
-        self._backward_done = False
 
     def _upstream(self, grad_loss, dtype) -> np.ndarray:
         """dL/d loss as an array shaped like the loss (1 when omitted for a scalar loss)."""
@@ -66,15 +64,6 @@ class _Loss(Module):
         grad = check_array("grad_loss", grad_loss, dtype)
         check_shape("grad_loss", grad, self._loss_shape)
         return grad
-
-    def _take_cache(self) -> tuple:
-        if self._cache is None:
-            what = type(self).__name__
-            raise CallOrderError(
-                f"{what}.backward() was already called for the last forward()"
-                if self._backward_done else f"{what}.backward() called before forward()"
-            )
-        return self._cache
 
     def forward(self, input: np.ndarray, target):
         raise NotImplementedError
@@ -100,9 +89,8 @@ class MSELoss(_Loss):
         check_shape("target", t, x.shape)
         diff = x - t  # (...)
         squared = diff * diff  # (...)
-        self._cache = (diff,)
+        self._save_for_backward((diff,))
         self._loss_shape = x.shape if self.reduction == "none" else ()
-        self._backward_done = False
         if self.reduction == "none":
             return squared
         total = squared.sum(dtype=x.dtype)
@@ -110,9 +98,9 @@ class MSELoss(_Loss):
 
     def backward(self, grad_loss=None) -> np.ndarray:
         """dL/d input, shaped like input. grad_loss: dL/d loss, shaped like the loss."""
-        (diff,) = self._take_cache()
+        (diff,) = self._saved_for_backward()
         upstream = self._upstream(grad_loss, diff.dtype)
-        self._cache, self._backward_done = None, True
+        self._release_saved()
         scale = 2.0 / diff.size if self.reduction == "mean" else 2.0
         return (scale * diff) * upstream  # (...)
 
@@ -147,9 +135,8 @@ class CrossEntropyLoss(_Loss):
         losses = np.where(kept, -picked, 0.0).astype(z.dtype)  # (N,)
         count = int(kept.sum())
 
-        self._cache = (log_p, y_safe, kept, count, single)
+        self._save_for_backward((log_p, y_safe, kept, count, single))
         self._loss_shape = (() if single else (N,)) if self.reduction == "none" else ()
-        self._backward_done = False
         if self.reduction == "none":
             return losses[0] if single else losses
         total = losses.sum(dtype=z.dtype)
@@ -160,9 +147,9 @@ class CrossEntropyLoss(_Loss):
 
     def backward(self, grad_loss=None) -> np.ndarray:
         """dL/d logits, shaped like the logits. grad_loss: dL/d loss, shaped like the loss."""
-        log_p, y_safe, kept, count, single = self._take_cache()
+        log_p, y_safe, kept, count, single = self._saved_for_backward()
         upstream = self._upstream(grad_loss, log_p.dtype)
-        self._cache, self._backward_done = None, True
+        self._release_saved()
         N = log_p.shape[0]
         dz = np.exp(log_p)  # (N, C) softmax
         dz[np.arange(N), y_safe] -= 1.0  # softmax - onehot

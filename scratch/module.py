@@ -36,6 +36,8 @@ class Module:
         self._grads: OrderedDict[str, np.ndarray] = OrderedDict()
         self._modules: OrderedDict[str, Module] = OrderedDict()
         self.training = True
+        self._saved: object = None  # what the last forward kept for its backward
+        self._backward_done = False
 
     # -- building -------------------------------------------------------------------------
     def register_parameter(self, name: str, value: np.ndarray) -> None:
@@ -114,6 +116,31 @@ class Module:
             arrays[name] = value
         for name, param in own.items():
             np.copyto(param, arrays[name])
+
+    # -- what a forward keeps for its backward ---------------------------------------------
+    def _save_for_backward(self, saved: object) -> None:
+        """Keep what backward() needs; a new forward replaces what an earlier one kept."""
+        self._saved = saved
+        self._backward_done = False
+
+    def _saved_for_backward(self):
+        """What the last forward kept, or CallOrderError. Nothing changes here: backward
+        calls _release_saved once its arguments have passed their checks."""
+        if self._saved is None:
+            name = type(self).__name__
+            if self._backward_done:
+                raise CallOrderError(
+                    f"{name}.backward() was already called for the last forward(); call "
+                    "forward() again before another backward()"
+                )
+            raise CallOrderError(
+                f"{name}.backward() called before forward(): nothing to go back through"
+            )
+        return self._saved
+
+    def _release_saved(self) -> None:
+        self._saved = None
+        self._backward_done = True
 
     # -- modes ----------------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from scratch._checks import check_array, check_bool, check_positive_int, check_shape
-from scratch.module import CallOrderError, Module, check_dtype
+from scratch.module import Module, check_dtype
 from scratch.sequence import (
     DirectionCache,
     DirectionWeights,
@@ -105,8 +105,6 @@ class RNNBase(Module):
         self.dtype = check_dtype(dtype)
         self.rng = np.random.default_rng(seed)
         self.last_dropout_masks: list[np.ndarray] | None = None
-        self._cache: ForwardCache | None = None
-        self._backward_done = False
         self._workspace: dict = {}  # see _work_arrays
 
         gate_size = GATES_PER_MODE[mode] * hidden_size
@@ -330,7 +328,7 @@ class RNNBase(Module):
         x, h0, c0, lengths, masks, batched, hx_given = self._check_forward_args(
             input, hx, lengths, dropout_masks
         )
-        self._cache = None  # the last call's cache shares the work arrays this call overwrites
+        self._saved = None  # what the last call kept shares the work arrays this call overwrites
         T, B, _ = x.shape
         D, H_out = self.num_directions, self.output_hidden_size
         valid = None
@@ -388,9 +386,8 @@ class RNNBase(Module):
         if output.base is not None:  # a view of the states the cache keeps: hand out a copy
             output = output.copy()
         h_n_user = h_n if batched else h_n[:, 0, :]
-        self._cache = ForwardCache(batched, hx_given, input.shape, output.shape,
-                                   h_n_user.shape, layers)
-        self._backward_done = False
+        self._save_for_backward(ForwardCache(batched, hx_given, input.shape, output.shape,
+                                             h_n_user.shape, layers))
         if self.mode == "LSTM":
             c_n_user = c_n if batched else c_n[:, 0, :]
             return output, (h_n_user, c_n_user)
@@ -407,7 +404,7 @@ class RNNBase(Module):
         (grad_input, grad_hx): grad_input shaped like input, grad_hx shaped like hx (a pair for
         LSTM), or None when forward was called without hx.
         """
-        cache = self._check_backward_call()
+        cache = self._saved_for_backward()
         batched = cache.batched
         dout = check_array("grad_output", grad_output, self.dtype)
         check_shape("grad_output", dout, cache.output_shape)
@@ -453,8 +450,7 @@ class RNNBase(Module):
                 self._accumulate(layer, direction, X, dx_proj, rec)
             dlayer_output = dlayer_input
         ### END SOLUTION
-        self._cache = None
-        self._backward_done = True
+        self._release_saved()
 
         grad_input = self._to_user_layout(dlayer_output, batched)
         if not cache.hx_given:
@@ -463,16 +459,6 @@ class RNNBase(Module):
         if self.mode == "LSTM":
             return grad_input, (dh0_user, dc0 if batched else dc0[:, 0, :])
         return grad_input, dh0_user
-
-    def _check_backward_call(self) -> ForwardCache:
-        if self._cache is None:
-            if self._backward_done:
-                raise CallOrderError(
-                    "backward() was already called for the last forward(); call forward() "
-                    "again before another backward()"
-                )
-            raise CallOrderError("backward() called before forward(): nothing to go back through")
-        return self._cache
 
     def _accumulate(self, layer, direction, X, dx_proj, rec) -> None:
         """Add one direction's parameter gradients into self._grads (as torch adds to .grad)."""
