@@ -145,7 +145,9 @@ def floor_step(case: Case) -> Callable[[], None]:
             layers.append(dict(
                 X=arr(TB, I_layer), W_ih=arr(GH, I_layer), W_hh=arr(GH, H_out),
                 W_hr=arr(P, H) if P else None, h=arr(B, H_out), h_full=arr(B, H),
-                gates=np.empty((B, GH), dt), dh=np.empty((B, H_out), dt),
+                # laid out as scratch.functional.products.hidden_product lays it out
+                gates=np.empty((B, GH), dt, order="F" if dt == np.float32 else "C"),
+                dgates=np.empty((B, GH), dt), dh=np.empty((B, H_out), dt),
                 dh_full=np.empty((B, H), dt), x_proj=np.empty((TB, GH), dt),
                 states=arr(TB, H_out), states_full=arr(TB, H), dh_all=arr(TB, H_out),
                 dW_hh=np.empty((GH, H_out), dt), dW_ih=np.empty((GH, I_layer), dt),
@@ -162,7 +164,7 @@ def floor_step(case: Case) -> Callable[[], None]:
             for _ in range(T):
                 if P:
                     np.matmul(d["dh"], d["W_hr"], out=d["dh_full"])
-                np.matmul(d["gates"], d["W_hh"], out=d["dh"])
+                np.matmul(d["dgates"], d["W_hh"], out=d["dh"])
             np.matmul(d["x_proj"].T, d["states"], out=d["dW_hh"])
             np.matmul(d["x_proj"].T, d["X"], out=d["dW_ih"])
             np.matmul(d["x_proj"], d["W_ih"], out=d["dX"])

@@ -218,7 +218,7 @@ MUTANTS: list[Mutant] = [
         "RNN output, h_n and every RNN gradient",
         ("RNN_TANH", "RNN_RELU"), ("output", "h_n"),
         (Patch("functional/rnn_cell.py",
-               "    pre = x_proj + h_prev @ W_hh.T  # (B, H)",
+               "    pre = x_proj + hidden_product(h_prev, W_hh)  # (B, H)  x_proj + h_prev W_hh^T",
                "    pre = x_proj + h_prev @ W_hh  # (B, H)"),
          Patch("functional/rnn_cell.py",
                "    dh_prev = dpre @ W_hh  # (B, H)",

@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from scratch.activations import sigmoid, sigmoid_grad, tanh, tanh_grad
+from scratch.functional.products import hidden_product
 
 
 class GRUStepCache(NamedTuple):
@@ -68,7 +69,7 @@ def gru_step_forward(gi, h_prev, W_hh, b_hh, *, out=None, cache_out=None):
     ### HINT: arrays when given). Return h and GRUStepCache(h_prev, r, z, n, gh_n).
     H = h_prev.shape[-1]
     keep = NEW_ARRAYS if cache_out is None else cache_out
-    gh = h_prev @ W_hh.T  # (B, 3H)
+    gh = hidden_product(h_prev, W_hh)  # (B, 3H)  h_prev W_hh^T
     if b_hh is not None:
         gh += b_hh
     r = sigmoid(gi[:, 0 * H : 1 * H] + gh[:, 0 * H : 1 * H], out=keep.r)  # (B, H)

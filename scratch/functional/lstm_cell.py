@@ -27,6 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from scratch.activations import sigmoid, sigmoid_grad, tanh, tanh_grad
+from scratch.functional.products import hidden_product
 
 
 class LSTMStepCache(NamedTuple):
@@ -74,7 +75,7 @@ def lstm_step_forward(x_gates, h_prev, c_prev, W_hh, b_hh, W_hr=None, *, out=Non
     ### HINT: h into out when given, the cached values into cache_out's arrays when given.
     H = c_prev.shape[-1]
     keep = NEW_ARRAYS if cache_out is None else cache_out
-    gates = x_gates + h_prev @ W_hh.T  # (B, 4H)
+    gates = x_gates + hidden_product(h_prev, W_hh)  # (B, 4H)  x_gates + h_prev W_hh^T
     if b_hh is not None:
         gates += b_hh
     i = sigmoid(gates[:, 0 * H : 1 * H], out=keep.i)  # (B, H)

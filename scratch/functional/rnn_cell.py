@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from scratch.activations import ACTIVATIONS
+from scratch.functional.products import hidden_product
 
 
 class RNNStepCache(NamedTuple):
@@ -43,7 +44,7 @@ def rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity="tanh", *, out=Non
     ### HINT: pre = x_proj + h_prev W_hh^T (+ b_hh); h = act(pre), act from ACTIVATIONS;
     ### HINT: h written into out when one is given. Return h, RNNStepCache(h_prev, h, nonlinearity).
     act, _ = ACTIVATIONS[nonlinearity]
-    pre = x_proj + h_prev @ W_hh.T  # (B, H)
+    pre = x_proj + hidden_product(h_prev, W_hh)  # (B, H)  x_proj + h_prev W_hh^T
     if b_hh is not None:
         pre += b_hh
     h = act(pre, out=out)  # (B, H)
