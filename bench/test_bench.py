@@ -15,6 +15,8 @@ import pytest
 from bench import targets
 from bench.cases import Case, floor_step, scratch_step
 from bench.choices import KINDS
+from bench.markdown import markdown
+from bench.report import ms
 from bench.timing import plan, quartiles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +115,17 @@ def test_a_tiny_run_end_to_end(tmp_path):
     assert [("torch_alone_s" in r) for r in results["pairs"]] == [True, False, True, False]
     assert results["environment"]["threads_each_side"] == 1
     assert "thread" in done.stdout and "== targets ==" in done.stdout
+
+    # the same run as Markdown, the form docs/performance.md shows
+    text = markdown(results)
+    rnn = results["pairs"][0]
+    assert (f"| RNN (tanh) | float64 | 3,2,3,4 | {ms(rnn['scratch_s'])} | "
+            f"{ms(rnn['torch_s'])} | {rnn['ratio']:.2f} |") in text
+    lstmp_2x2 = results["pairs"][3]["ratio"]
+    assert "| kind | dtype | T,B,I,H | 1x1 | 2x2 |" in text
+    assert f"| LSTM proj | float64 | 3,2,3,4 | {results['pairs'][2]['ratio']:.2f} | " \
+        f"{lstmp_2x2:.2f} |" in text
+    assert text.split("### The targets")[1].count("\n- ") == len(results["targets"])
 
 
 def test_peak_memory_of_a_small_case():

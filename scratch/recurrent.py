@@ -360,14 +360,8 @@ class RNNBase(Module):
                                    out=x_proj_2d).reshape(T, B, GH)
                 if b_ih is not None:
                     x_proj += b_ih
-                step_weights = weights
-                if weights.b_hh is not None and self.mode != "GRU":
-                    # b_hh adds to every step's gates as b_ih does (not so the GRU's b_hn,
-                    # which r multiplies): add it to all steps at once, not in each step
-                    x_proj += weights.b_hh
-                    step_weights = weights._replace(b_hh=None)
                 output, h_n[row], c_last, cache = direction_forward(
-                    self.mode, x_proj, h0[row], None if c0 is None else c0[row], step_weights,
+                    self.mode, x_proj, h0[row], None if c0 is None else c0[row], weights,
                     valid, reverse=direction == 1, storage=storage,
                 )
                 if c_n is not None:

@@ -28,6 +28,7 @@ from scratch.functional import (
     rnn_step_backward,
     rnn_step_forward,
 )
+from scratch.functional.products import hidden_product
 
 B, I, H, P = 3, 4, 5, 2
 
@@ -246,3 +247,21 @@ def test_gru_reset_gate_multiplies_the_hidden_projection():
     assert_close(h, (1 - z) * n_torch + z * h_prev, "h from torch's equations")
     assert not np.allclose(h, (1 - z) * n_paper + z * h_prev)
     assert_close(cache.gh_n, gh[:, 2 * H:], "the cached hidden projection of n")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_hidden_product_is_h_prev_times_W_hh_transposed(dtype):
+    rng = np.random.default_rng(7)
+    h_prev = draw(rng, 6, H).astype(dtype)
+    W_hh = draw(rng, 4 * H, H).astype(dtype)
+    x_gates = draw(rng, 6, 4 * H).astype(dtype)
+    product = hidden_product(h_prev, W_hh)
+    assert product.shape == (6, 4 * H) and product.dtype == dtype
+    expected = h_prev.astype(np.float64) @ W_hh.astype(np.float64).T
+    rel = 1e-6 if dtype == np.float32 else 1e-14
+    assert_close(product, expected, "h_prev W_hh^T", rel)
+    # the layout the speed relies on: column-major in float32, row-major in float64; and the
+    # sum with a row-major input share, as every cell forms it, is row-major in both
+    assert product.flags.f_contiguous == (dtype == np.float32)
+    assert (x_gates + product).flags.c_contiguous
+    assert_close(hidden_product(h_prev[0], W_hh), expected[0], "unbatched h_prev W_hh^T", rel)
