@@ -11,6 +11,10 @@ Every cell is written twice over the same math:
 Step backward functions return the gradients of the pre-activations (``dgates`` and friends)
 and leave the weight gradients to the caller: a weight gradient is an outer product summed over
 the batch, and over time the sequence loop sums it in one matrix product after the loop.
+
+Every forward step computes h_prev W_hh^T through ``products.hidden_product``: read it as
+``h_prev @ W_hh.T``, which is what it computes; it only picks the memory layout of the result
+that OpenBLAS computes fastest (docs/performance.md).
 """
 
 from scratch.functional.gru_cell import (
