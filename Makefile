@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: $(STAMP)
 	$(SINGLE_THREAD) $(BIN)/python -m pytest -q -n 2
+	$(MAKE) lint
 
 parity: $(STAMP)
 	$(SINGLE_THREAD) $(BIN)/python -m parity --profile ci
