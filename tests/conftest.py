@@ -1,3 +1,4 @@
+
 """Test-wide settings: one thread per library, and derandomized Hypothesis.
 
 NumPy (OpenBLAS) and torch alternate in nearly every test; with several threads each they
@@ -11,6 +12,7 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 # CI must not flake: a fixed seed (derandomize) and no example database. Open-ended
@@ -32,3 +34,20 @@ try:
     torch.set_num_threads(1)
 except ImportError:  # the NumPy-only tests still run
     pass
+
+
+@pytest.fixture()
+def leased(monkeypatch) -> list[int]:
+    """The uids leased to children while the test runs (grading as root)."""
+    from parity.grading import sandbox
+
+    uids: list[int] = []
+    original = sandbox.UidLease.__enter__
+
+    def enter(self):
+        uid = original(self)
+        uids.append(uid)
+        return uid
+
+    monkeypatch.setattr(sandbox.UidLease, "__enter__", enter)
+    return uids

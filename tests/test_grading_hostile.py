@@ -1,5 +1,9 @@
 """Hostile submissions: each is contained and earns nothing it did not earn.
 
+The wall is the kernel's (``sandbox``: bubblewrap namespaces, a uid of the child's own); the
+tests marked ``wall`` run with the child's audit hook switched off, so that what they show is
+what the sandbox alone contains. The new attack classes are in test_grading_attacks.py.
+
 Every submission here is the reference with one function, ``rnn_step_forward``, replaced by
 code that tries to cheat or to break the grader (appended to ``functional/rnn_cell.py``, so
 ``rnn_cell_forward`` and the package's re-exports use it too), or with hostile code run when
@@ -26,7 +30,7 @@ from parity.grading.rubric import rubric_from_dict
 
 REFERENCE = Path(scratch.__file__).resolve().parent
 FAST = rubric_from_dict({"max_examples": 5, "limits": {"case_seconds": 3, "item_seconds": 20,
-                                                       "memory_mb": 768}})
+                                                       "memory_mb": 512}})
 SIGNATURE = 'def rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity="tanh", **kw):\n'
 
 
@@ -44,8 +48,8 @@ def make_submission(root: Path, body: str, *, at_import: str = "") -> Path:
     return root / "sub"
 
 
-def grade(path: Path):
-    result = grade_submission(path, FAST, items=["rnn_forward", "gru_backward"])
+def grade(path: Path, **kwargs):
+    result = grade_submission(path, FAST, items=["rnn_forward", "gru_backward"], **kwargs)
     by_id = {item.id: item for item in result.items}
     return result, by_id["rnn_forward"], by_id["gru_backward"]
 
@@ -55,8 +59,8 @@ def feedback_of(item) -> str:
     return item.failure.problem + " " + " ".join(item.notes)
 
 
-def assert_contained(path: Path, *reasons: str) -> str:
-    result, hostile, honest = grade(path)
+def assert_contained(path: Path, *reasons: str, **kwargs) -> str:
+    result, hostile, honest = grade(path, **kwargs)
     assert hostile.score == 0 and not hostile.passed
     text = feedback_of(hostile)
     for reason in reasons:
@@ -89,8 +93,8 @@ def test_loading_the_reference_from_its_file_is_refused(tmp_path):
     spec.loader.exec_module(module)
     return module.rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity, **kw)
     """
-    assert_contained(make_submission(tmp_path, body), "PermissionError",
-                     f"blocked: reading {REFERENCE}")
+    # the reference is not in the sandbox's file system at all
+    assert_contained(make_submission(tmp_path, body), "FileNotFoundError")
 
 
 def test_importing_the_reference_through_sys_path_is_refused(tmp_path):
@@ -102,8 +106,7 @@ def test_importing_the_reference_through_sys_path_is_refused(tmp_path):
     reference = importlib.import_module("scratch.functional.rnn_cell")
     return reference.rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity, **kw)
     """
-    assert_contained(make_submission(tmp_path, body), "No module named 'scratch'",
-                     f"blocked: reading {REFERENCE.parent}")
+    assert_contained(make_submission(tmp_path, body), "No module named 'scratch'")
 
 
 def test_sys_exit_zero_scores_nothing(tmp_path):
@@ -146,8 +149,7 @@ def test_writing_a_results_file_has_no_effect(tmp_path):
     return h_prev, RNNStepCache(h_prev, h_prev, nonlinearity)
     """
     path = make_submission(tmp_path, body)
-    text = assert_contained(path, "blocked: writing")
-    assert "returned h: differs" in text
+    assert_contained(path, "returned h: differs", audit_hooks=False)
     assert not results.exists()  # the forged file was never written...
     result, _, _ = grade(path)
     write_gradescope_results(result, results)  # ...and the grader writes the real one
@@ -192,22 +194,42 @@ def test_hostile_code_at_import_scores_nothing_anywhere(tmp_path):
         assert "exited with status 0" in item.failure.problem
 
 
-def test_no_child_outlives_grading(tmp_path):
-    # the child sleeps when killed; afterwards no process of ours runs (or lingers as a
-    # zombie) but the zygote that forks the children, which is this test process's own
+def test_no_child_outlives_grading(tmp_path, leased):
+    # the child sleeps when killed; afterwards no process runs as a uid its children had,
+    # and no sandbox of this process is left over (not even as a zombie)
     grade(make_submission(tmp_path, "import time\ntime.sleep(60)\n"))
-    processes = {}
+    assert len(leased) == 2 or os.geteuid() != 0
+    assert sandbox_processes(leased) == []
+    children = [pid for pid, (ppid, _) in processes().items() if ppid == str(os.getpid())]
+    assert [pid for pid in children if b"bwrap" in command_line(pid)] == []
+
+
+def command_line(pid: str) -> bytes:
+    try:
+        return (Path("/proc") / pid / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def processes() -> dict:
+    """pid -> (parent pid, uid) of every process this machine shows."""
+    found = {}
     for pid in os.listdir("/proc"):
         try:
-            stat = (Path("/proc") / pid / "stat").read_text()
-            cmdline = (Path("/proc") / pid / "cmdline").read_bytes()
+            status = (Path("/proc") / pid / "status").read_text()
         except (OSError, ValueError):
             continue
-        processes[pid] = (stat.rsplit(")", 1)[1].split()[1], cmdline)
-    zygotes = [pid for pid, (ppid, cmd) in processes.items()
-               if ppid == str(os.getpid()) and b"--zygote" in cmd]
-    assert zygotes, "grading ran its children through a zygote of this process"
-    assert [pid for pid, (ppid, _) in processes.items() if ppid in zygotes] == []
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        found[pid] = (fields["PPid"].strip(), int(fields["Uid"].split()[0]))
+    return found
+
+
+def sandbox_processes(uids) -> list:
+    """Processes running as one of these leased uids (as root; elsewhere children run in a
+    user namespace of their own, under the grader's uid, and the PID namespace ends them)."""
+    if os.geteuid() != 0:
+        return []
+    return [pid for pid, (_, uid) in processes().items() if uid in set(uids)]
 
 
 @pytest.mark.parametrize("layout", ["nested", "flat"])
@@ -226,40 +248,23 @@ def test_a_directory_without_the_package_is_reported(tmp_path):
     assert result.score == 0
 
 
-def test_the_hooks_alone_contain_it_when_the_child_runs_as_root(tmp_path, monkeypatch):
-    # without the privilege drop (a Python only root can run), the audit hooks still refuse
-    import sys
+def test_without_the_sandbox_the_hooks_still_refuse_and_the_report_says_unsafe(tmp_path):
+    from parity.grading.report import gradescope_results, terminal_report
+    from parity.grading.sandbox import Wall
 
-    from parity.grading import sandbox
-
-    monkeypatch.setattr(sandbox, "child_python", lambda: sys.executable)
-    results = tmp_path / "results.json"
-    body = f"""
+    body = """
     import os, signal
-    attempts = (lambda: os.kill(os.getppid(), signal.SIGKILL), os.fork,
-                lambda: open({str(results)!r}, "w").write("{{}}"),
-                lambda: open({str(REFERENCE / "sequence.py")!r}).read())
-    for attempt in attempts:
+    for attempt in (lambda: os.kill(os.getppid(), signal.SIGKILL), os.fork):
         try:
             attempt()
         except PermissionError:
             pass
     raise RuntimeError("tried everything")
     """
-    if os.geteuid() == 0:
-        assert sandbox.isolation_summary().startswith("children run as root")
-    assert_contained(make_submission(tmp_path, body), "tried everything", "blocked: os.kill",
-                     "blocked: os.fork", f"blocked: writing {results}",
-                     f"blocked: reading {REFERENCE / 'sequence.py'}")
-    assert not results.exists()
-
-
-def test_without_the_zygote_each_child_is_a_fresh_interpreter(tmp_path, monkeypatch):
-    from parity.grading import sandbox
-
-    def no_zygote(python, drop):
-        raise OSError("no zygote here")
-
-    monkeypatch.setattr(sandbox, "zygote_for", no_zygote)
-    assert_contained(make_submission(tmp_path, "import os\nos._exit(0)\n"),
-                     "exited with status 0")
+    path = make_submission(tmp_path, body)
+    assert_contained(path, "tried everything", "blocked: os.kill", "blocked: os.fork",
+                     wall=Wall.unsafe())
+    result, _, _ = grade(path, wall=Wall.unsafe())
+    assert result.unsafe
+    assert terminal_report(result).splitlines()[0].startswith("UNSAFE: graded without")
+    assert gradescope_results(result)["output"].startswith("UNSAFE: graded without")

@@ -182,7 +182,7 @@ def test_anything_but_plain_data_is_refused(bad):
 def test_a_pickled_array_is_refused():
     buffer = io.BytesIO()
     np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(protocol.ProtocolError, match="plain .npy"):
+    with pytest.raises(protocol.ProtocolError, match="only numeric arrays"):
         protocol.array_from_bytes(buffer.getvalue())
 
 

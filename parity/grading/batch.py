@@ -19,6 +19,7 @@ from pathlib import Path
 from parity.grading.grade import GradeResult, grade_submission
 from parity.grading.report import terminal_report, write_json
 from parity.grading.rubric import Rubric, default_rubric
+from parity.grading.sandbox import Wall, find_wall
 
 
 @dataclass
@@ -41,9 +42,9 @@ def list_submissions(directory: str | Path) -> list[Path]:
 
 
 def _grade_one(args) -> GradeResult:
-    path, rubric = args
+    path, rubric, wall, audit_hooks = args
     try:
-        return grade_submission(path, rubric)
+        return grade_submission(path, rubric, wall=wall, audit_hooks=audit_hooks)
     except Exception as error:  # a fault of the grader: record it, grade the others
         return GradeResult(str(path), [], 0.0, error=f"the grader failed on this submission: "
                            f"{type(error).__name__}: {error}")
@@ -55,15 +56,19 @@ def default_jobs() -> int:
 
 
 def grade_all(directory: str | Path, rubric: Rubric | None = None,
-              jobs: int | None = None) -> Gradebook:
+              jobs: int | None = None, wall: Wall | None = None,
+              audit_hooks: bool = True) -> Gradebook:
+    """Grade every submission; each item of each runs behind ``wall`` (the sandbox by
+    default, checked before anything is graded: SandboxUnavailable where there is none)."""
     rubric = rubric or default_rubric()
+    wall = wall or find_wall()
     submissions = list_submissions(directory)
     jobs = jobs or default_jobs()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"jobs must be a positive int, got {jobs!r}")
     jobs = min(jobs, len(submissions))
     start = time.monotonic()
-    work = [(path, rubric) for path in submissions]
+    work = [(path, rubric, wall, audit_hooks) for path in submissions]
     if jobs == 1:
         rows = [_grade_one(w) for w in work]
     else:
@@ -91,6 +96,7 @@ def write_gradebook(book: Gradebook, rubric: Rubric, out: str | Path) -> dict[st
                              f"{row.seconds:.1f}", row.error or ""])
     os.replace(partial, csv_path)
     json_path = write_json({
+        "sandbox": book.rows[0].sandbox if book.rows else "",
         "rubric": rubric.to_dict(), "seconds": round(book.seconds, 1), "jobs": book.jobs,
         "submissions": {Path(row.submission).name: row.to_dict() for row in book.rows},
     }, out / "gradebook.json")

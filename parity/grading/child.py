@@ -1,28 +1,28 @@
 """The runner inside a submission's child process.
 
-The grader starts it as ``python -I -S -B runner.py CONFIG`` in a fresh directory, with a
-``sys.path`` that holds only the standard library, a private directory exposing NumPy and this
-runner, and a copy of the submission: torch, the parity harness and the reference ``scratch``
-cannot be imported from here. Before anything of the submission runs, the runner
+The grader starts it as ``python -I -S -B _grading_child.py CONFIG`` inside the sandbox
+(``sandbox``): its file system holds the standard library, NumPy, this runner and a copy of the
+submission, nothing else, and the kernel keeps it there. Before anything of the submission
+runs, the runner
 
-* sets its own resource limits (address space, CPU time, file size; soft = hard, so the
-  submission cannot raise them again),
-* installs audit hooks (``sys.addaudithook``; hooks cannot be removed) that refuse to read
-  files outside the directories above, to write outside its working directory, to start or
-  signal processes, to open sockets, to import torch or the harness, and, once NumPy is
-  loaded, to use ctypes or walk the garbage collector's object lists. Each refusal is noted
-  and the note travels to the grader with the next answer.
+* sets its own resource limits (address space, CPU time, file size, one process; soft = hard,
+  so the submission cannot raise them again),
+* installs an audit hook (``sys.addaudithook``) that turns common mistakes into readable
+  feedback: importing torch or the harness, starting or signalling a process, opening a
+  socket. Each refusal is noted and travels to the grader with the next answer. The hook is
+  not the wall (Python's audit hooks can be bypassed); the sandbox is.
 
 Then it answers the grader's requests (see ``protocol``): import the submission, call one of
 its functions, or drive one of its modules through forward and backward. Every answer holds
-plain arrays only; the grader compares them with the reference itself, so nothing this
-process does to NumPy (or to anything else) changes what it is graded on.
+plain arrays only; the grader checks each answer's structure and compares it with the
+reference itself, so nothing this process does (to NumPy, to this runner, to its answers)
+earns what the submission's code did not compute.
 
 Functions the item does not grade can be swapped for stubs that ask the grader, which runs the
 reference there and sends back the arrays ("oracles"): a wrong step function then costs only
 the items that grade step functions, not every item that runs a sequence.
 
-Only the standard library is imported before the hooks are in place; this file must not
+Only the standard library is imported before the hook is in place; this file must not
 import the harness.
 """
 
@@ -30,7 +30,6 @@ import json
 import os
 import sys
 
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 BLOCKED_IMPORTS = (
     "torch", "torchvision", "functorch", "torch_impl", "parity", "hypothesis", "scipy",
     "jax", "tensorflow", "_posixsubprocess", "subprocess", "multiprocessing",
@@ -42,16 +41,6 @@ PROCESS_EVENTS = (
     "socket.__new__", "socket.connect", "socket.bind", "resource.setrlimit",
     "resource.prlimit", "os.setuid", "os.setgid",
 )
-PATH_CHANGE_EVENTS = (
-    "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.symlink",
-    "os.link", "os.truncate", "os.utime", "os.chflags", "os.lchflags", "os.mkfifo",
-    "os.mknod", "shutil.copyfile", "shutil.copymode", "shutil.copystat", "shutil.copytree",
-    "shutil.move", "shutil.rmtree", "shutil.make_archive", "shutil.unpack_archive",
-)
-STRICT_EVENTS = (
-    "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.addaudithook",
-    "sys._current_frames", "sys.setprofile", "sys.settrace",
-)
 NUMPY_WATCHED = (
     "allclose", "isclose", "array_equal", "array_equiv", "all", "any", "abs", "absolute",
     "max", "amax", "isfinite", "isnan", "subtract", "asarray", "save", "ascontiguousarray",
@@ -61,70 +50,29 @@ TESTING_WATCHED = (
     "assert_almost_equal", "assert_array_less",
 )
 
-_HOOK_SOURCE = '''
-def hook(event, args):
-    if event == "open":
-        path, flags = args[0], args[2]
-        if isinstance(path, int):
-            return
-        writing = bool(flags & WRITE_FLAGS) or (args[1] is not None and
-                                                any(c in args[1] for c in "wax+"))
-        check_path(event, path, writing)
-    elif event in PATH_CHANGE_EVENTS:
-        for value in args:
-            if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
-                check_path(event, value, True)
-    elif event in ("os.listdir", "os.scandir"):
-        check_path(event, args[0] if args and args[0] is not None else ".", False)
-    elif event == "import":
-        top = str(args[0]).partition(".")[0]
-        if top in BLOCKED_IMPORTS:
-            refuse("import of " + top,
-                   ImportError("importing " + top + " is not allowed while grading: a "
-                               "submission may use NumPy and the standard library, but not "
-                               "torch, the grader, processes or sockets (numpy.testing "
-                               "imports subprocess, so it is out too)"))
-    elif event in PROCESS_EVENTS:
-        refuse(event, PermissionError("grading sandbox: " + event + " is not allowed"))
-    elif STRICT and (event in STRICT_EVENTS or event.startswith("ctypes.")):
-        refuse(event, PermissionError("grading sandbox: " + event + " is not allowed"))
-    elif STRICT and event == "object.__setattr__" and len(args) > 1 and args[1] in (
-            "__code__", "__globals__", "__closure__"):
-        refuse("setting " + str(args[1]),
-               PermissionError("grading sandbox: setting " + str(args[1]) + " is not allowed"))
 
-def check_path(event, path, writing):
-    try:
-        real = realpath(fsdecode(fspath(path)))
-    except Exception:
-        real = "?"
-    roots = WRITE_ROOTS if writing else READ_ROOTS
-    for root in roots:
-        if real == root or real.startswith(root.rstrip("/") + "/"):
-            return
-    what = ("writing " if writing else "reading ") + real
-    refuse(what, PermissionError("grading sandbox: " + what + " is not allowed (a "
-                                 "submission may write only in its working directory)"))
+def make_hook(notes):
+    """The audit hook: refuses the listed imports and process events, with a note."""
+    blocked, events = frozenset(BLOCKED_IMPORTS), frozenset(PROCESS_EVENTS)
 
-def refuse(what, error):
-    if len(NOTES) < 50:
-        NOTES.append("blocked: " + what)
-    raise error
-'''
+    def refuse(what, error):
+        if len(notes) < 50:
+            notes.append("blocked: " + what)
+        raise error
 
+    def hook(event, args):
+        if event == "import":
+            top = str(args[0]).partition(".")[0]
+            if top in blocked:
+                refuse("import of " + top,
+                       ImportError("importing " + top + " is not allowed while grading: a "
+                                   "submission may use NumPy and the standard library, but "
+                                   "not torch, the grader, processes or sockets (numpy.testing "
+                                   "imports subprocess, so it is out too)"))
+        elif event in events:
+            refuse(event, PermissionError("grading sandbox: " + event + " is not allowed"))
 
-def make_hook(read_roots, write_roots, strict, notes):
-    """An audit hook whose allowed directories are constants of its own code."""
-    namespace = {
-        "READ_ROOTS": tuple(read_roots), "WRITE_ROOTS": tuple(write_roots),
-        "WRITE_FLAGS": WRITE_FLAGS, "BLOCKED_IMPORTS": frozenset(BLOCKED_IMPORTS),
-        "PROCESS_EVENTS": frozenset(PROCESS_EVENTS),
-        "PATH_CHANGE_EVENTS": frozenset(PATH_CHANGE_EVENTS),
-        "STRICT_EVENTS": frozenset(STRICT_EVENTS), "STRICT": strict, "NOTES": notes,
-        "realpath": os.path.realpath, "fsdecode": os.fsdecode, "fspath": os.fspath,
-    }
-    exec(compile(_HOOK_SOURCE, "<grading-sandbox>", "exec"), namespace)
-    return namespace["hook"]
+    return hook
 
 
 def set_limits(config):
@@ -411,99 +359,26 @@ class Runner:
 
 
 def run_child(config):
-    """Become a child: limits, hooks, the submission on sys.path, then answer requests."""
+    """Become a child: limits, the hook, the submission on sys.path, then answer requests."""
     set_limits(config)
     notes = []
-    work_dir = os.path.realpath(config["work_dir"])
-    private_dir = os.path.realpath(config["private_dir"])
-    submission_dir = os.path.realpath(config["submission_dir"])
-    stdlib = [os.path.realpath(p) for p in sys.path if p and os.path.realpath(p) != private_dir]
-    read_roots = stdlib + [private_dir, submission_dir, work_dir, "/dev/null", "/dev/urandom"]
-    read_roots += [os.path.realpath(p) for p in config["numpy_dirs"]]
-    os.chdir(work_dir)
-    sys.addaudithook(make_hook(read_roots, [work_dir, "/dev/null"], False, notes))
-    sys.path[:] = [private_dir, submission_dir] + stdlib
+    os.chdir(config["work_dir"])
+    if config.get("audit_hooks", True):
+        sys.addaudithook(make_hook(notes))
+    stdlib = [p for p in sys.path if p and os.path.realpath(p) != os.path.realpath(
+        config["runner_dir"])]
+    sys.path[:] = [config["runner_dir"], config["submission_dir"], *stdlib,
+                   config["numpy_parent"]]
     sys.dont_write_bytecode = True
 
     import _grading_protocol as protocol
     import numpy
 
-    sys.addaudithook(make_hook(read_roots, [work_dir, "/dev/null"], True, notes))
     Runner(config, protocol, numpy, notes).serve()
 
 
-def zygote(config):
-    """Load NumPy once, then fork a child per request: a child starts in a few milliseconds
-    instead of the tenth of a second a fresh interpreter and NumPy's import take.
-
-    Requests come over a Unix socket from the grader (nothing of a submission ever runs in this
-    process): {"op": "spawn", "config": ...} with three file descriptors (the child's two pipe
-    ends and its stderr), answered with the child's pid; {"op": "wait", "pid": ..., "seconds":
-    ...}, answered with its exit status (as subprocess gives it: -signal when killed), or None.
-    """
-    import socket
-    import time
-
-    sys.path[:0] = [config["private_dir"]]
-    sys.dont_write_bytecode = True
-    import _grading_protocol  # noqa: F401
-    import numpy  # noqa: F401
-
-    control = socket.socket(fileno=config["fd"])
-    statuses = {}
-
-    def reap(pid, flags):
-        while True:
-            try:
-                done, status = os.waitpid(pid, flags)
-            except ChildProcessError:
-                return
-            if not done:
-                return
-            statuses[done] = os.waitstatus_to_exitcode(status)
-            if pid != -1:
-                return
-
-    while True:
-        try:
-            data, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
-        except OSError:
-            return
-        if not data:
-            return
-        request = json.loads(data)
-        if request["op"] == "spawn":
-            pid = os.fork()
-            if pid == 0:  # the child: never back into this loop
-                try:
-                    control.close()
-                    os.setsid()
-                    os.dup2(fds[2], 2)
-                    child_config = dict(request["config"], read_fd=fds[0], write_fd=fds[1])
-                    run_child(child_config)
-                finally:
-                    os._exit(0)
-            for fd in fds:
-                os.close(fd)
-            answer = {"pid": pid}
-        else:
-            pid = request["pid"]
-            end = time.monotonic() + request.get("seconds", 0)
-            while pid not in statuses:
-                reap(pid, os.WNOHANG)
-                if pid in statuses or time.monotonic() >= end:
-                    break
-                time.sleep(0.005)
-            answer = {"status": statuses.pop(pid, None)}
-        reap(-1, os.WNOHANG)  # no zombies from children nobody asked about
-        control.sendall(json.dumps(answer).encode() + b"\n")
-
-
 def main():
-    if sys.argv[1] == "--zygote":
-        zygote(json.loads(sys.argv[2]))
-    else:
-        run_child(json.loads(sys.argv[1]))
+    run_child(json.loads(sys.argv[1]))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,15 @@
 
     python -m parity skeleton OUT [--source DIR] [--rubric FILE] [--force]
     python -m parity grade SUBMISSION [--rubric FILE] [--items a,b] [--results FILE]
-                                      [--json FILE] [--verbose]
+                                      [--json FILE] [--verbose] [--unsafe-no-sandbox]
     python -m parity grade-all SUBMISSIONS_DIR [--out DIR] [--jobs N] [--rubric FILE]
+                                               [--unsafe-no-sandbox]
     python -m parity gradescope-bundle OUT.zip [--rubric FILE]
 
 (``python -m parity.grading ...`` runs the same commands without loading torch.) Exit status:
-0 done (for ``grade``: full marks), 1 done with points lost, 2 a usage error or a bad input.
+0 done (for ``grade``: full marks), 1 done with points lost, 2 a usage error or a bad input,
+3 no sandbox can be started here (the message says what to install or enable; nothing was
+graded).
 ``gradescope`` is what the bundle's run_autograder runs: it always writes results.json.
 """
 
@@ -18,6 +21,29 @@ import sys
 from pathlib import Path
 
 USAGE_ERROR = 2
+NO_SANDBOX = 3
+
+
+def _unsafe_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="grade even where the sandbox cannot start: the submission's code "
+                             "then runs as a plain process (never for untrusted code); the "
+                             "report says so on its first line")
+
+
+def _wall(args):
+    """The wall to grade behind, or None after saying why there is none."""
+    from parity.grading.sandbox import SandboxUnavailable, Wall, find_wall
+
+    if args.unsafe_no_sandbox:
+        print("warning: --unsafe-no-sandbox: submissions run without the sandbox",
+              file=sys.stderr)
+        return Wall.unsafe()
+    try:
+        return find_wall()
+    except SandboxUnavailable as error:
+        print(f"error: cannot grade safely here: {error}", file=sys.stderr)
+        return None
 
 
 def _rubric(path):
@@ -71,6 +97,7 @@ def grade_main(argv: list[str]) -> int:
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
                    help="also write the full result as JSON here")
     p.add_argument("--verbose", action="store_true", help="feedback for passing items too")
+    _unsafe_arg(p)
     args = p.parse_args(argv)
     from parity.grading.grade import grade_submission
     from parity.grading.items import ITEMS_BY_ID
@@ -89,7 +116,10 @@ def grade_main(argv: list[str]) -> int:
             print(f"error: unknown items {unknown}; items: {', '.join(ITEMS_BY_ID)}",
                   file=sys.stderr)
             return USAGE_ERROR
-    grade = grade_submission(args.submission, rubric, items)
+    wall = _wall(args)
+    if wall is None:
+        return NO_SANDBOX
+    grade = grade_submission(args.submission, rubric, items, wall=wall)
     if grade.error:
         print(f"error: {grade.error}", file=sys.stderr)
     print(terminal_report(grade, args.verbose))
@@ -113,16 +143,26 @@ def grade_all_main(argv: list[str]) -> int:
     p.add_argument("--jobs", type=int, default=None,
                    help="submissions graded at once (default: the number of cores)")
     _rubric_arg(p)
+    _unsafe_arg(p)
     args = p.parse_args(argv)
     from parity.grading.batch import grade_all, write_gradebook
 
     try:
         rubric = _rubric(args.rubric)
-        book = grade_all(args.submissions, rubric, args.jobs)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    wall = _wall(args)
+    if wall is None:
+        return NO_SANDBOX
+    try:
+        book = grade_all(args.submissions, rubric, args.jobs, wall=wall)
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
     paths = write_gradebook(book, rubric, args.out)
+    if not wall.safe:
+        print(wall.describe())
     width = max(len(Path(row.submission).name) for row in book.rows)
     for row in book.rows:
         flag = f"  ({row.error})" if row.error else ""
@@ -152,32 +192,55 @@ def bundle_main(argv: list[str]) -> int:
 
 
 def gradescope_main(argv: list[str]) -> int:
-    """Inside the autograder: grade, and always leave a results.json."""
+    """Inside the autograder: check the sandbox, grade, and always leave a results.json."""
     p = argparse.ArgumentParser(prog="python -m parity.grading gradescope")
     p.add_argument("--submission", type=Path, required=True)
     p.add_argument("--results", type=Path, required=True)
     _rubric_arg(p)
+    _unsafe_arg(p)
     args = p.parse_args(argv)
     from parity.grading.report import terminal_report, write_gradescope_results, write_json
-    from parity.grading.sandbox import isolation_summary
 
+    def failed(words: str) -> None:
+        write_json({"score": 0, "output": words, "stdout_visibility": "hidden", "tests": []},
+                   args.results)
+
+    wall = _wall(args)
+    if wall is None:  # say so to the student and the instructor; grade nothing
+        failed("The autograder cannot grade safely on this machine (its sandbox could not "
+               "start), so your submission was not graded; your instructor has been told.")
+        return NO_SANDBOX
     try:
         from parity.grading.grade import grade_submission
 
-        grade = grade_submission(args.submission, _rubric(args.rubric))
+        grade = grade_submission(args.submission, _rubric(args.rubric), wall=wall)
     except Exception as error:  # the grader itself failed: say so, score nothing
-        write_json({"score": 0, "output": "The autograder failed before grading your "
-                    "submission; your instructor has been told. (" + type(error).__name__ +
-                    ")", "stdout_visibility": "hidden", "tests": []}, args.results)
+        failed("The autograder failed before grading your submission; your instructor has "
+               "been told. (" + type(error).__name__ + ")")
         raise
     write_gradescope_results(grade, args.results)
     print(terminal_report(grade, verbose=True))
-    print(f"isolation: {isolation_summary()}")
+    print(f"isolation: {wall.describe()}")
+    return 0
+
+
+def sandbox_main(argv: list[str]) -> int:
+    """Check that the grading sandbox starts here, and say how children are walled in."""
+    argparse.ArgumentParser(prog="python -m parity sandbox-check",
+                            description=sandbox_main.__doc__).parse_args(argv)
+    from parity.grading.sandbox import SandboxUnavailable, find_wall
+
+    try:
+        print(f"sandbox: ok: {find_wall().describe()}")
+    except SandboxUnavailable as error:
+        print(f"sandbox: unavailable: {error}", file=sys.stderr)
+        return NO_SANDBOX
     return 0
 
 
 COMMANDS = {"skeleton": skeleton_main, "grade": grade_main, "grade-all": grade_all_main,
-            "gradescope-bundle": bundle_main, "gradescope": gradescope_main}
+            "gradescope-bundle": bundle_main, "gradescope": gradescope_main,
+            "sandbox-check": sandbox_main}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,28 +1,43 @@
 """Grading one submission: every item of the rubric on its own, each in its own child process.
 
 For an item, the grader starts a child on a fresh copy of the submission, has it import the
-package, and runs Hypothesis (derandomized, no example database) over the item's cases: each
+package, and runs Hypothesis (seeded by the item's id, no example database) over the item's
+cases: each
 case goes to the child, the reference runs here, and the answers are compared. The first case
 that fails is shrunk by Hypothesis to the smallest one that still fails, and that case is what
 the report shows. A case that ends the child (time, memory, an exit) or a function that is not
 written yet (NotImplementedError) stops the item at once, without shrinking.
 
 An item scores its full weight when every case passes and nothing otherwise. Scores are
-decided here, from arrays compared here, after the child has been killed.
+decided here, from arrays compared here, after the child has been killed. Failure is the safe
+default: an answer that is missing, malformed or not the submission's to give fails its item,
+and nothing a child sends ends the grader.
+
+Importing the submission has one time limit for the whole submission: once an import has
+failed or hung, every later item fails at once with the same reason, without a new child.
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, example, given, seed, settings
 
 from parity.grading import oracles
 from parity.grading.items import ITEMS_BY_ID, Failure, Item
 from parity.grading.rubric import Entry, Rubric, default_rubric
-from parity.grading.sandbox import Child, ChildFailure, Limits, find_submission_package
+from parity.grading.sandbox import (
+    Child,
+    ChildFailure,
+    Limits,
+    SandboxUnavailable,
+    Wall,
+    find_submission_package,
+    find_wall,
+)
 
 
 @dataclass
@@ -36,6 +51,7 @@ class ItemResult:
     seconds: float
     failure: Failure | None = None
     notes: list[str] = field(default_factory=list)
+    start_seconds: float = 0.0  # of seconds: starting the child and importing the submission
 
     @property
     def passed(self) -> bool:
@@ -54,6 +70,8 @@ class GradeResult:
     seconds: float
     error: str | None = None  # the submission could not be graded at all (no package)
     notes: list[str] = field(default_factory=list)  # for the instructor
+    sandbox: str = ""  # how the children were walled in (Wall.describe)
+    unsafe: bool = False  # graded without the sandbox (--unsafe-no-sandbox)
 
     @property
     def score(self) -> float:
@@ -66,7 +84,8 @@ class GradeResult:
     def to_dict(self) -> dict:
         return {"submission": self.submission, "score": self.score,
                 "max_score": self.max_score, "seconds": round(self.seconds, 3),
-                "error": self.error, "notes": self.notes,
+                "error": self.error, "notes": self.notes, "sandbox": self.sandbox,
+                "unsafe": self.unsafe,
                 "items": [item.to_dict() for item in self.items]}
 
 
@@ -86,7 +105,7 @@ class _CaseFailed(Exception):
 
 def _hypothesis_settings(max_examples: int) -> settings:
     return settings(
-        derandomize=True, database=None, max_examples=max_examples, deadline=None,
+        derandomize=False, database=None, max_examples=max_examples, deadline=None,
         verbosity=Verbosity.quiet, phases=[Phase.explicit, Phase.generate, Phase.shrink],
         suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
         print_blob=False,
@@ -113,6 +132,11 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int) -> tup
         except ChildFailure as error:
             raise _Stop(Failure(item.title, error.reason, case.describe(), "limit",
                                 shrunk=False)) from None
+        except Exception as error:  # an answer the checks could not read: the item fails
+            raise _Stop(Failure(item.title, "the submission's answer could not be checked "
+                                f"({type(error).__name__}); it must return what the "
+                                "function's docstring says", case.describe(), "error",
+                                shrunk=False)) from None
         if failure is not None:
             state["last"] = failure
             if failure.kind == "missing":
@@ -120,7 +144,12 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int) -> tup
                 raise _Stop(failure)
             raise _CaseFailed(failure)
 
-    test = _hypothesis_settings(max_examples)(given(item.strategy())(one_case))
+    # the seed is the item's: every submission meets the same cases in the same order, and
+    # editing the grader's code does not change them (derandomize would seed from its source)
+    test = given(item.strategy())(one_case)
+    for case in reversed(item.pinned):
+        test = example(case)(test)
+    test = seed(zlib.crc32(item.id.encode()))(_hypothesis_settings(max_examples)(test))
     try:
         test()
     except _Stop as stop:
@@ -135,24 +164,34 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int) -> tup
     return None, state["cases"]
 
 
-def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric) -> ItemResult:
-    """One item in its own child process; the child is killed before this returns."""
+def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wall,
+               audit_hooks: bool = True, start_seconds: float | None = None) -> ItemResult:
+    """One item in its own child process; the child is killed before this returns.
+
+    start_seconds: the time left for starting the child and importing the submission."""
     start = time.monotonic()
     limits = rubric.limits
     failure, cases, notes = None, 0, []
     child = None
+    started = None
     try:
         child = Child(package, limits, oracles=oracles.reference_oracles(),
-                      resolve=oracles.resolve)
+                      resolve=oracles.resolve, wall=wall, audit_hooks=audit_hooks)
         setup = child.request("setup", {"oracles": oracles.setup_list()},
-                              limits.start_seconds)
+                              limits.start_seconds if start_seconds is None else start_seconds)
+        started = time.monotonic() - start
         if not setup.ok:
             failure = _import_failure(setup.error)
         else:
             failure, cases = run_item(item, child, limits, rubric.max_examples)
     except ChildFailure as error:
         failure = Failure("import scratch", f"while importing the package: {error.reason}",
-                          "(before any case)", "limit", shrunk=False)
+                          "(before any case)", "import", shrunk=False)
+    except SandboxUnavailable:
+        raise
+    except Exception as error:  # failure is the safe default: the item scores nothing
+        failure = Failure(item.title, f"the item could not be graded ({type(error).__name__})",
+                          "(no case)", "error", shrunk=False)
     finally:
         if child is not None:
             notes += child.notes  # every note of every case, and what copying skipped
@@ -160,8 +199,10 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric) -> ItemR
     if failure is not None:
         notes += [n for n in failure.notes if n not in notes]
     score = entry.weight if failure is None else 0.0
+    seconds = time.monotonic() - start
     return ItemResult(item.id, item.title, entry.weight, entry.visibility, score, cases,
-                      time.monotonic() - start, failure, _unique(notes))
+                      seconds, failure, _unique(notes),
+                      seconds if started is None else started)
 
 
 def _import_failure(error: dict | None) -> Failure:
@@ -185,12 +226,18 @@ def _unique(notes: list[str]) -> list[str]:
 
 
 def grade_submission(path: str | Path, rubric: Rubric | None = None,
-                     items: list[str] | None = None) -> GradeResult:
+                     items: list[str] | None = None, wall: Wall | None = None,
+                     audit_hooks: bool = True) -> GradeResult:
     """Grade a directory holding a student's ``scratch/`` on every item of the rubric.
 
     items: grade only these item ids (the others are left out of the result).
+    wall: how children are walled in; by default the sandbox, and ``SandboxUnavailable``
+    (raised before anything is graded) where none can be started. ``Wall.unsafe()`` grades
+    without it. audit_hooks=False leaves the child's audit hook out, so that a test can show
+    what the sandbox alone contains.
     """
     rubric = rubric or default_rubric()
+    wall = wall or find_wall()
     start = time.monotonic()
     try:
         package = find_submission_package(Path(path))
@@ -199,10 +246,24 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
         results = [ItemResult(e.id, ITEMS_BY_ID[e.id].title, e.weight, e.visibility, 0.0, 0,
                               0.0, Failure("submission", str(error), "(no case)", "import",
                                            shrunk=False)) for e in entries]
-        return GradeResult(str(path), results, time.monotonic() - start, error=str(error))
+        return GradeResult(str(path), results, time.monotonic() - start, error=str(error),
+                           sandbox=wall.describe(), unsafe=not wall.safe)
     results = []
+    import_failure: Failure | None = None
+    start_left = rubric.limits.start_seconds
     for entry in rubric.graded:
         if items is not None and entry.id not in items:
             continue
-        results.append(grade_item(ITEMS_BY_ID[entry.id], entry, package, rubric))
-    return GradeResult(str(path), results, time.monotonic() - start)
+        item = ITEMS_BY_ID[entry.id]
+        if import_failure is not None:  # the same import, the same failure: no new child
+            results.append(ItemResult(item.id, item.title, entry.weight, entry.visibility, 0.0,
+                                      0, 0.0, import_failure, list(import_failure.notes)))
+            continue
+        result = grade_item(item, entry, package, rubric, wall, audit_hooks,
+                            max(start_left, 0.5))
+        start_left -= result.start_seconds
+        if result.failure is not None and result.failure.kind == "import":
+            import_failure = result.failure
+        results.append(result)
+    return GradeResult(str(path), results, time.monotonic() - start, sandbox=wall.describe(),
+                       unsafe=not wall.safe)

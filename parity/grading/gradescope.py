@@ -4,12 +4,15 @@ Gradescope unpacks the zip into /autograder/source, runs ``setup.sh`` once (as r
 builds the image, and ``run_autograder`` for every submission, whose files it puts in
 /autograder/submission; the grade goes to /autograder/results/results.json.
 
-``setup.sh`` makes a virtual environment with the exact NumPy and Hypothesis versions of the
-machine that built the bundle (the same versions draw the same cases), and makes the source
-readable by root only: the children, run as an unprivileged user, cannot read the reference.
-``run_autograder`` runs ``python -m parity.grading gradescope``, which grades the submission
-and writes results.json, or, should grading itself fail, a results.json that says so.
-torch is not needed to grade.
+``setup.sh`` installs bubblewrap (the sandbox every item runs in) after refreshing the package
+lists, makes a virtual environment with the exact NumPy and Hypothesis versions of the machine
+that built the bundle (the same versions draw the same cases), makes the source readable by
+root only, and checks that the sandbox starts. ``run_autograder`` runs ``python -m
+parity.grading gradescope``, which checks the sandbox again, grades the submission and writes
+results.json; where the sandbox cannot start it grades nothing and writes a results.json that
+says so (Gradescope's containers may forbid the namespaces bubblewrap needs: then the
+instructor learns it from the first submission, not from a forged grade). torch is not needed
+to grade.
 """
 
 from __future__ import annotations
@@ -26,11 +29,17 @@ PROJECT = Path(__file__).resolve().parents[2]
 SETUP_SH = """#!/usr/bin/env bash
 # Runs once, as root, when Gradescope builds the autograder image.
 set -euo pipefail
-apt-get install -y --no-install-recommends python3 python3-venv
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends python3 python3-venv bubblewrap util-linux
 python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install --quiet {requirements}
-# Only root may read the harness and the reference; submissions run as uid 65534.
+# Only root may read the harness and the reference; submissions run in a sandbox that holds
+# neither, as a uid of their own.
 chmod -R go-rwx /autograder/source
+cd /autograder/source
+/autograder/venv/bin/python -m parity.grading sandbox-check || \
+    echo "warning: the grading sandbox cannot start in this image; run_autograder will refuse"
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash

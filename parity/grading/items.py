@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 
 import scratch
 from parity.case import Case, make_data
-from parity.grading import oracles
+from parity.grading import oracles, protocol
 from parity.grading.cases import (
     MODES,
     FunctionCase,
@@ -161,6 +161,7 @@ class Item:
     about: str  # one sentence for the student: what has to be right
     strategy: Callable[[], st.SearchStrategy]
     check: Callable[[Child, object, float], Failure | None]
+    pinned: tuple = ()  # cases every grading runs first, before the drawn ones
 
 
 # -- running calls -------------------------------------------------------------------------------
@@ -192,7 +193,15 @@ def run_calls(child: Child, calls: list[Call], seconds: float, case_words: str,
     if not answer.ok:
         kind, words = describe_error(answer.error, calls[0].function)
         return Failure(calls[0].function, words, case_words, kind, notes=answer.notes)
-    for call, (ok, value, error) in zip(calls, answer.value):
+    results = answer.value
+    if not isinstance(results, list) or len(results) != len(calls) or not all(
+            isinstance(r, (list, tuple)) and len(r) == 3 and isinstance(r[0], bool)
+            for r in results):
+        return Failure(calls[0].function, "the submission's process did not answer every call "
+                       f"it was asked to make ({len(calls)}): its answer was malformed",
+                       case_words, notes=answer.notes)
+    for call, (ok, value, error) in zip(calls, results, strict=True):
+        error = protocol.clean_error(error)
         if not ok:
             kind, words = describe_error(error, call.function)
             return Failure(call.function, words, case_words, kind, notes=answer.notes)
@@ -427,6 +436,9 @@ def check_layer(child: Child, case: Case, seconds: float, oracle_names=(),
     words = case.describe()
     cls = spec["cls"]
     reached = answer.value if isinstance(answer.value, dict) else {}
+    for key in ("grads", "grads_twice"):
+        if key in reached and not isinstance(reached[key], dict):
+            reached = {k: v for k, v in reached.items() if k != key}
     for stage in ("forward", "backward"):
         function = f"{cls}.{stage}"
         if stage not in reached:
@@ -545,12 +557,18 @@ ITEMS: tuple[Item, ...] = (
          "both directions' outputs and sums both directions' input gradients",
          lambda: st.one_of(function_cases(MASKED_MODES, reverse=True, **SEQ),
                            layer_cases(layers=(1, 2), bidirectional=True, proj=False)),
-         check_bidirectional),
+         check_bidirectional,
+         # two layers of two directions: h_n's rows are layer-major (l * D + d)
+         pinned=(Case("GRU", 3, 3, num_layers=2, bidirectional=True, seq_len=3, batch=2,
+                      state_grad="h", seed=7),)),
     Item("layer", "One layer: forward, backward, parameter gradients",
          ("RNNBase.forward", "RNNBase.backward", "RNNBase._accumulate"), 8,
          "the input projection of all steps, the input gradient, and every parameter's "
          "gradient added into grads",
-         lambda: layer_cases(layers=(1, 1)), check_one_layer),
+         lambda: layer_cases(layers=(1, 1)), check_one_layer,
+         # an LSTM with a projection: weight_hr has a gradient of its own
+         pinned=(Case("LSTM", 3, 4, proj_size=2, seq_len=3, batch=2, state_grad="both",
+                      seed=7),)),
     Item("multi_layer", "Multi-layer", ("RNNBase.forward", "RNNBase.backward"), 8,
          "each layer's output is the next layer's input; the gradient flows back down the "
          "stack; h_n has one row per layer",

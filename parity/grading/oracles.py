@@ -12,6 +12,7 @@ name (``RNNStepCache``, ``DirectionCache``, ...), so the reference runs on its o
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 
@@ -29,7 +30,17 @@ ACCUMULATE = "scratch.recurrent:RNNBase._accumulate"
 METHODS = (ACCUMULATE,)
 ALL = STEP_FUNCTIONS + DIRECTION_FUNCTIONS + METHODS
 
-MAX_ELEMENTS = 1 << 20  # per array argument: the cases are small, an oracle call is too
+# What an oracle call may carry, from the sizes of the graded cases (cases.py): every array
+# of a case is at most a few hundred elements, so an argument far larger than that is no case's.
+MAX_DIM = 64  # any one axis of an argument
+MAX_ELEMENTS = 1 << 12  # one array argument
+MAX_CALL_ELEMENTS = 1 << 16  # all of one call's arguments together
+MAX_LAYER_SIZE = 16  # input_size, hidden_size, proj_size of a layer the method oracle builds
+MAX_LAYERS = 4
+_REFERENCE_MODULES = frozenset({
+    "scratch", "scratch.sequence", "scratch.recurrent", "scratch.functional",
+    "scratch.functional.rnn_cell", "scratch.functional.lstm_cell",
+    "scratch.functional.gru_cell"})
 
 
 def setup_list() -> list[dict]:
@@ -42,10 +53,9 @@ def resolve(module: str, name: str, fields: tuple):
     """The reference's NamedTuple class for a class name sent by a child, or None."""
     if not (module == "scratch" or module.startswith("scratch.")):
         return None
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
+    if module not in _REFERENCE_MODULES:
         return None
+    mod = importlib.import_module(module)
     cls = getattr(mod, name, None)
     if isinstance(cls, type) and issubclass(cls, tuple) and tuple(getattr(cls, "_fields", ())) \
             == fields:
@@ -61,16 +71,16 @@ def _target(name: str):
     return obj
 
 
-def _check_sizes(value, where="argument") -> None:
-    if isinstance(value, np.ndarray):
-        if value.size > MAX_ELEMENTS or value.ndim > 4:
-            raise ValueError(f"{where} of shape {value.shape} is far larger than any case")
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            _check_sizes(item, where)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _check_sizes(item, where)
+def _check_sizes(value) -> None:
+    """Refuse arguments larger than any graded case's (before the reference runs)."""
+    total = 0
+    for array in protocol.arrays_in(value):
+        array = np.asarray(array)
+        if array.size > MAX_ELEMENTS or array.ndim > 4 or any(n > MAX_DIM for n in array.shape):
+            raise ValueError(f"an argument of shape {array.shape} is far larger than any case")
+        total += array.size
+    if total > MAX_CALL_ELEMENTS:
+        raise ValueError("the arguments are far larger than any case")
 
 
 def _function_oracle(name: str) -> Callable[[dict], object]:
@@ -83,8 +93,7 @@ def _function_oracle(name: str) -> Callable[[dict], object]:
         args, kwargs = payload.get("args", ()), payload.get("kwargs", {})
         if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
             raise TypeError("malformed oracle call")
-        _check_sizes(args)
-        _check_sizes(kwargs)
+        _check_sizes((args, kwargs))
         arrays = protocol.arrays_in({"args": args, "kwargs": kwargs})
         before = [a.copy() if isinstance(a, np.ndarray) else None for a in arrays]
         result = function(*args, **kwargs)
@@ -97,41 +106,50 @@ def _function_oracle(name: str) -> Callable[[dict], object]:
     return serve
 
 
-_MODULES: dict[tuple, scratch.RNNBase] = {}
+def _layer_config(config) -> tuple:
+    """(mode, input_size, hidden_size, num_layers, bias, bidirectional, proj_size) of a layer
+    a child describes, checked against the sizes of the graded cases."""
+    if not isinstance(config, dict):
+        raise TypeError("malformed layer description")
+    mode = config.get("mode")
+    if mode not in ("RNN_TANH", "RNN_RELU", "LSTM", "GRU"):
+        raise ValueError(f"unknown mode {str(mode)[:40]!r}")
+    sizes = []
+    for key, low, high in (("input_size", 1, MAX_LAYER_SIZE), ("hidden_size", 1, MAX_LAYER_SIZE),
+                           ("num_layers", 1, MAX_LAYERS), ("proj_size", 0, MAX_LAYER_SIZE)):
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{key}={str(value)[:40]} is outside the graded cases' sizes")
+        sizes.append(value)
+    flags = [config.get(key) for key in ("bias", "bidirectional")]
+    if not all(isinstance(flag, bool) for flag in flags):
+        raise ValueError("bias and bidirectional must be bools")
+    return (mode, sizes[0], sizes[1], sizes[2], flags[0], flags[1], sizes[3])
 
 
-def _reference_module(config: dict) -> scratch.RNNBase:
+@functools.lru_cache(maxsize=16)  # bounded: a child inventing layers does not grow the grader
+def _reference_module(key: tuple) -> scratch.RNNBase:
     """A reference layer of the same configuration (weights do not matter: only the
     gradient bookkeeping of the method is run)."""
-    key = tuple(sorted(config.items()))
-    if key not in _MODULES:
-        mode = config["mode"]
-        common = dict(num_layers=int(config["num_layers"]), bias=bool(config["bias"]),
-                      bidirectional=bool(config["bidirectional"]), seed=0)
-        sizes = (int(config["input_size"]), int(config["hidden_size"]))
-        if max(sizes) * common["num_layers"] > 4096:
-            raise ValueError(f"a layer of sizes {sizes} is far larger than any case")
-        if mode == "LSTM":
-            module = scratch.LSTM(*sizes, proj_size=int(config["proj_size"]), **common)
-        elif mode == "GRU":
-            module = scratch.GRU(*sizes, **common)
-        elif mode in ("RNN_TANH", "RNN_RELU"):
-            module = scratch.RNN(*sizes, nonlinearity="tanh" if mode == "RNN_TANH" else "relu",
-                                 **common)
-        else:
-            raise ValueError(f"unknown mode {mode!r}")
-        _MODULES[key] = module
-    return _MODULES[key]
+    mode, input_size, hidden_size, num_layers, bias, bidirectional, proj_size = key
+    common = dict(num_layers=num_layers, bias=bias, bidirectional=bidirectional, seed=0)
+    if mode == "LSTM":
+        return scratch.LSTM(input_size, hidden_size, proj_size=proj_size, **common)
+    if mode == "GRU":
+        return scratch.GRU(input_size, hidden_size, **common)
+    return scratch.RNN(input_size, hidden_size,
+                       nonlinearity="tanh" if mode == "RNN_TANH" else "relu", **common)
 
 
 def _method_oracle(name: str) -> Callable[[dict], object]:
     method_name = name.rpartition(".")[2]
 
     def serve(payload: dict):
-        config, args = payload["config"], payload.get("args", ())
-        kwargs = payload.get("kwargs", {})
-        _check_sizes(args)
-        module = _reference_module(config)
+        args, kwargs = payload.get("args", ()), payload.get("kwargs", {})
+        if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
+            raise TypeError("malformed oracle call")
+        _check_sizes((args, kwargs))
+        module = _reference_module(_layer_config(payload.get("config")))
         module.zero_grad()
         getattr(module, method_name)(*args, **kwargs)
         return {key: grad.copy() for key, grad in module.grads.items()}

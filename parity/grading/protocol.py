@@ -6,7 +6,11 @@ wire in either direction, so a submission can send the grader nothing but plain 
 
 Framing: an 8-byte big-endian length, then that many bytes of UTF-8 JSON; the JSON's ``"$n"``
 says how many arrays follow, each as an 8-byte length and its ``.npy`` bytes. Every length is
-checked against a limit before anything is read.
+checked against a limit before anything is read: per JSON document, per array, per message, and
+(``Budget``) per child in all. An array's header is parsed here, its dtype must be numeric and
+its shape must account for exactly the bytes that follow, before any memory is set aside for it.
+Nothing a child sends can crash the grader: whatever does not follow the protocol is a
+``ProtocolError``, which fails the item.
 
 Values that travel:
     None, bool, int, float, str          as JSON
@@ -37,14 +41,64 @@ from collections import namedtuple
 import numpy as np
 
 MAX_JSON_BYTES = 1 << 20  # 1 MiB of JSON per message
-MAX_ARRAY_BYTES = 64 << 20  # 64 MiB per array
+MAX_ARRAY_BYTES = 4 << 20  # 4 MiB per array (a graded case's arrays are a few KiB)
+MAX_MESSAGE_BYTES = 16 << 20  # 16 MiB per message, JSON and arrays together
+MAX_CHILD_BYTES = 256 << 20  # 256 MiB from one child in all (see Budget)
 MAX_ARRAYS = 4096
+MAX_NDIM = 8
 MAX_DEPTH = 32
+MAX_NOTES, MAX_NOTE_CHARS = 20, 300  # what of a child's notes reaches a report
+MAX_MESSAGE_CHARS = 500  # of an exception's message, as the student's feedback shows it
 _LEN = struct.Struct(">Q")
 
 
 class ProtocolError(Exception):
     """A message that does not follow the protocol (too large, malformed, not plain data)."""
+
+
+class Budget:
+    """The bytes one child may send in all; past them, every further message is refused."""
+
+    def __init__(self, limit: int = MAX_CHILD_BYTES) -> None:
+        self.limit = limit
+        self.used = 0
+
+    def spend(self, size: int) -> None:
+        self.used += size
+        if self.used > self.limit:
+            raise ProtocolError(f"the child sent more than {self.limit >> 20} MiB in all")
+
+
+def clean_text(value, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """A child's text as a report may show it: printable, and at most ``limit`` characters."""
+    text = value if isinstance(value, str) else ""
+    text = "".join(c if c.isprintable() or c == "\n" else "?" for c in text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def clean_notes(value) -> list[str]:
+    """The notes of an answer: at most MAX_NOTES strings, each shortened; anything else
+    dropped."""
+    if not isinstance(value, list):
+        return []
+    return [clean_text(n, MAX_NOTE_CHARS) for n in value[:MAX_NOTES] if isinstance(n, str)]
+
+
+def clean_error(value) -> dict | None:
+    """An exception as a child describes it ({type, message, where, frames}), each field
+    checked and shortened; None where it is not such a description."""
+    if not isinstance(value, dict):
+        return None
+    frames = []
+    for frame in value.get("frames") if isinstance(value.get("frames"), list) else []:
+        if (isinstance(frame, (list, tuple)) and len(frame) == 4
+                and isinstance(frame[1], int) and not isinstance(frame[1], bool)):
+            frames.append([clean_text(frame[0], 100), frame[1], clean_text(frame[2], 100),
+                           clean_text(frame[3], 200)])
+    kind = clean_text(value.get("type"), 80)
+    return {"type": kind if kind.isidentifier() else "Error",
+            "message": clean_text(value.get("message")),
+            "where": clean_text(value.get("where"), 120), "frames": frames[-8:]}
 
 
 class ChannelClosed(ProtocolError):
@@ -143,6 +197,7 @@ def _decode(doc, arrays, resolve, depth):
         name, module, fields = doc["$nt"], doc.get("$m", ""), _list(doc.get("$f"))
         values = [_decode(v, arrays, resolve, depth + 1) for v in _list(doc.get("$v"))]
         if not (isinstance(name, str) and name.isidentifier() and isinstance(module, str)
+                and len(fields) <= 64 and len(name) <= 100
                 and all(isinstance(f, str) and f.isidentifier() for f in fields)
                 and len(fields) == len(values)):
             raise ProtocolError(f"malformed named tuple {name!r}")
@@ -186,9 +241,12 @@ _PLAIN: dict[tuple, type] = {}
 def plain_namedtuple(name: str, fields: tuple) -> type:
     """A namedtuple class for a name and fields, made once and reused."""
     key = (name, fields)
-    if key not in _PLAIN:
-        _PLAIN[key] = namedtuple(name, fields, rename=True)  # type: ignore[misc]
-    return _PLAIN[key]
+    cls = _PLAIN.get(key)
+    if cls is None:
+        cls = namedtuple(name, fields, rename=True)  # type: ignore[misc]
+        if len(_PLAIN) < 256:  # a child inventing names does not grow the grader
+            _PLAIN[key] = cls
+    return cls
 
 
 def array_to_bytes(array: np.ndarray) -> bytes:
@@ -198,19 +256,46 @@ def array_to_bytes(array: np.ndarray) -> bytes:
 
 
 def array_from_bytes(data: bytes) -> np.ndarray:
+    """A numeric array from ``.npy`` bytes, checked before any memory is set aside for it:
+    the header must parse, the dtype must be numeric (no objects, no structured types), and
+    the shape must account for exactly the bytes that follow."""
+    from numpy.lib import format as npy
+
+    stream = io.BytesIO(data)
     try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except ValueError as error:  # object arrays, bad headers
+        version = npy.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran, dtype = npy.read_array_header_1_0(stream)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = npy.read_array_header_2_0(stream)
+        else:
+            raise ValueError(f"unknown .npy version {version}")
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError) as error:
         raise ProtocolError(f"an array could not be read as plain .npy: {error}") from None
+    if dtype.hasobject or dtype.kind not in "biufc" or dtype.fields is not None \
+            or dtype.subdtype is not None:
+        raise ProtocolError(f"an array of dtype {dtype} was sent; only numeric arrays may be")
+    if len(shape) > MAX_NDIM or any(not isinstance(n, int) or n < 0 for n in shape):
+        raise ProtocolError(f"an array of shape {shape!r} was sent")
+    count = 1
+    for n in shape:
+        count *= n
+    body = data[stream.tell():]
+    if count * dtype.itemsize != len(body):
+        raise ProtocolError(f"an array of shape {shape} and dtype {dtype} came with "
+                            f"{len(body)} bytes")
+    array = np.frombuffer(body, dtype=dtype, count=count)
+    return array.reshape(shape, order="F" if fortran else "C").copy()
 
 
 # -- framing over file descriptors ---------------------------------------------------------------
 class Channel:
     """Messages over a pair of pipe file descriptors (one to read, one to write)."""
 
-    def __init__(self, read_fd: int, write_fd: int) -> None:
+    def __init__(self, read_fd: int, write_fd: int, budget: Budget | None = None) -> None:
         self.read_fd = read_fd
         self.write_fd = write_fd
+        self.budget = budget
 
     def send(self, message: dict, arrays: list[np.ndarray] = ()) -> None:
         message = dict(message, **{"$n": len(arrays)})
@@ -238,10 +323,13 @@ class Channel:
         size = _LEN.unpack(self._read_exact(_LEN.size, deadline))[0]
         if size > MAX_JSON_BYTES:
             raise ProtocolError(f"a message of {size} bytes is over the {MAX_JSON_BYTES} limit")
+        total = size
+        if self.budget is not None:
+            self.budget.spend(size)
         try:
             message = json.loads(self._read_exact(size, deadline))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ProtocolError(f"a message is not JSON: {error}") from None
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise ProtocolError(f"a message is not JSON: {str(error)[:100]}") from None
         if not isinstance(message, dict):
             raise ProtocolError("a message must be a JSON object")
         count = message.get("$n", 0)
@@ -254,6 +342,11 @@ class Channel:
                 raise ProtocolError(
                     f"an array of {length} bytes is over the {MAX_ARRAY_BYTES} limit"
                 )
+            total += length
+            if total > MAX_MESSAGE_BYTES:
+                raise ProtocolError(f"a message of more than {MAX_MESSAGE_BYTES} bytes")
+            if self.budget is not None:
+                self.budget.spend(length)
             arrays.append(array_from_bytes(self._read_exact(length, deadline)))
         return message, arrays
 
@@ -262,7 +355,10 @@ class Channel:
         message, arrays = self.recv(deadline)
         value = None
         if "value" in message:
-            value = decode({"body": message["value"]}, arrays, resolve)
+            try:
+                value = decode({"body": message["value"]}, arrays, resolve)
+            except (TypeError, ValueError, RecursionError) as error:
+                raise ProtocolError(f"a value could not be decoded: {str(error)[:100]}") from None
         return message, value
 
     def _read_exact(self, size: int, deadline: float | None) -> bytes:

@@ -1,33 +1,45 @@
-"""The grader's side of a submission's child process: where it runs, with what, for how long.
+"""The wall around a submission's code: each child runs in a sandbox the kernel enforces.
 
-Each child gets a fresh directory holding
+Every item of a submission is graded in a child process of its own, started by bubblewrap
+(``bwrap``) in fresh PID, mount, IPC, network and UTS namespaces:
 
-    sub/       a copy of the submission's ``scratch/`` package (plain files only)
-    work/      its working directory, the only place it may write
+* its file system is empty but for, read-only, the system's shared libraries, this Python's
+  interpreter and standard library (every site-packages directory masked), NumPy, the runner
+  (``child.py`` and ``protocol.py``) and a copy of the submission's ``.py`` files; it may write
+  only to its working directory ``/work`` and a private ``/tmp``, both small tmpfs mounts;
+* it sees no process but its own and has no network;
+* it never runs as root or as the grader's user: when the grader runs as root the child runs as
+  a uid of its own, leased for that child alone (``UidLease``), with every capability dropped;
+  otherwise it runs in a user namespace of its own as ``nobody``;
+* nothing it starts outlives it: killing the namespace's first process ends every process in it.
 
-and runs the runner (``child.py``) under ``python -I -S -B`` (no user site, no site-packages,
-no environment variables of Python's), with a private directory of links to NumPy: it can
-import the standard library, NumPy and the submission, nothing else. Children are forked by a
-zygote, a process of the same kind that has imported NumPy once (a child then starts in
-milliseconds, not the tenth of a second an interpreter and NumPy's import take); where that
-cannot work, each child is a fresh interpreter. When the grader runs as root and an
-unprivileged user can run this Python, zygote and children run as that user (uid 65534).
-Each child starts a new process group, which the grader kills at the end whatever happened;
-the runner sets its own memory, CPU and file-size limits before the submission runs.
+The reference, torch, the harness and every other file of the machine are not in the child's
+file system at all, so no path trick reaches them. The runner's rlimits (memory, CPU time,
+file size, one process) and its audit hooks stay as a second layer: the hooks turn common
+mistakes (importing torch, starting a process) into readable feedback, and are not the wall.
 
-The grader talks to the child over two pipes (``protocol``) and never executes anything the
-child sends: it reads JSON and ``.npy`` arrays, and runs the reference itself."""
+Where no sandbox can be started (no bwrap, or a container that forbids namespaces),
+``find_wall`` raises ``SandboxUnavailable`` with what to install or enable. ``Wall.unsafe()``
+runs children as plain processes under the hooks alone, for a trusted class or a test; the
+report then says so on its first line.
+
+The grader talks to the child over two pipes (``protocol``) and executes nothing the child
+sends: it reads JSON and ``.npy`` arrays, checks them, and runs the reference itself.
+"""
 
 from __future__ import annotations
 
-import atexit
+import errno
+import fcntl
 import json
 import os
+import random
 import shutil
 import signal
-import socket
+import site
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,8 +50,14 @@ import numpy as np
 
 from parity.grading import protocol
 
-UNPRIVILEGED_UID = 65534
 HERE = Path(__file__).resolve().parent
+NOBODY = 65534
+UID_FIRST, UID_COUNT = 610_000, 20_000  # the uids leased to children when grading as root
+LEASE_DIR = Path("/run/rnn-parity-grading")
+RUNNER_DIR, SUBMISSION_DIR = "/grading-runner", "/grading-submission"
+WORK_DIR = "/grading-work"  # the child's working directory, a small tmpfs
+CHILD_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
+             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)
@@ -48,9 +66,9 @@ class Limits:
 
     case_seconds: float = 10.0  # one request (one case of an item)
     item_seconds: float = 60.0  # a whole item, cases and shrinking together
-    start_seconds: float = 20.0  # starting the child and importing the submission
+    start_seconds: float = 20.0  # starting the child and importing the submission, once
     memory_mb: int = 1024  # address space of the child
-    file_mb: int = 16  # largest file the child may write
+    file_mb: int = 16  # largest file the child may write; size of its /work and /tmp
 
     def __post_init__(self) -> None:
         for name in ("case_seconds", "item_seconds", "start_seconds"):
@@ -61,6 +79,10 @@ class Limits:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"limits.{name} must be a positive int, got {value!r}")
+
+
+class SandboxUnavailable(RuntimeError):
+    """No sandbox can be started here; the message says what to install or enable."""
 
 
 class ChildFailure(Exception):
@@ -83,18 +105,24 @@ class Answer:
     notes: list[str] = field(default_factory=list)
 
 
+# -- the submission ------------------------------------------------------------------------------
 def find_submission_package(path: Path) -> Path:
     """The ``scratch`` package inside a submission directory.
 
     Accepted layouts: SUBMISSION/scratch/__init__.py, or the package's files directly in
     SUBMISSION (SUBMISSION/__init__.py and SUBMISSION/recurrent.py), as an upload of the
-    folder's contents gives.
+    folder's contents gives. A package that is a symbolic link is refused: it could point at
+    any directory of the grading machine.
     """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"submission must be a directory, got {str(path)!r}")
-    if (path / "scratch" / "__init__.py").is_file():
-        return path / "scratch"
+    package = path / "scratch"
+    if package.is_symlink():
+        raise FileNotFoundError(f"{str(package)!r} is a symbolic link; a submission's scratch "
+                                "package must be a plain directory of .py files")
+    if (package / "__init__.py").is_file():
+        return package
     if (path / "__init__.py").is_file() and (path / "recurrent.py").is_file():
         return path
     raise FileNotFoundError(
@@ -104,220 +132,332 @@ def find_submission_package(path: Path) -> Path:
 
 
 MAX_SOURCE_BYTES = 1 << 20  # a .py file larger than this is not a student's source
+MAX_SOURCE_FILES = 200
 
 
 def copy_package(source: Path, target: Path) -> list[str]:
-    """Copy the .py files of a package tree (plain files of at most 1 MiB; links are skipped).
-
-    Returns notes on what was skipped.
-    """
-    skipped = []
+    """Copy the .py files of a package tree: regular files of at most 1 MiB, opened without
+    following links; links and anything else are skipped. Returns notes on what was skipped."""
+    skipped: list[str] = []
+    copied = 0
     target.mkdir(parents=True)
     for root, dirs, files in os.walk(source, followlinks=False):
         rel = Path(root).relative_to(source)
-        dirs[:] = [d for d in dirs if d != "__pycache__" and not d.startswith(".")]
-        for d in dirs:
-            if (Path(root) / d).is_symlink():
-                skipped.append(str(rel / d))
-        dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        for d in [d for d in dirs if (Path(root) / d).is_symlink()]:
+            skipped.append(str(rel / d))
+            dirs.remove(d)
         (target / rel).mkdir(parents=True, exist_ok=True)
-        for name in files:
-            src = Path(root) / name
+        for name in sorted(files):
             if not name.endswith(".py"):
                 continue
-            if src.is_symlink() or not src.is_file() or src.stat().st_size > MAX_SOURCE_BYTES:
+            if copied >= MAX_SOURCE_FILES:
                 skipped.append(str(rel / name))
                 continue
-            shutil.copyfile(src, target / rel / name)
+            try:
+                fd = os.open(Path(root) / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                skipped.append(str(rel / name))
+                continue
+            with os.fdopen(fd, "rb") as handle:
+                info = os.fstat(handle.fileno())
+                data = handle.read(MAX_SOURCE_BYTES + 1) if _is_regular(info.st_mode) else None
+            if data is None or len(data) > MAX_SOURCE_BYTES:
+                skipped.append(str(rel / name))
+                continue
+            (target / rel / name).write_bytes(data)
+            copied += 1
     return skipped
 
 
-def numpy_dirs() -> list[str]:
-    """NumPy's package directory and the directory of its bundled libraries, if any."""
-    package = Path(np.__file__).resolve().parent
-    dirs = [str(package)]
-    libs = package.parent / "numpy.libs"
-    if libs.is_dir():
-        dirs.append(str(libs.resolve()))
-    return dirs
+def _is_regular(mode: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(mode)
 
 
-_UNPRIVILEGED: dict[str, bool] = {}
+# -- the wall -----------------------------------------------------------------------------------
+def python() -> str:
+    """The interpreter children run: this one, by its real path (a virtual environment's
+    python is a link to it; the environment itself stays outside the sandbox)."""
+    return os.path.realpath(sys.executable)
 
 
-def can_drop_privileges(python: str) -> bool:
-    """Whether the child can run as an unprivileged user (only tried when running as root):
-    whether that user can run this Python and import this NumPy."""
-    if hasattr(os, "geteuid") and os.geteuid() != 0:
-        return False
-    if python not in _UNPRIVILEGED:
-        site = str(Path(numpy_dirs()[0]).parent)
-        code = (f"import sys; assert sys.version_info[:2] == {tuple(sys.version_info[:2])}; "
-                f"sys.path.insert(0, {site!r}); import numpy")
+def numpy_dir() -> str:
+    return str(Path(np.__file__).resolve().parent)
+
+
+def _site_dirs() -> set[str]:
+    """Every directory of installed packages this Python or the system could hold."""
+    version = f"python3.{sys.version_info.minor}"
+    found = set(site.getsitepackages()) if hasattr(site, "getsitepackages") else set()
+    for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
+        for key in ("purelib", "platlib"):
+            found.add(sysconfig.get_path(key, vars=scheme_vars))
+    for prefix in ("/usr/lib", "/usr/local/lib", "/usr/lib64"):
+        found |= {f"{prefix}/python3/dist-packages", f"{prefix}/{version}/dist-packages",
+                  f"{prefix}/{version}/site-packages"}
+    return {os.path.realpath(p) for p in found if p and os.path.isdir(p)}
+
+
+class _Layout:
+    """bwrap arguments that build the child's file system, parents before children."""
+
+    def __init__(self, made=("/",)) -> None:
+        self.args: list[str] = []
+        self.made: set[str] = set(made)
+        self.bound: list[str] = []
+
+    def _parents(self, dest: str) -> None:
+        missing = []
+        parent = os.path.dirname(dest)
+        while parent not in self.made:
+            missing.append(parent)
+            parent = os.path.dirname(parent)
+        for directory in reversed(missing):
+            if not any(directory.startswith(b + "/") or directory == b for b in self.bound):
+                self.args += ["--dir", directory]
+            self.made.add(directory)
+
+    def bind(self, src: str, dest: str | None = None) -> None:
+        dest = dest or src
+        self._parents(dest)
+        self.args += ["--ro-bind", src, dest]
+        self.made.add(dest)
+        self.bound.append(dest)
+
+    def symlink(self, target: str, dest: str) -> None:
+        self._parents(dest)
+        self.args += ["--symlink", target, dest]
+        self.made.add(dest)
+
+    def mask(self, dest: str) -> None:
+        """An empty directory over dest (a site-packages inside a bound tree)."""
+        self.args += ["--tmpfs", dest]
+
+    def inside_bound(self, path: str) -> bool:
+        return any(path == b or path.startswith(b + "/") for b in self.bound)
+
+
+@dataclass(frozen=True)
+class Wall:
+    """How children are walled in: ``"bwrap"`` (the kernel's namespaces) or ``"none"``."""
+
+    kind: str
+    bwrap: str | None = None
+    setpriv: str | None = None
+    as_root: bool = False
+
+    @staticmethod
+    def unsafe() -> Wall:
+        return Wall("none")
+
+    @property
+    def safe(self) -> bool:
+        return self.kind == "bwrap"
+
+    def describe(self) -> str:
+        if not self.safe:
+            return ("UNSAFE: graded without the sandbox (--unsafe-no-sandbox): the submission's "
+                    "code runs as a plain process, contained only by Python's audit hooks")
+        who = (f"a uid of its own ({UID_FIRST}-{UID_FIRST + UID_COUNT - 1}), no capabilities"
+               if self.as_root else "nobody, in a user namespace of its own")
+        return ("each item runs in a bubblewrap sandbox (own PID, mount, IPC, network and UTS "
+                f"namespaces; read-only Python, NumPy and the submission) as {who}")
+
+    def command(self, python: str, runner_args: list[str], sub_dir: Path, uid: int,
+                limits: Limits, info_fd: int) -> list[str]:
+        """The argv that runs the child runner in its sandbox."""
+        if not self.safe:
+            return [python, "-I", "-S", "-B", *runner_args]
+        assert self.bwrap is not None
+        size = str(limits.file_mb << 20)
+        argv = [self.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+                "--unshare-cgroup-try", "--die-with-parent", "--new-session",
+                "--info-fd", str(info_fd), "--hostname", "sandbox", "--clearenv"]
+        for key, value in CHILD_ENV.items():
+            argv += ["--setenv", key, value]
+        if not self.as_root:
+            argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
+                     "--cap-drop", "ALL"]
+        # the writable tmpfs mounts first: what is bound later may lie below one of them
+        argv += ["--proc", "/proc", "--dev", "/dev",
+                 "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
+                 "--perms", "1777", "--size", size, "--tmpfs", WORK_DIR]
+        layout = _Layout(("/", "/proc", "/dev", "/tmp", WORK_DIR))
+        for lib in ("/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32"):
+            if os.path.islink(lib):
+                layout.symlink(os.readlink(lib), lib)
+            elif os.path.isdir(lib):
+                layout.bind(lib)
+        if os.path.isfile("/etc/ld.so.cache"):
+            layout.bind("/etc/ld.so.cache")
+        layout.bind(python)
+        if self.as_root:
+            assert self.setpriv is not None
+            layout.bind(self.setpriv)
+        libdir, soname = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var(
+            "INSTSONAME")
+        if sysconfig.get_config_var("Py_ENABLE_SHARED") and libdir and soname:
+            library = os.path.realpath(os.path.join(libdir, soname))
+            if os.path.isfile(library) and not layout.inside_bound(library):
+                layout.bind(library)
+                layout.bind(library, os.path.join(libdir, soname))
+        for key in ("stdlib", "platstdlib"):
+            path = os.path.realpath(sysconfig.get_path(key))
+            if not layout.inside_bound(path):
+                layout.bind(path)
+        for directory in sorted(_site_dirs()):
+            if layout.inside_bound(directory):
+                layout.mask(directory)
+        numpy = numpy_dir()
+        layout.bind(numpy)
+        libs = os.path.join(os.path.dirname(numpy), "numpy.libs")
+        if os.path.isdir(libs):
+            layout.bind(os.path.realpath(libs), libs)
+        layout.bind(str(HERE / "child.py"), f"{RUNNER_DIR}/_grading_child.py")
+        layout.bind(str(HERE / "protocol.py"), f"{RUNNER_DIR}/_grading_protocol.py")
+        layout.bind(str(sub_dir), SUBMISSION_DIR)
+        argv += layout.args + ["--chdir", WORK_DIR, "--"]
+        if self.as_root:
+            assert self.setpriv is not None
+            argv += [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                     "--inh-caps=-all", "--bounding-set=-all", "--"]
+        return argv + [python, "-I", "-S", "-B", *runner_args]
+
+
+_WALL: Wall | None = None
+
+INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get update && apt-get install -y "
+                "bubblewrap), or grade with --unsafe-no-sandbox, which runs submissions without "
+                "the sandbox and is not safe against a hostile submission")
+
+
+def find_wall() -> Wall:
+    """The sandbox this machine can start, checked once per process by starting one.
+
+    Raises SandboxUnavailable, saying what to install or enable, where there is none.
+    """
+    global _WALL
+    if _WALL is not None:
+        return _WALL
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable(f"the grading sandbox needs bubblewrap (bwrap), which is not "
+                                 f"installed: {INSTALL_HINT}")
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    setpriv = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if as_root and setpriv is None:
+        raise SandboxUnavailable("grading as root needs setpriv (util-linux) to run each child "
+                                 "as an unprivileged uid: apt-get install util-linux")
+    wall = Wall("bwrap", bwrap, setpriv, as_root)
+    with tempfile.TemporaryDirectory(prefix="grading-probe-") as tmp:
+        sub = Path(tmp) / "scratch"
+        sub.mkdir()
+        sub.chmod(0o755)
+        read_info, write_info = os.pipe()
         try:
-            probe = subprocess.run(
-                [python, "-I", "-S", "-c", code], user=UNPRIVILEGED_UID,
-                group=UNPRIVILEGED_UID, extra_groups=[], capture_output=True, timeout=20,
-                cwd="/",
-            )
-            _UNPRIVILEGED[python] = probe.returncode == 0
-        except (OSError, subprocess.SubprocessError):
-            _UNPRIVILEGED[python] = False
-    return _UNPRIVILEGED[python]
+            with UidLease(as_root) as uid:
+                code = (f"import sys; sys.path.append({os.path.dirname(numpy_dir())!r}); "
+                        "import numpy")
+                argv = wall.command(python(), ["-c", code], sub, uid, Limits(), write_info)
+                probe = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                       timeout=60, pass_fds=(write_info,), cwd="/")
+        except (OSError, subprocess.SubprocessError) as error:
+            raise SandboxUnavailable(f"bubblewrap could not be run: {error}; "
+                                     f"{INSTALL_HINT}") from None
+        finally:
+            os.close(read_info)
+            os.close(write_info)
+    if probe.returncode != 0:
+        said = probe.stderr.decode(errors="replace").strip()[-400:]
+        raise SandboxUnavailable(
+            f"bubblewrap is installed but could not start the grading sandbox here ({said}). "
+            "In a Docker container, the default seccomp profile forbids the namespaces it "
+            "needs: run the container with --security-opt seccomp=unconfined --cap-add "
+            "SYS_ADMIN (or --privileged). As a user other than root, enable unprivileged user "
+            "namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces "
+            "> 0). Otherwise grade with --unsafe-no-sandbox, which is not safe against a "
+            "hostile submission.")
+    _WALL = wall
+    return wall
 
 
-def child_python() -> str:
-    """The Python a child runs: this one, unless running as root and only another Python of
-    the same version can run this NumPy as an unprivileged user (a Python installed under
-    /root cannot), which then is preferred for the privilege drop."""
-    if not (hasattr(os, "geteuid") and os.geteuid() == 0) or can_drop_privileges(sys.executable):
-        return sys.executable
-    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
-        if os.path.exists(candidate) and can_drop_privileges(candidate):
-            return candidate
-    return sys.executable
+class UidLease:
+    """A uid no other child of any grader on this machine holds while this one runs.
 
-
-def isolation_summary(python: str | None = None) -> str:
-    """How children run on this machine, in one sentence (for the instructor's report)."""
-    python = python or child_python()
-    if can_drop_privileges(python):
-        return (f"children run {python} as uid {UNPRIVILEGED_UID} under the sandbox's hooks "
-                "and limits")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return (f"children run as root: uid {UNPRIVILEGED_UID} cannot run {python} with its "
-                "NumPy; they are contained by the sandbox's hooks and limits")
-    return "children run as the grader's user, contained by the sandbox's hooks and limits"
-
-
-def _private_dir(root: Path) -> Path:
-    """root/private: links to NumPy and its libraries, and the runner's two files."""
-    private = root / "private"
-    private.mkdir()
-    for directory in numpy_dirs():
-        os.symlink(directory, private / Path(directory).name)
-    shutil.copyfile(HERE / "child.py", private / "_grading_child.py")
-    shutil.copyfile(HERE / "protocol.py", private / "_grading_protocol.py")
-    return private
-
-
-def _open_to_nobody(root: Path) -> None:
-    for path in [root, *root.rglob("*")]:
-        if not path.is_symlink():
-            path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-CHILD_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
-             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-class Zygote:
-    """A process that has imported NumPy and forks one child per item (``child.zygote``).
-
-    No submission code ever runs in it: it only forks, and the fork becomes the child (limits,
-    hooks, the submission) before importing anything of the submission. It runs as the
-    children do (uid 65534 when the grader can drop privileges), in its own process group, and
-    is killed when the grader exits.
+    Grading as root, each child runs as its own uid from UID_FIRST..UID_FIRST+UID_COUNT-1,
+    leased through an exclusive lock on a file in a root-only directory (released when the
+    lease's file descriptor closes, also if the grader dies). Not as root, the uid is the
+    user namespace's ``nobody``.
     """
 
-    def __init__(self, python: str, drop: bool) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="grading-zygote-"))
-        self.private = _private_dir(self.root)
-        if drop:
-            _open_to_nobody(self.root)
-        ours, theirs = socket.socketpair()
-        config = {"fd": theirs.fileno(), "private_dir": str(self.private)}
-        kwargs = {}
-        if drop:
-            kwargs = dict(user=UNPRIVILEGED_UID, group=UNPRIVILEGED_UID, extra_groups=[])
-        try:
-            self.process = subprocess.Popen(
-                [python, "-I", "-S", "-B", str(self.private / "_grading_child.py"),
-                 "--zygote", json.dumps(config)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, cwd=str(self.root), env=CHILD_ENV,
-                pass_fds=(theirs.fileno(),), start_new_session=True, **kwargs)
-        finally:
-            theirs.close()
-        ours.settimeout(30)
-        self.socket = ours
-        self.reader = ours.makefile("rb")
+    def __init__(self, as_root: bool) -> None:
+        self.as_root = as_root
+        self.fd: int | None = None
+        self.uid = NOBODY
 
-    def alive(self) -> bool:
-        return self.process.poll() is None
+    def __enter__(self) -> int:
+        if not self.as_root:
+            return self.uid
+        LEASE_DIR.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(LEASE_DIR)
+        if not os.path.isdir(LEASE_DIR) or os.path.islink(LEASE_DIR) or info.st_uid != 0 \
+                or info.st_mode & 0o077:
+            raise SandboxUnavailable(f"{LEASE_DIR} must be a directory of root's, mode 0700")
+        start = random.randrange(UID_COUNT)
+        for offset in range(UID_COUNT):
+            uid = UID_FIRST + (start + offset) % UID_COUNT
+            fd = os.open(LEASE_DIR / str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                os.close(fd)
+                if error.errno in (errno.EAGAIN, errno.EACCES):
+                    continue
+                raise
+            self.fd, self.uid = fd, uid
+            return uid
+        raise SandboxUnavailable(f"all {UID_COUNT} grading uids are in use")
 
-    def _ask(self, request: dict, fds=()) -> dict:
-        socket.send_fds(self.socket, [json.dumps(request).encode()], list(fds))
-        line = self.reader.readline()
-        if not line:
-            raise OSError("the zygote process ended")
-        return json.loads(line)
-
-    def spawn(self, config: dict, fds: list[int]) -> int:
-        """Fork a child running ``config``; fds = its read pipe, write pipe and stderr."""
-        return int(self._ask({"op": "spawn", "config": config}, fds)["pid"])
-
-    def wait(self, pid: int, seconds: float) -> int | None:
-        """The child's exit status once it has ended (within seconds), else None."""
-        try:
-            return self._ask({"op": "wait", "pid": pid, "seconds": seconds})["status"]
-        except (OSError, ValueError):
-            return None
-
-    def close(self) -> None:
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        self.reader.close()
-        self.socket.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
-_ZYGOTES: dict[tuple[str, bool], Zygote] = {}
+def describe_wall(wall: Wall | None = None) -> str:
+    """How children run on this machine, in one sentence (for the instructor's report)."""
+    try:
+        wall = wall or find_wall()
+    except SandboxUnavailable as error:
+        return f"no sandbox: {error}"
+    return wall.describe()
 
 
-def zygote_for(python: str, drop: bool) -> Zygote:
-    """This process's zygote for that Python (started, or restarted if it died)."""
-    key = (python, drop)
-    zygote = _ZYGOTES.get(key)
-    if zygote is None or not zygote.alive():
-        if zygote is not None:
-            zygote.close()
-        zygote = _ZYGOTES[key] = Zygote(python, drop)
-    return zygote
-
-
-@atexit.register
-def _close_zygotes() -> None:
-    for zygote in _ZYGOTES.values():
-        zygote.close()
-    _ZYGOTES.clear()
-
-
+# -- one child ----------------------------------------------------------------------------------
 class Child:
-    """One child process running a copy of a submission.
+    """One child process running a copy of a submission behind the wall.
 
     ``request`` sends one request and waits for its answer, serving the oracle calls the
     child makes meanwhile with ``oracles`` (name -> function of the decoded payload).
+    Everything the child sends is bounded (``protocol.Budget``) and checked before use.
     """
 
     def __init__(self, package: Path, limits: Limits,
                  oracles: dict[str, Callable[[dict], object]] | None = None,
-                 resolve=None, python: str | None = None) -> None:
+                 resolve=None, wall: Wall | None = None, audit_hooks: bool = True) -> None:
         self.limits = limits
         self.oracles = oracles or {}
         self.resolve = resolve
-        self.python = python or child_python()
+        self.wall = wall or find_wall()
+        self.audit_hooks = audit_hooks
         self.notes: list[str] = []
+        self.budget = protocol.Budget()
         self.root = Path(tempfile.mkdtemp(prefix="grading-"))
-        self.pid: int | None = None
-        self.process: subprocess.Popen | None = None  # when started without the zygote
-        self.zygote: Zygote | None = None
+        self.process: subprocess.Popen | None = None
+        self.inner_pid: int | None = None
+        self.lease = UidLease(self.wall.safe and self.wall.as_root)
         self._fds: list[int] = []
         try:
             self._prepare(package)
@@ -326,20 +466,28 @@ class Child:
             self.close()
             raise
 
-    # -- start and stop --------------------------------------------------------------------
     def _prepare(self, package: Path) -> None:
+        sub = self.root / "sub" / "scratch"
         self.notes += [f"skipped {p} (not a plain .py file of at most 1 MiB)"
-                       for p in copy_package(package, self.root / "sub" / "scratch")]
-        (self.root / "work").mkdir()
-        self.drop = can_drop_privileges(self.python)
-        if self.drop:
-            _open_to_nobody(self.root)
-            os.chown(self.root / "work", UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+                       for p in copy_package(package, sub)]
+        for path in [self.root / "sub", *(self.root / "sub").rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if not self.wall.safe:
+            (self.root / "work").mkdir()
+            (self.root / "runner").mkdir()
+            shutil.copyfile(HERE / "child.py", self.root / "runner" / "_grading_child.py")
+            shutil.copyfile(HERE / "protocol.py", self.root / "runner" / "_grading_protocol.py")
 
-    def _config(self, private: Path) -> dict:
+    def _config(self, read_fd: int, write_fd: int) -> dict:
+        if self.wall.safe:
+            runner, sub, work = RUNNER_DIR, SUBMISSION_DIR, WORK_DIR
+        else:
+            runner, sub, work = (str(self.root / "runner"), str(self.root / "sub"),
+                                 str(self.root / "work"))
         return {
-            "work_dir": str(self.root / "work"), "private_dir": str(private),
-            "submission_dir": str(self.root / "sub"), "numpy_dirs": numpy_dirs(),
+            "read_fd": read_fd, "write_fd": write_fd, "runner_dir": runner,
+            "submission_dir": sub, "work_dir": work,
+            "numpy_parent": os.path.dirname(numpy_dir()), "audit_hooks": self.audit_hooks,
             "memory_bytes": self.limits.memory_mb << 20, "file_bytes": self.limits.file_mb << 20,
             "cpu_seconds": int(self.limits.item_seconds + self.limits.start_seconds) + 5,
         }
@@ -347,41 +495,34 @@ class Child:
     def _start(self) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        info_r, info_w = os.pipe()
         self._fds = [to_child_w, from_child_r]
         self.stderr_path = self.root / "stderr.txt"
+        uid = self.lease.__enter__()
+        config = json.dumps(self._config(to_child_r, from_child_w))
+        runner = (f"{RUNNER_DIR}/_grading_child.py" if self.wall.safe
+                  else str(self.root / "runner" / "_grading_child.py"))
+        argv = self.wall.command(python(), [runner, config], self.root / "sub", uid,
+                                 self.limits, info_w)
         try:
             with open(self.stderr_path, "wb") as stderr:
-                try:
-                    self.zygote = zygote_for(self.python, self.drop)
-                    self.pid = self.zygote.spawn(self._config(self.zygote.private),
-                                                 [to_child_r, from_child_w, stderr.fileno()])
-                except OSError:  # no zygote here: a fresh interpreter for this child
-                    self.zygote = None
-                    self._start_fresh(to_child_r, from_child_w, stderr)
+                self.process = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                    cwd=str(self.root / "work") if not self.wall.safe else "/",
+                    env=CHILD_ENV, pass_fds=(to_child_r, from_child_w, info_w),
+                    start_new_session=True)
         finally:
-            os.close(to_child_r)
-            os.close(from_child_w)
-        self.channel = protocol.Channel(from_child_r, to_child_w)
-
-    def _start_fresh(self, read_fd: int, write_fd: int, stderr) -> None:
-        private = _private_dir(self.root)
-        if self.drop:
-            _open_to_nobody(private)
-        config = dict(self._config(private), read_fd=read_fd, write_fd=write_fd)
-        kwargs = {}
-        if self.drop:
-            kwargs = dict(user=UNPRIVILEGED_UID, group=UNPRIVILEGED_UID, extra_groups=[])
-        self.process = subprocess.Popen(
-            [self.python, "-I", "-S", "-B", str(private / "_grading_child.py"),
-             json.dumps(config)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-            cwd=str(self.root / "work"), env=CHILD_ENV, pass_fds=(read_fd, write_fd),
-            start_new_session=True, **kwargs,
-        )
-        self.pid = self.process.pid
+            for fd in (to_child_r, from_child_w, info_w):
+                os.close(fd)
+        try:
+            if self.wall.safe:
+                self.inner_pid = _read_child_pid(info_r, self.limits.start_seconds)
+        finally:
+            os.close(info_r)
+        self.channel = protocol.Channel(from_child_r, to_child_w, self.budget)
 
     def close(self) -> None:
-        """Kill the child's whole process group, reap it, remove its directory."""
+        """Kill every process of the child, reap it, remove its directory, end the lease."""
         self.close_process(grace=0.0)
         for fd in self._fds:
             try:
@@ -389,6 +530,7 @@ class Child:
             except OSError:
                 pass
         self._fds = []
+        self.lease.__exit__()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Child:
@@ -397,7 +539,7 @@ class Child:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # -- requests ------------------------------------------------------------------------------
+    # -- requests ----------------------------------------------------------------------------
     def request(self, op: str, value, seconds: float, oracles=()) -> Answer:
         """Send one request; serve oracle calls until the answer comes, within ``seconds``.
 
@@ -410,31 +552,31 @@ class Child:
             self.channel.send_value({"op": op, "oracles": sorted(allowed)}, value)
             while True:
                 message, answer = self.channel.recv_value(deadline, self.resolve)
-                if message.get("op") == "oracle":
+                kind = message.get("op")
+                if kind == "oracle":
                     self._serve_oracle(message, answer, allowed)
                     continue
-                if message.get("op") != "answer":
-                    raise protocol.ProtocolError(f"unexpected message {message.get('op')!r}")
-                notes = message.get("notes") or []
-                notes = [str(n)[:300] for n in notes if isinstance(n, str)][:50]
+                if kind != "answer" or not isinstance(message.get("ok"), bool):
+                    raise protocol.ProtocolError("a message that is not an answer")
+                notes = protocol.clean_notes(message.get("notes"))
                 for note in notes:  # kept for the item's report, whichever case it came in
-                    if note not in self.notes and len(self.notes) < 50:
+                    if note not in self.notes and len(self.notes) < protocol.MAX_NOTES:
                         self.notes.append(note)
-                error = message.get("error")
-                return Answer(bool(message.get("ok")), answer,
-                              error if isinstance(error, dict) else None, notes)
+                return Answer(message["ok"], answer, protocol.clean_error(message.get("error")),
+                              notes)
         except protocol.ChannelClosed as exc:
             raise self._failure(seconds, exc.timed_out) from None
         except protocol.ProtocolError as exc:
+            self.close_process()
             raise ChildFailure(f"the submission's process broke the grading protocol ({exc}); "
                                "a submission must not write to the grader's pipes") from None
 
     def _serve_oracle(self, message: dict, payload, allowed: frozenset) -> None:
         name = message.get("name")
-        oracle = self.oracles.get(name) if name in allowed else None
+        oracle = self.oracles.get(name) if isinstance(name, str) and name in allowed else None
         if oracle is None:
             self.channel.send_value({"op": "oracle_answer", "ok": False,
-                                     "error": f"no reference is served for {name!r} here"},
+                                     "error": "no reference is served for that function here"},
                                     None)
             return
         try:
@@ -443,7 +585,8 @@ class Child:
             self.channel.send_value(
                 {"op": "oracle_answer", "ok": False,
                  "error": f"the reference {name.rpartition(':')[2]} could not run on the "
-                          f"arguments the submission passed: {type(exc).__name__}: {exc}"},
+                          f"arguments the submission passed: {type(exc).__name__}: "
+                          f"{str(exc)[:300]}"},
                 None)
             return
         self.channel.send_value({"op": "oracle_answer", "ok": True}, result)
@@ -456,8 +599,8 @@ class Child:
         code = self.close_process()
         if code is None:
             return ChildFailure("the submission's process stopped answering")
-        if code < 0:
-            sig = -code
+        if code < 0 or code >= 128:
+            sig = -code if code < 0 else code - 128
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig
             why = {signal.SIGKILL: " (killed: over the memory or CPU-time limit?)",
                    signal.SIGXCPU: " (over the CPU-time limit)",
@@ -469,37 +612,72 @@ class Child:
                             "no os._exit)")
 
     def close_process(self, grace: float = 0.2) -> int | None:
-        """Kill the process group and return the child's exit status if it ended by itself
-        within ``grace`` seconds (None if it did not, or is unknown)."""
-        if self.pid is None:
+        """End every process of the child and return the child's exit status if it ended by
+        itself within ``grace`` seconds (None if it did not, or is unknown).
+
+        In the sandbox, the namespace's first process is killed: the kernel then kills every
+        process in the namespace, whatever session or group it made for itself."""
+        process, self.process = self.process, None
+        if process is None:
             return None
-        pid, self.pid = self.pid, None
-        if self.zygote is not None:
-            code = self.zygote.wait(pid, grace)
-        else:
-            assert self.process is not None
-            try:
-                code = self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                code = None
+        code = None
         try:
-            os.killpg(pid, signal.SIGKILL)
+            code = process.wait(timeout=grace) if grace > 0 else process.poll()
+        except subprocess.TimeoutExpired:
+            pass
+        if self.inner_pid is not None:
+            # bwrap exits once the namespace's first process has ended, and that one ends
+            # only after the kernel has ended every other process of the namespace
+            _kill(self.inner_pid)
+            self.inner_pid = None
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-        if code is None:  # reap it
-            if self.zygote is not None:
-                self.zygote.wait(pid, 10)
-            else:
-                assert self.process is not None
-                try:
-                    self.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
         return code
 
     def stderr_tail(self, size: int = 2000) -> str:
         try:
-            data = self.stderr_path.read_bytes()
+            with open(self.stderr_path, "rb") as handle:
+                handle.seek(max(0, os.fstat(handle.fileno()).st_size - size))
+                data = handle.read(size)
         except OSError:
             return ""
-        return data[-size:].decode(errors="replace")
+        return data.decode(errors="replace")
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _read_child_pid(fd: int, seconds: float) -> int | None:
+    """The pid (in the grader's namespace) of the sandbox's first process, from bwrap's
+    --info-fd; None if bwrap ended before saying."""
+    import select
+
+    data = b""
+    deadline = time.monotonic() + seconds
+    while b"}" not in data and len(data) < 4096:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    try:
+        pid = json.loads(data[:data.index(b"}") + 1])["child-pid"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return pid if isinstance(pid, int) and pid > 1 else None
