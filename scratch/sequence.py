@@ -76,8 +76,8 @@ def _step_backward(mode, dh, dc, cache, weights):
     return dpre, dpre, dh_prev, None
 
 
-def _flat(a):
-    """(T, B, n) -> (T*B, n): every step's rows stacked, for one product over all steps."""
+def flatten_steps(a):
+    """(T, B, n) -> (T*B, n): the rows of all steps stacked, for one product over all steps."""
     return a.reshape(-1, a.shape[-1])
 
 
@@ -151,11 +151,11 @@ def direction_backward(doutput, dh_n, dc_n, cache, weights):
     # rows of all steps, instead of T small products inside the loop.
     dgh = np.stack(dgh)  # (T, B, G*H)
     h_prev = np.stack([step.h_prev for step in steps])  # (T, B, H_out)
-    dW_hh = _flat(dgh).T @ _flat(h_prev)  # (G*H, H_out)  {#seq-dw-hh}
+    dW_hh = flatten_steps(dgh).T @ flatten_steps(h_prev)  # (G*H, H_out)  {#seq-dw-hh}
     db_hh = None if weights.b_hh is None else dgh.sum(axis=(0, 1))  # (G*H,)  {#seq-db-hh}
     dW_hr = None
     if weights.W_hr is not None:
         h_full = np.stack([step.h_full for step in steps])  # (T, B, H)
-        dW_hr = _flat(np.stack(dh_steps)).T @ _flat(h_full)  # (P, H)  {#seq-dw-hr}
+        dW_hr = flatten_steps(np.stack(dh_steps)).T @ flatten_steps(h_full)  # (P, H)  {#seq-dw-hr}
     return np.stack(dx_proj), dh_next, dc_next, DirectionGrads(dW_hh, db_hh, dW_hr)
     ### END SOLUTION
