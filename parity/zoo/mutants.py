@@ -60,8 +60,8 @@ MUTANTS: list[Mutant] = [
                "gates_i, gates_f, gates_g, gates_o = np.split(gates, 4, axis=-1)",
                "gates_i, gates_f, gates_o, gates_g = np.split(gates, 4, axis=-1)"),
          Patch(LSTM, "lstm_step_backward",
-               "np.concatenate([dgates_i, dgates_f, dgates_g, dgates_o], axis=-1)",
-               "np.concatenate([dgates_i, dgates_f, dgates_o, dgates_g], axis=-1)")),
+               "np.hstack([dgates_i, dgates_f, dgates_g, dgates_o])",
+               "np.hstack([dgates_i, dgates_f, dgates_o, dgates_g])")),
     ),
     Mutant(
         "rnn_dh_not_carried",
