@@ -14,16 +14,12 @@ call as the reference (``oracles``), so one wrong function costs only the items 
 
 A backward item is handed the reference's caches (built with the submission's own cache
 classes, whose fields the skeleton fixes), so a wrong forward pass does not cost the backward
-item too. A step function is also called with the buffers (``out=`` and the like) that the
-sequence loop of the reference passes it, found by watching that loop: the student's loop, built
-on the same helpers, relies on them being filled. The reference is the real ``scratch``
-package, imported here in the grader; its answers are compared with the submission's by
-``diff.first_divergence``."""
+item too. Every graded function is pure: arrays in, new arrays out, so an item compares what
+it returns and nothing else. The reference is the real ``scratch`` package, imported here in
+the grader; its answers are compared with the submission's by ``diff.first_divergence``."""
 
 from __future__ import annotations
 
-import contextlib
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -41,7 +37,7 @@ from parity.grading.cases import (
     make_function_data,
 )
 from parity.grading.diff import ANYTHING, Divergence, first_divergence
-from parity.grading.sandbox import Child
+from parity.grading.sandbox import Child, ChildFailure
 from scratch import functional as F
 from scratch import sequence as S
 
@@ -67,11 +63,7 @@ class Failure:
 
 @dataclass(frozen=True)
 class Call:
-    """One call into the submission and the reference's answer to it.
-
-    echo: {keyword: expected contents} of arrays the function must write into (``out=``);
-    the child sends them back as they are after the call.
-    """
+    """One call into the submission and the reference's answer to it."""
 
     function: str  # the name a student knows, e.g. "rnn_step_forward"
     target: str  # "module:qualname" in the submission
@@ -79,77 +71,6 @@ class Call:
     kwargs: dict
     expected: object
     names: tuple | None  # names of the returned tuple's items, or None for one value
-    echo: dict = field(default_factory=dict)
-
-
-def _blank(value):
-    """A copy of a buffer structure with every array filled with NaN (every element the
-    function is to write must then be written)."""
-    if isinstance(value, np.ndarray):
-        return np.full_like(value, np.nan)
-    if isinstance(value, tuple) and hasattr(type(value), "_fields"):
-        return type(value)(*[_blank(v) for v in value])
-    if isinstance(value, (tuple, list)):
-        return type(value)(_blank(v) for v in value)
-    return value
-
-
-def _holds_array(value) -> bool:
-    if isinstance(value, np.ndarray):
-        return True
-    return isinstance(value, (tuple, list)) and any(_holds_array(v) for v in value)
-
-
-@contextlib.contextmanager
-def _capturing(function_name: str, captured: list):
-    """Record the keyword-only buffers (``out=`` and the like) the reference's sequence loop
-    passes to one of its step functions."""
-    original = getattr(S, function_name, None)
-    if original is None:
-        yield
-        return
-    keyword_only = {name for name, p in inspect.signature(original).parameters.items()
-                    if p.kind is inspect.Parameter.KEYWORD_ONLY}
-
-    def spy(*args, **kwargs):
-        if not captured:
-            captured.append({k: v for k, v in kwargs.items()
-                             if k in keyword_only and _holds_array(v)})
-        return original(*args, **kwargs)
-
-    setattr(S, function_name, spy)
-    try:
-        yield
-    finally:
-        setattr(S, function_name, original)
-
-
-def loop_buffers(case: FunctionCase, function_name: str) -> dict:
-    """{keyword: buffer} that the reference's own sequence loop hands this step function for
-    a case of these sizes (one step), blanked; {} when it hands none. The student's step
-    functions must fill the same buffers, since the sequence loop relies on them."""
-    d = make_function_data(case)
-    weights = S.DirectionWeights(d.W_hh, d.b_hh, d.W_hr)
-    x_proj = d.x_proj[:1]
-    captured: list = []
-    with _capturing(function_name, captured):
-        *_, cache = S.direction_forward(case.mode, x_proj, d.h0, d.c0, weights)
-        if function_name.endswith("_backward"):
-            S.direction_backward(d.doutput[:1], d.dh_n, d.dc_n, cache, weights)
-    return {k: _blank(v) for k, v in (captured[0] if captured else {}).items()}
-
-
-def with_buffers(call: Call, reference, case: FunctionCase) -> list[Call]:
-    """The call, and the call again with the buffers the sequence loop passes (when it passes
-    any): what the function writes into them is checked against what the reference writes."""
-    buffers = loop_buffers(case, call.function)
-    if not buffers:
-        return [call]
-    mine = {k: _blank(v) for k, v in buffers.items()}
-    expected = reference(*call.args, **call.kwargs, **mine)  # fills mine
-    names = ", ".join(f"{k}=..." for k in buffers)
-    return [call, Call(f"{call.function}(..., {names})", call.target, call.args,
-                       dict(call.kwargs, **buffers), expected, call.names, mine)]
 
 
 @dataclass(frozen=True)
@@ -187,8 +108,7 @@ def describe_error(error: dict | None, function: str) -> tuple[str, str]:
 def run_calls(child: Child, calls: list[Call], seconds: float, case_words: str,
               oracle_names=()) -> Failure | None:
     """Run the calls in one request; the first that raises or differs is the failure."""
-    specs = [{"target": c.target, "args": c.args, "kwargs": c.kwargs, "echo": list(c.echo)}
-             for c in calls]
+    specs = [{"target": c.target, "args": c.args, "kwargs": c.kwargs} for c in calls]
     answer = child.request("calls", specs, seconds, oracles=oracle_names)
     if not answer.ok:
         kind, words = describe_error(answer.error, calls[0].function)
@@ -197,24 +117,14 @@ def run_calls(child: Child, calls: list[Call], seconds: float, case_words: str,
     if not isinstance(results, list) or len(results) != len(calls) or not all(
             isinstance(r, (list, tuple)) and len(r) == 3 and isinstance(r[0], bool)
             for r in results):
-        return Failure(calls[0].function, "the submission's process did not answer every call "
-                       f"it was asked to make ({len(calls)}): its answer was malformed",
-                       case_words, notes=answer.notes)
+        child.close_process()  # its next answers could not be trusted to match requests
+        raise ChildFailure("the submission's process did not answer every call it was asked "
+                           f"to make ({len(calls)}): its answer was malformed")
     for call, (ok, value, error) in zip(calls, results, strict=True):
         error = protocol.clean_error(error)
         if not ok:
             kind, words = describe_error(error, call.function)
             return Failure(call.function, words, case_words, kind, notes=answer.notes)
-        if call.echo:
-            if not isinstance(value, dict) or "echo" not in value:
-                return Failure(call.function, f"{call.function}: no answer", case_words)
-            for name, expected in call.echo.items():
-                found = first_divergence(expected, value["echo"].get(name), name)
-                if found is not None:
-                    return Failure(call.function, f"{call.function} did not write its result "
-                                   f"into the array passed as {name}: that array "
-                                   f"{found.problem}", case_words, notes=answer.notes)
-            value = value["result"]
         found = compare_named(call.expected, value, call.names, call.function)
         if found is not None:
             return Failure(call.function, f"{call.function} returned {found}", case_words,
@@ -246,14 +156,6 @@ def _nonlinearity(mode: str) -> str:
     return "tanh" if mode == "RNN_TANH" else "relu"
 
 
-def step_calls(case: FunctionCase, name: str, args: tuple, names: tuple) -> list[Call]:
-    """A step function's call (and its call with the sequence loop's buffers)."""
-    kind = name.partition("_")[0]
-    reference = getattr(F, name)
-    call = Call(name, f"{FUNCTIONAL}.{kind}_cell:{name}", args, {}, reference(*args), names)
-    return with_buffers(call, reference, case)
-
-
 def cell_call(name: str, args: tuple, names: tuple | None) -> Call:
     kind = name.partition("_")[0]
     return Call(name, f"{FUNCTIONAL}.{kind}_cell:{name}", args, {}, getattr(F, name)(*args),
@@ -264,17 +166,17 @@ def cell_forward_calls(case: FunctionCase) -> list[Call]:
     d, x, h, x_proj, _ = _cell_inputs(case)
     if case.mode in ("RNN_TANH", "RNN_RELU"):
         nl = _nonlinearity(case.mode)
-        return [*step_calls(case, "rnn_step_forward", (x_proj, h, d.W_hh, d.b_hh, nl),
+        return [cell_call("rnn_step_forward", (x_proj, h, d.W_hh, d.b_hh, nl),
                             ("h", "cache")),
                 cell_call("rnn_cell_forward", (x, h, d.W_ih, d.W_hh, d.b_ih, d.b_hh, nl),
                           ("h", "cache"))]
     if case.mode == "LSTM":
-        return [*step_calls(case, "lstm_step_forward",
+        return [cell_call("lstm_step_forward",
                             (x_proj, h, d.c0, d.W_hh, d.b_hh, d.W_hr), ("h", "c", "cache")),
                 cell_call("lstm_cell_forward",
                           (x, h, d.c0, d.W_ih, d.W_hh, d.b_ih, d.b_hh, d.W_hr),
                           ("h", "c", "cache"))]
-    return [*step_calls(case, "gru_step_forward", (x_proj, h, d.W_hh, d.b_hh), ("h", "cache")),
+    return [cell_call("gru_step_forward", (x_proj, h, d.W_hh, d.b_hh), ("h", "cache")),
             cell_call("gru_cell_forward", (x, h, d.W_ih, d.W_hh, d.b_ih, d.b_hh),
                       ("h", "cache"))]
 
@@ -286,7 +188,7 @@ def cell_backward_calls(case: FunctionCase) -> list[Call]:
         nl = _nonlinearity(case.mode)
         _, step_cache = F.rnn_step_forward(x_proj, h, d.W_hh, d.b_hh, nl)
         _, cell_cache = F.rnn_cell_forward(x, h, d.W_ih, d.W_hh, d.b_ih, d.b_hh, nl)
-        return [*step_calls(case, "rnn_step_backward", (dh, step_cache, d.W_hh),
+        return [cell_call("rnn_step_backward", (dh, step_cache, d.W_hh),
                             ("dpre", "dh_prev")),
                 cell_call("rnn_cell_backward", (dh, cell_cache), None)]
     if case.mode == "LSTM":
@@ -294,13 +196,13 @@ def cell_backward_calls(case: FunctionCase) -> list[Call]:
         _, _, step_cache = F.lstm_step_forward(x_proj, h, d.c0, d.W_hh, d.b_hh, d.W_hr)
         _, _, cell_cache = F.lstm_cell_forward(x, h, d.c0, d.W_ih, d.W_hh, d.b_ih, d.b_hh,
                                                d.W_hr)
-        return [*step_calls(case, "lstm_step_backward",
+        return [cell_call("lstm_step_backward",
                             (dh, dc, step_cache, d.W_hh, d.W_hr),
                             ("dgates", "dh_prev", "dc_prev")),
                 cell_call("lstm_cell_backward", (dh, dc, cell_cache), None)]
     _, step_cache = F.gru_step_forward(x_proj, h, d.W_hh, d.b_hh)
     _, cell_cache = F.gru_cell_forward(x, h, d.W_ih, d.W_hh, d.b_ih, d.b_hh)
-    return [*step_calls(case, "gru_step_backward", (dh, step_cache, d.W_hh),
+    return [cell_call("gru_step_backward", (dh, step_cache, d.W_hh),
                         ("dgi", "dgh", "dh_prev")),
             cell_call("gru_cell_backward", (dh, cell_cache), None)]
 
