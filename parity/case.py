@@ -16,8 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-KINDS = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
-GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+from scratch import GATES
+
+KINDS = tuple(GATES)
 DROPOUT_MODES = ("eval", "train_p0", "train_p1", "train_masks")
 STATE_GRADS = ("none", "h", "c", "both")
 

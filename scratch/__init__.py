@@ -12,10 +12,10 @@ from scratch.losses import CrossEntropyLoss, MSELoss
 from scratch.models import CharLM, SimpleRNN
 from scratch.module import CallOrderError, Module
 from scratch.optim import SGD, Adam, AdamW
-from scratch.recurrent import GRU, LSTM, RNN, RNNBase
+from scratch.recurrent import GATES, GRU, LSTM, RNN, RNNBase
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "SGD", "Adam", "AdamW", "CallOrderError", "CharLM",
+    "GATES", "GRU", "LSTM", "RNN", "SGD", "Adam", "AdamW", "CallOrderError", "CharLM",
     "CrossEntropyLoss", "Embedding", "GRUCell", "LSTMCell", "Linear", "MSELoss", "Module",
     "RNNBase", "RNNCell", "RNNCellBase", "SimpleRNN",
     "clip_grad_norm_", "clip_grad_value_",

@@ -22,10 +22,10 @@ from scratch.sequence import (
     DirectionWeights,
     direction_backward,
     direction_forward,
-    new_storage,
 )
 
-GATES_PER_MODE = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+# G, the number of gate blocks each weight matrix stacks: W_ih is (G*H, I), W_hh (G*H, H_out).
+GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 class LayerCache(NamedTuple):
@@ -34,12 +34,23 @@ class LayerCache(NamedTuple):
     dropout_mask: np.ndarray | None  # (T, B, D*H_out) applied to this layer's output
 
 
+class ForwardInputs(NamedTuple):
+    """forward's arguments, checked and converted to the layout the loop works in."""
+
+    x: np.ndarray  # (T, B, I), time-major and batched
+    h0: np.ndarray  # (L*D, B, H_out), zeros when no hx was given
+    c0: np.ndarray | None  # (L*D, B, H), LSTM only
+    valid: np.ndarray | None  # (T, B, 1) bool: t below the sequence's length; None: all valid
+    masks: list[np.ndarray] | None  # (T, B, D*H_out) per layer but the last, when given
+    use_dropout: bool  # training with dropout between layers
+    batched: bool
+    hx_given: bool
+
+
 class ForwardCache(NamedTuple):
     batched: bool
     hx_given: bool
-    input_shape: tuple
-    output_shape: tuple
-    h_n_shape: tuple
+    output_shape: tuple  # of the output forward returned: grad_output's shape
     layers: list[LayerCache]
 
 
@@ -62,8 +73,8 @@ class RNNBase(Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if mode not in GATES_PER_MODE:
-            raise ValueError(f"mode must be one of {sorted(GATES_PER_MODE)}, got {mode!r}")
+        if mode not in GATES:
+            raise ValueError(f"mode must be one of {sorted(GATES)}, got {mode!r}")
         check_positive_int("input_size", input_size)
         check_positive_int("hidden_size", hidden_size)
         check_positive_int("num_layers", num_layers)
@@ -105,9 +116,8 @@ class RNNBase(Module):
         self.dtype = check_dtype(dtype)
         self.rng = np.random.default_rng(seed)
         self.last_dropout_masks: list[np.ndarray] | None = None
-        self._workspace: dict = {}  # see _work_arrays
 
-        gate_size = GATES_PER_MODE[mode] * hidden_size
+        gate_size = GATES[mode] * hidden_size
         h_out = self.proj_size or hidden_size
         for layer in range(num_layers):
             for direction in range(self.num_directions):
@@ -153,23 +163,6 @@ class RNNBase(Module):
                                      p.get(f"weight_hr{sfx}"))
         return W_ih, b_ih, recurrent
 
-    def _work_arrays(self, layer: int, direction: int, T: int, B: int):
-        """x_proj's array (T*B, G*H) and the Storage of one direction, kept between calls.
-
-        A training loop calls forward with the same sizes again and again. Writing into the
-        arrays of the last call spares the operating system from mapping fresh zeroed pages in
-        every time, which at small sizes costs as much as the arithmetic. The module thus
-        holds one call's work arrays between calls; a call of other sizes replaces them.
-        """
-        if self._workspace.get("sizes") != (T, B):
-            self._workspace = {"sizes": (T, B)}
-        if (layer, direction) not in self._workspace:
-            H, H_out = self.hidden_size, self.output_hidden_size
-            x_proj = np.empty((T * B, GATES_PER_MODE[self.mode] * H), dtype=self.dtype)
-            storage = new_storage(self.mode, T, B, H, H_out, self.dtype, self.proj_size > 0)
-            self._workspace[layer, direction] = (x_proj, storage)
-        return self._workspace[layer, direction]
-
     def __repr__(self) -> str:
         args = [str(self.input_size), str(self.hidden_size)]
         if self.num_layers != 1:
@@ -185,9 +178,9 @@ class RNNBase(Module):
         return f"{type(self).__name__}({', '.join(args)})"
 
     # -- input checks ---------------------------------------------------------------------
-    def _check_forward_args(self, input, hx, lengths, dropout_masks):
-        """Check everything and return it time-major and batched: x (T, B, I), h0, c0,
-        lengths (B,) or None, masks (T, B, D*H_out) or None."""
+    def _forward_inputs(self, input, hx, lengths, dropout_masks) -> ForwardInputs:
+        """Check every argument of forward and return them time-major and batched, lengths as
+        the mask ``valid``."""
         name = type(self).__name__
         x = check_array("input", input, self.dtype)
         if x.ndim not in (2, 3):
@@ -226,7 +219,14 @@ class RNNBase(Module):
         masks = None
         if dropout_masks is not None:
             masks = self._check_masks(dropout_masks, batched, T, B)
-        return x, h0, c0, lengths, masks, batched, hx is not None
+
+        valid = None
+        if lengths is not None and np.any(lengths < T):
+            valid = (np.arange(T)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
+        use_dropout = self.training and self.num_layers > 1 and (
+            self.dropout > 0 or masks is not None
+        )
+        return ForwardInputs(x, h0, c0, valid, masks, use_dropout, batched, hx is not None)
 
     def _check_state(self, name, state, h_shape, c_shape, batched):
         """hx (or grad_h_n) as given by the user -> batched (h, c) or (None, None)."""
@@ -325,73 +325,67 @@ class RNNBase(Module):
                  layout of ``output``) so that they can be given to another implementation.
         output:  (T, B, D*H_out) in the input's layout; [..., :H_out] is the forward direction.
         """
-        x, h0, c0, lengths, masks, batched, hx_given = self._check_forward_args(
-            input, hx, lengths, dropout_masks
-        )
-        self._saved = None  # what the last call kept shares the work arrays this call overwrites
-        T, B, _ = x.shape
-        D, H_out = self.num_directions, self.output_hidden_size
-        valid = None
-        if lengths is not None and np.any(lengths < T):
-            valid = (np.arange(T)[:, None] < lengths[None, :])[:, :, None]  # (T, B, 1)
-
-        use_dropout = self.training and self.num_layers > 1 and (
-            self.dropout > 0 or masks is not None
-        )
+        x, h0, c0, valid, masks, use_dropout, batched, hx_given = self._forward_inputs(
+            input, hx, lengths, dropout_masks)
+        D = self.num_directions
         ### BEGIN SOLUTION
-        ### HINT: per layer and direction: x_proj of all steps in one product, direction_forward,
-        ### HINT: rows layer * D + direction of h_n (and c_n); concatenate the directions; in
-        ### HINT: training, each layer's output but the last times its dropout mask. Leave h_n,
-        ### HINT: c_n, layers (a LayerCache each), used_masks, the last output in layer_input.
-        h_n = np.empty_like(h0)
-        c_n = None if c0 is None else np.empty_like(c0)
-        layers: list[LayerCache] = []
-        used_masks = []
-        layer_input = np.ascontiguousarray(x)  # (T, B, I): reshapes to (T*B, I) without a copy
+        ### HINT: per layer and direction: x_proj = layer_input @ W_ih.T + b_ih for all steps in
+        ### HINT: one (T*B, I_layer) product, then direction_forward (reverse for direction 1)
+        ### HINT: from rows layer * D + direction of h0 (and c0). A layer's output concatenates
+        ### HINT: its directions' outputs; in training, each layer's output but the last is
+        ### HINT: multiplied by its dropout mask, and it is the next layer's input. Leave h_n,
+        ### HINT: c_n (lists of rows), layers (a LayerCache each), used_masks and the last
+        ### HINT: output in layer_input.
+        h_n, c_n, layers, used_masks = [], [], [], []
+        layer_input = x  # (T, B, I)
         for layer in range(self.num_layers):
+            T, B, I_layer = layer_input.shape
             outputs, direction_caches = [], []
             for direction in range(D):
-                row = layer * D + direction
+                row = layer * D + direction  # the row of h0 and h_n
                 W_ih, b_ih, weights = self._direction_weights(layer, direction)
-                x_proj_2d, storage = self._work_arrays(layer, direction, T, B)
-                GH, I_layer = W_ih.shape
-                # (T, B, G*H): every step's input share at once, in one (T*B, I) product
-                x_proj = np.matmul(layer_input.reshape(T * B, I_layer), W_ih.T,
-                                   out=x_proj_2d).reshape(T, B, GH)
+                # every step's input share in one (T*B, I_layer) product, outside the time loop
+                x_proj = layer_input.reshape(T * B, I_layer) @ W_ih.T  # {#layer-x-proj}
                 if b_ih is not None:
-                    x_proj += b_ih
-                output, h_n[row], c_last, cache = direction_forward(
-                    self.mode, x_proj, h0[row], None if c0 is None else c0[row], weights,
-                    valid, reverse=direction == 1, storage=storage,
+                    x_proj = x_proj + b_ih  # (T*B, G*H)  {#layer-x-proj-bias}
+                x_proj = x_proj.reshape(T, B, W_ih.shape[0])  # (T, B, G*H)
+                output, h_last, c_last, cache = direction_forward(  # {#layer-direction-forward}
+                    self.mode, x_proj, h0[row],
+                    None if c0 is None else c0[row], weights, valid, reverse=direction == 1,
                 )
-                if c_n is not None:
-                    c_n[row] = c_last
+                h_n.append(h_last)
+                c_n.append(c_last)
                 outputs.append(output)
                 direction_caches.append(cache)
-            layer_output = outputs[0] if D == 1 else np.concatenate(outputs, axis=-1)
+            layer_output = np.concatenate(outputs, axis=-1)  # (T, B, D*H_out)  {#layer-concat}
             mask = None
-            if use_dropout and layer < self.num_layers - 1:
-                mask = masks[layer] if masks is not None else self._draw_dropout_mask(
-                    (T, B, D * H_out))
-                layer_output = layer_output * mask
+            if use_dropout and layer < self.num_layers - 1:  # between layers, not after the last
+                mask = self._dropout_mask(layer, masks, layer_output.shape)
+                layer_output = layer_output * mask  # {#layer-dropout}
                 used_masks.append(mask)
             layers.append(LayerCache(layer_input, direction_caches, mask))
             layer_input = layer_output
         ### END SOLUTION
+        output, state = self._forward_outputs(layer_input, h_n, c_n, used_masks, batched)
+        self._save_for_backward(ForwardCache(batched, hx_given, output.shape, layers))
+        return output, state
 
+    def _dropout_mask(self, layer, masks, shape):
+        """The dropout mask of this layer's output: the one given, or a new one drawn."""
+        return masks[layer] if masks is not None else self._draw_dropout_mask(shape)
+
+    def _forward_outputs(self, output, h_n, c_n, used_masks, batched):
+        """The loop's time-major results -> what forward returns, in the input's layout."""
         self.last_dropout_masks = (
             [self._to_user_layout(m, batched) for m in used_masks] if used_masks else None
         )
-        output = self._to_user_layout(layer_input, batched)
-        if output.base is not None:  # a view of the states the cache keeps: hand out a copy
-            output = output.copy()
-        h_n_user = h_n if batched else h_n[:, 0, :]
-        self._save_for_backward(ForwardCache(batched, hx_given, input.shape, output.shape,
-                                             h_n_user.shape, layers))
-        if self.mode == "LSTM":
-            c_n_user = c_n if batched else c_n[:, 0, :]
-            return output, (h_n_user, c_n_user)
-        return output, h_n_user
+        output = self._to_user_layout(output, batched)
+        h_n = np.stack(h_n)  # (L*D, B, H_out), row layer * D + direction
+        h_n = h_n if batched else h_n[:, 0, :]
+        if self.mode != "LSTM":
+            return output, h_n
+        c_n = np.stack(c_n)  # (L*D, B, H)
+        return output, (h_n, c_n if batched else c_n[:, 0, :])
 
     # -- backward -------------------------------------------------------------------------
     def backward(self, grad_output, grad_h_n=None):
@@ -405,79 +399,91 @@ class RNNBase(Module):
         LSTM), or None when forward was called without hx.
         """
         cache = self._saved_for_backward()
-        batched = cache.batched
+        dout, dh_n, dc_n = self._backward_inputs(cache, grad_output, grad_h_n)
+        D = self.num_directions
+        ### BEGIN SOLUTION
+        ### HINT: from the top layer down: the gradient times the layer's dropout mask (when it
+        ### HINT: has one); per direction, direction_backward with its slice of the gradient
+        ### HINT: (np.split in D) and its rows of dh_n (and dc_n); the input's gradient is
+        ### HINT: dx_proj @ W_ih summed over the directions; _accumulate adds the parameters'
+        ### HINT: gradients. Leave dh0, dc0 (lists of rows) and the input's gradient in
+        ### HINT: dlayer_output.
+        rows = self.num_layers * D
+        dh0, dc0 = [None] * rows, [None] * rows
+        dlayer_output = dout  # (T, B, D*H_out)
+        for layer in reversed(range(self.num_layers)):
+            layer_cache = cache.layers[layer]
+            if layer_cache.dropout_mask is not None:  # back through layer_output * mask
+                dlayer_output = dlayer_output * layer_cache.dropout_mask  # {#layer-ddropout}
+            X = layer_cache.layer_input  # (T, B, I_layer)
+            T, B, I_layer = X.shape
+            doutputs = np.split(dlayer_output, D, axis=-1)  # each (T, B, H_out)
+            dlayer_input = np.zeros_like(X)
+            for direction in range(D):
+                row = layer * D + direction
+                W_ih, b_ih, weights = self._direction_weights(layer, direction)
+                dx_proj, dh0[row], dc0[row], rec = direction_backward(  # {#layer-direction-back}
+                    doutputs[direction], dh_n[row], None if dc_n is None else dc_n[row],
+                    layer_cache.directions[direction], weights,
+                )
+                dx_proj = dx_proj.reshape(T * B, W_ih.shape[0])  # (T*B, G*H)
+                # back through x_proj = layer_input @ W_ih.T, summed over the directions
+                dlayer_input = dlayer_input + (dx_proj @ W_ih).reshape(T, B, I_layer)  # {#layer-dx}
+                self._accumulate(layer, direction, X.reshape(T * B, I_layer), dx_proj, rec)
+            dlayer_output = dlayer_input
+        ### END SOLUTION
+        self._release_saved()
+        return self._backward_outputs(cache, dlayer_output, dh0, dc0)
+
+    def _accumulate(self, layer, direction, X, dx_proj, rec) -> None:
+        """Add one direction's parameter gradients into self._grads (as torch adds to .grad).
+
+        X: (T*B, I_layer) the layer's input, dx_proj: (T*B, G*H), every step's rows stacked;
+        rec: the DirectionGrads of direction_backward."""
+        ### BEGIN SOLUTION
+        ### HINT: add into self._grads: dW_ih = dx_proj.T @ X (one product over all steps),
+        ### HINT: dW_hh, db_ih = dx_proj summed over the rows, db_hh and, with a projection,
+        ### HINT: dW_hr.
+        sfx = self._suffix(layer, direction)
+        grads = self._grads
+        grads[f"weight_ih{sfx}"] += dx_proj.T @ X  # (G*H, I_layer)  {#layer-dw-ih}
+        grads[f"weight_hh{sfx}"] += rec.dW_hh  # (G*H, H_out)
+        if self.bias:
+            grads[f"bias_ih{sfx}"] += dx_proj.sum(axis=0)  # (G*H,)  {#layer-db-ih}
+            grads[f"bias_hh{sfx}"] += rec.db_hh  # (G*H,)
+        if self.proj_size:
+            grads[f"weight_hr{sfx}"] += rec.dW_hr  # (P, H)
+        ### END SOLUTION
+
+    def _backward_inputs(self, cache, grad_output, grad_h_n):
+        """Check backward's arguments against the last forward and return them time-major and
+        batched: dout (T, B, D*H_out), dh_n (L*D, B, H_out), dc_n (L*D, B, H) or None, zeros
+        for a state gradient not given."""
         dout = check_array("grad_output", grad_output, self.dtype)
         check_shape("grad_output", dout, cache.output_shape)
         rows = self.num_layers * self.num_directions
         B = cache.layers[0].layer_input.shape[1]
         h_shape = (rows, B, self.output_hidden_size)
         c_shape = (rows, B, self.hidden_size)
-        dh_n, dc_n = self._check_state("grad_h_n", grad_h_n, h_shape, c_shape, batched)
+        dh_n, dc_n = self._check_state("grad_h_n", grad_h_n, h_shape, c_shape, cache.batched)
         if dh_n is None:
             dh_n = np.zeros(h_shape, dtype=self.dtype)
         if dc_n is None and self.mode == "LSTM":
             dc_n = np.zeros(c_shape, dtype=self.dtype)
+        return self._to_time_major(dout, cache.batched), dh_n, dc_n
 
-        D, H_out = self.num_directions, self.output_hidden_size
-        ### BEGIN SOLUTION
-        ### HINT: from the top layer down: the dropout mask on the gradient, direction_backward
-        ### HINT: per direction (its slice of the gradient, its rows of dh_n, dc_n), the input's
-        ### HINT: gradient dx_proj W_ih summed over directions, _accumulate. Leave dh0, dc0 and
-        ### HINT: the input's gradient in dlayer_output.
-        dh0 = np.empty_like(dh_n)
-        dc0 = None if dc_n is None else np.empty_like(dc_n)
-        dlayer_output = self._to_time_major(dout, batched)
-        for layer in reversed(range(self.num_layers)):
-            layer_cache = cache.layers[layer]
-            if layer_cache.dropout_mask is not None:
-                dlayer_output = dlayer_output * layer_cache.dropout_mask
-            X = layer_cache.layer_input  # (T, B, I_layer)
-            T, B, I_layer = X.shape
-            dlayer_input = np.zeros_like(X)
-            for direction in range(D):
-                row = layer * D + direction
-                W_ih, b_ih, weights = self._direction_weights(layer, direction)
-                dx_proj, dh0[row], dc_first, rec = direction_backward(
-                    dlayer_output[..., direction * H_out:(direction + 1) * H_out],
-                    dh_n[row], None if dc_n is None else dc_n[row],
-                    layer_cache.directions[direction], weights,
-                )
-                if dc0 is not None:
-                    dc0[row] = dc_first
-                layer_cache.directions[direction] = None  # its caches are no longer needed
-                dlayer_input += (dx_proj.reshape(T * B, W_ih.shape[0]) @ W_ih).reshape(
-                    T, B, I_layer)
-                self._accumulate(layer, direction, X, dx_proj, rec)
-            dlayer_output = dlayer_input
-        ### END SOLUTION
-        self._release_saved()
-
-        grad_input = self._to_user_layout(dlayer_output, batched)
+    def _backward_outputs(self, cache, dinput, dh0, dc0):
+        """The loop's time-major gradients -> (grad_input, grad_hx) in the caller's layout."""
+        batched = cache.batched
+        grad_input = self._to_user_layout(dinput, batched)
         if not cache.hx_given:
             return grad_input, None
-        dh0_user = dh0 if batched else dh0[:, 0, :]
-        if self.mode == "LSTM":
-            return grad_input, (dh0_user, dc0 if batched else dc0[:, 0, :])
-        return grad_input, dh0_user
-
-    def _accumulate(self, layer, direction, X, dx_proj, rec) -> None:
-        """Add one direction's parameter gradients into self._grads (as torch adds to .grad)."""
-        ### BEGIN SOLUTION
-        ### HINT: add into self._grads: dW_ih = dx_proj^T X over all steps, dW_hh, both bias
-        ### HINT: gradients (db_ih sums dx_proj) and, with a projection, dW_hr.
-        sfx = self._suffix(layer, direction)
-        T, B, GH = dx_proj.shape
-        dx_proj_2d = dx_proj.reshape(T * B, GH)
-        grads = self._grads
-        X_2d = X.reshape(T * B, X.shape[-1])  # (T*B, I_layer)
-        grads[f"weight_ih{sfx}"] += dx_proj_2d.T @ X_2d  # (G*H, I_layer)
-        grads[f"weight_hh{sfx}"] += rec.dW_hh
-        if self.bias:
-            grads[f"bias_ih{sfx}"] += dx_proj_2d.sum(axis=0)
-            grads[f"bias_hh{sfx}"] += rec.db_hh
-        if self.proj_size:
-            grads[f"weight_hr{sfx}"] += rec.dW_hr
-        ### END SOLUTION
+        dh0 = np.stack(dh0)  # (L*D, B, H_out)
+        dh0 = dh0 if batched else dh0[:, 0, :]
+        if self.mode != "LSTM":
+            return grad_input, dh0
+        dc0 = np.stack(dc0)  # (L*D, B, H)
+        return grad_input, (dh0, dc0 if batched else dc0[:, 0, :])
 
 
 class RNN(RNNBase):

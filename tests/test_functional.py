@@ -28,7 +28,6 @@ from scratch.functional import (
     rnn_step_backward,
     rnn_step_forward,
 )
-from scratch.functional.products import hidden_product
 
 B, I, H, P = 3, 4, 5, 2
 
@@ -249,19 +248,52 @@ def test_gru_reset_gate_multiplies_the_hidden_projection():
     assert_close(cache.gh_n, gh[:, 2 * H:], "the cached hidden projection of n")
 
 
+def _arrays(value):
+    """Every array in a value (nested tuples, NamedTuple caches included)."""
+    if isinstance(value, np.ndarray):
+        return [value]
+    if isinstance(value, (tuple, list)):
+        return [a for item in value for a in _arrays(item)]
+    return []
+
+
+def _step_pairs(rng, dtype):
+    """(name, forward arguments, forward, backward) of each step function at one size:
+    forward(*args) -> (results, cache); backward(cache, args) -> gradients."""
+    def d(*shape):
+        return draw(rng, *shape).astype(dtype)
+
+    dh, dh_p, dc = d(B, H), d(B, P), d(B, H)
+    return [
+        ("rnn", (d(B, H), d(B, H), d(H, H), d(H), "relu"),
+         lambda *a: (lambda h, cache: ((h,), cache))(*rnn_step_forward(*a)),
+         lambda cache, a: rnn_step_backward(dh, cache, a[2])),
+        ("lstm", (d(B, 4 * H), d(B, P), d(B, H), d(4 * H, P), d(4 * H), d(P, H)),
+         lambda *a: (lambda h, c, cache: ((h, c), cache))(*lstm_step_forward(*a)),
+         lambda cache, a: lstm_step_backward(dh_p, dc, cache, a[3], a[5])),
+        ("gru", (d(B, 3 * H), d(B, H), d(3 * H, H), d(3 * H)),
+         lambda *a: (lambda h, cache: ((h,), cache))(*gru_step_forward(*a)),
+         lambda cache, a: gru_step_backward(dh, cache, a[2])),
+    ]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_hidden_product_is_h_prev_times_W_hh_transposed(dtype):
+def test_step_functions_are_pure(dtype):
+    """Arrays in, new arrays out: no argument and no array of the cache is written into, every
+    result is a new array of the arguments' dtype (none a view of an argument), and the same
+    arguments give the same results."""
     rng = np.random.default_rng(7)
-    h_prev = draw(rng, 6, H).astype(dtype)
-    W_hh = draw(rng, 4 * H, H).astype(dtype)
-    x_gates = draw(rng, 6, 4 * H).astype(dtype)
-    product = hidden_product(h_prev, W_hh)
-    assert product.shape == (6, 4 * H) and product.dtype == dtype
-    expected = h_prev.astype(np.float64) @ W_hh.astype(np.float64).T
-    rel = 1e-6 if dtype == np.float32 else 1e-14
-    assert_close(product, expected, "h_prev W_hh^T", rel)
-    # the layout the speed relies on: column-major in float32, row-major in float64; and the
-    # sum with a row-major input share, as every cell forms it, is row-major in both
-    assert product.flags.f_contiguous == (dtype == np.float32)
-    assert (x_gates + product).flags.c_contiguous
-    assert_close(hidden_product(h_prev[0], W_hh), expected[0], "unbatched h_prev W_hh^T", rel)
+    for name, args, forward, backward in _step_pairs(rng, dtype):
+        arrays = _arrays(args)
+        before = [a.copy() for a in arrays]
+        results, cache = forward(*args)
+        in_cache = [a.copy() for a in _arrays(cache)]
+        grads = backward(cache, args)
+        for a, old in zip(arrays + _arrays(cache), before + in_cache):
+            np.testing.assert_array_equal(a, old, err_msg=f"{name}: an input was written into")
+        for result in list(results) + list(grads):
+            assert result.dtype == dtype, name
+            assert not any(np.shares_memory(result, a) for a in arrays), name
+        again, _ = forward(*args)
+        for first, second in zip(results + grads, again + backward(cache, args)):
+            np.testing.assert_array_equal(first, second, err_msg=f"{name}: not repeatable")

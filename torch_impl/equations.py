@@ -34,8 +34,9 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
-GATES_PER_MODE = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+from scratch import GATES
+
+MODES = tuple(GATES)
 
 
 # -- one step of each cell ---------------------------------------------------------------------
@@ -86,9 +87,9 @@ def read_config(mode: str, params: Mapping[str, torch.Tensor]) -> dict:
     while f"weight_ih_l{num_layers}" in params:
         num_layers += 1
     gate_size = params["weight_hh_l0"].shape[0]
-    if gate_size % GATES_PER_MODE[mode]:
+    if gate_size % GATES[mode]:
         raise ValueError(
-            f"weight_hh_l0 has {gate_size} rows, not a multiple of {GATES_PER_MODE[mode]} "
+            f"weight_hh_l0 has {gate_size} rows, not a multiple of {GATES[mode]} "
             f"gates as {mode} needs"
         )
     proj = params.get("weight_hr_l0")
@@ -97,7 +98,7 @@ def read_config(mode: str, params: Mapping[str, torch.Tensor]) -> dict:
     return {
         "num_layers": num_layers,
         "num_directions": 2 if "weight_ih_l0_reverse" in params else 1,
-        "hidden_size": gate_size // GATES_PER_MODE[mode],
+        "hidden_size": gate_size // GATES[mode],
         "proj_size": 0 if proj is None else proj.shape[0],
         "bias": "bias_ih_l0" in params,
     }

@@ -24,8 +24,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from parity.case import Case
+from scratch import GATES
 
-GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 MODES = tuple(GATES)
 MODE_WORDS = {"RNN_TANH": "RNN (tanh)", "RNN_RELU": "RNN (relu)", "LSTM": "LSTM", "GRU": "GRU"}
 

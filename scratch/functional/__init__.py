@@ -3,7 +3,7 @@
 Every cell is written twice over the same math:
 
 * ``*_step_forward`` / ``*_step_backward``: the recurrent part of one time step. It takes the
-  input's share of the gates, ``x W_ih^T + b_ih``, already computed, because the sequence loop
+  input's share of the gates, ``x @ W_ih.T + b_ih``, already computed, because the sequence loop
   computes that for all time steps in one matrix product.
 * ``*_cell_forward`` / ``*_cell_backward``: the whole cell as a textbook writes it, input
   projection included. It calls the step functions, so there is one copy of the math.
@@ -12,9 +12,9 @@ Step backward functions return the gradients of the pre-activations (``dgates`` 
 and leave the weight gradients to the caller: a weight gradient is an outer product summed over
 the batch, and over time the sequence loop sums it in one matrix product after the loop.
 
-Every forward step computes h_prev W_hh^T through ``products.hidden_product``: read it as
-``h_prev @ W_hh.T``, which is what it computes; it only picks the memory layout of the result
-that OpenBLAS computes fastest (docs/performance.md).
+Every function is pure: arrays in, new arrays and a NamedTuple cache out; nothing passed in
+is written into. Each line is one equation of the module docstring, its shape and (in a
+backward pass) the chain-rule step in the comment beside it.
 """
 
 from scratch.functional.gru_cell import (

@@ -1,16 +1,18 @@
 """Elman RNN cell, torch.nn.RNNCell's equations.
 
-    pre = x W_ih^T + b_ih + h_prev W_hh^T + b_hh        (B, H)
-    h   = act(pre),  act = tanh or relu                 (B, H)
+Forward (x is (B, I), h_prev is (B, H)):
 
-Backward, with dh = dL/dh:
+    pre = x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh      (B, H)
+    h   = act(pre),  act = tanh or relu                   (B, H)
 
-    dpre    = dh * act'(pre)        (written through h: 1 - h**2 for tanh, h > 0 for relu)
-    dx      = dpre W_ih             (B, I)
-    dh_prev = dpre W_hh             (B, H)
-    dW_ih   = dpre^T x              (H, I)
-    dW_hh   = dpre^T h_prev         (H, H)
-    db_ih   = db_hh = sum over the batch of dpre     (H,)
+Backward, given dh = dL/dh (B, H):
+
+    dpre    = dh * act'(pre)       (B, H)   act' read from h: 1 - h**2 (tanh), h > 0 (relu)
+    dx      = dpre @ W_ih          (B, I)
+    dh_prev = dpre @ W_hh          (B, H)
+    dW_ih   = dpre.T @ x           (H, I)
+    dW_hh   = dpre.T @ h_prev      (H, H)
+    db_ih   = db_hh = dpre.sum(axis=0)    (H,)
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import NamedTuple
 import numpy as np
 
 from scratch.activations import ACTIVATIONS
-from scratch.functional.products import hidden_product
 
 
 class RNNStepCache(NamedTuple):
@@ -29,44 +30,41 @@ class RNNStepCache(NamedTuple):
     nonlinearity: str  # "tanh" or "relu"
 
 
-def rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity="tanh", *, out=None):
+def rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity="tanh"):
     """One recurrent step, given the input's share of the pre-activation.
 
-    x_proj: (B, H)  x W_ih^T + b_ih, computed by the caller
+    x_proj: (B, H)  x @ W_ih.T + b_ih, computed by the caller
     h_prev: (B, H)
     W_hh:   (H, H)
     b_hh:   (H,) or None
-    out:    optional (B, H) array to write h into (the sequence loop passes its slot for
-            this step's state); a new array when None
     Returns h (B, H) and the cache for rnn_step_backward.
     """
     ### BEGIN SOLUTION
-    ### HINT: pre = x_proj + h_prev W_hh^T (+ b_hh); h = act(pre), act from ACTIVATIONS;
-    ### HINT: h written into out when one is given. Return h, RNNStepCache(h_prev, h, nonlinearity).
+    ### HINT: pre = x_proj + h_prev @ W_hh.T + b_hh (no b_hh when it is None);
+    ### HINT: h = act(pre), act from ACTIVATIONS. Return h, RNNStepCache(h_prev, h, nonlinearity).
     act, _ = ACTIVATIONS[nonlinearity]
-    pre = x_proj + hidden_product(h_prev, W_hh)  # (B, H)  x_proj + h_prev W_hh^T
+    pre = x_proj + h_prev @ W_hh.T  # (B, H)  {#rnn-pre}
     if b_hh is not None:
-        pre += b_hh
-    h = act(pre, out=out)  # (B, H)
+        pre = pre + b_hh  # (B, H)  {#rnn-pre-bias}
+    h = act(pre)  # (B, H)  {#rnn-h}
     return h, RNNStepCache(h_prev, h, nonlinearity)
     ### END SOLUTION
 
 
-def rnn_step_backward(dh, cache, W_hh, *, out=None):
+def rnn_step_backward(dh, cache, W_hh):
     """Back through one step.
 
-    dh:  (B, H) dL/dh for the state this step produced
-    out: optional (B, H) array to write dpre into; a new array when None
+    dh: (B, H) dL/dh for the state this step produced
     Returns dpre (B, H), the gradient of the pre-activation (which is also the gradient of
     x_proj and of b_hh per example), and dh_prev (B, H).
     """
     ### BEGIN SOLUTION
-    ### HINT: unpack the cache; dpre = dh * act'(pre), from h by act_grad (into out when given);
-    ### HINT: dh_prev = dpre W_hh. Return (dpre, dh_prev).
+    ### HINT: unpack the cache; dpre = dh * act'(pre), with act'(pre) read from h by act_grad;
+    ### HINT: dh_prev = dpre @ W_hh. Return (dpre, dh_prev).
     h_prev, h, nonlinearity = cache
     _, act_grad = ACTIVATIONS[nonlinearity]
-    dpre = np.multiply(dh, act_grad(h), out=out)  # (B, H)  dh * act'(pre)
-    dh_prev = dpre @ W_hh  # (B, H)
+    dpre = dh * act_grad(h)  # (B, H)  back through h = act(pre)  {#rnn-dpre}
+    dh_prev = dpre @ W_hh  # (B, H)  back through pre = ... + h_prev @ W_hh.T  {#rnn-dh-prev}
     return dpre, dh_prev
     ### END SOLUTION
 
@@ -89,31 +87,34 @@ class RNNCellGrads(NamedTuple):
 
 
 def rnn_cell_forward(x, h_prev, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
-    """The whole cell: h = act(x W_ih^T + b_ih + h_prev W_hh^T + b_hh).
+    """The whole cell: h = act(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh).
 
     x: (B, I), h_prev: (B, H), W_ih: (H, I), W_hh: (H, H), b_ih, b_hh: (H,) or None.
     Returns h (B, H) and the cache for rnn_cell_backward.
     """
     ### BEGIN SOLUTION
-    ### HINT: x_proj = x W_ih^T (+ b_ih), then one rnn_step_forward. Return h, an RNNCellCache.
-    x_proj = x @ W_ih.T  # (B, H)
+    ### HINT: x_proj = x @ W_ih.T + b_ih (no b_ih when it is None), then one rnn_step_forward.
+    ### HINT: Return h and RNNCellCache(x, W_ih, W_hh, has_bias, step_cache).
+    x_proj = x @ W_ih.T  # (B, H)  {#rnn-cell-x-proj}
     if b_ih is not None:
-        x_proj = x_proj + b_ih
+        x_proj = x_proj + b_ih  # (B, H)  {#rnn-cell-x-proj-bias}
     h, step_cache = rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity)
     return h, RNNCellCache(x, W_ih, W_hh, b_ih is not None, step_cache)
     ### END SOLUTION
 
 
 def rnn_cell_backward(dh, cache):
-    """Gradients of the whole cell, given dh = dL/dh (B, H)."""
+    """Gradients of the whole cell, given dh = dL/dh (B, H): the module docstring's equations."""
     ### BEGIN SOLUTION
-    ### HINT: rnn_step_backward gives dpre; dx, dW_ih, dW_hh: products of dpre with W_ih, x, h_prev;
-    ### HINT: each bias gradient sums dpre over the batch (the two are equal). Return RNNCellGrads.
+    ### HINT: rnn_step_backward gives dpre and dh_prev; dx = dpre @ W_ih, dW_ih = dpre.T @ x,
+    ### HINT: dW_hh = dpre.T @ h_prev; db_ih = db_hh = dpre summed over the batch (None without
+    ### HINT: biases). Return RNNCellGrads.
     x, W_ih, W_hh, has_bias, step_cache = cache
     dpre, dh_prev = rnn_step_backward(dh, step_cache, W_hh)
-    dx = dpre @ W_ih  # (B, I)
-    dW_ih = dpre.T @ x  # (H, I)
-    dW_hh = dpre.T @ step_cache.h_prev  # (H, H)
-    db = dpre.sum(axis=0) if has_bias else None  # (H,)
-    return RNNCellGrads(dx, dh_prev, dW_ih, dW_hh, db, None if db is None else db.copy())
+    dx = dpre @ W_ih  # (B, I)  back through x_proj = x @ W_ih.T  {#rnn-cell-dx}
+    dW_ih = dpre.T @ x  # (H, I)  {#rnn-cell-dw-ih}
+    dW_hh = dpre.T @ step_cache.h_prev  # (H, H)  {#rnn-cell-dw-hh}
+    db_ih = dpre.sum(axis=0) if has_bias else None  # (H,)  {#rnn-cell-db-ih}
+    db_hh = dpre.sum(axis=0) if has_bias else None  # (H,)  {#rnn-cell-db-hh}
+    return RNNCellGrads(dx, dh_prev, dW_ih, dW_hh, db_ih, db_hh)
     ### END SOLUTION
