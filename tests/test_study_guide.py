@@ -295,3 +295,70 @@ def test_the_figures_regenerate_and_the_pages_show_them(tmp_path, tutorial_run):
         text = page.read_text(encoding="utf-8")
         missing = [q for q in quoted if q not in text]
         assert not missing, f"{page.name} does not quote {missing}"
+
+
+# -- the exercises and the traps name what exists -----------------------------------------------
+ZOO_PARAGRAPH = re.compile(r"(?:Zoo members|Caught by|zoo 成员|由此捕获)\s*[:：](.*?)(?:\n\s*\n|\Z)",
+                           re.S)
+
+
+def zoo_names_on(text: str) -> set[str]:
+    """The zoo members a page names in its "Zoo members:" / "Caught by:" paragraphs."""
+    names = set()
+    for paragraph in ZOO_PARAGRAPH.findall(text):
+        names |= {t for t in re.findall(r"`([^`]+)`", paragraph)
+                  if re.fullmatch(r"[a-z][a-z0-9_]*", t)}
+    return names
+
+
+def test_the_exercises_and_the_traps_name_real_zoo_members_and_every_one():
+    from parity.zoo.mutants import MUTANTS
+
+    members = {m.name for m in MUTANTS}
+    for folder in (STUDY, ZH):
+        exercises = zoo_names_on((folder / "exercises.md").read_text(encoding="utf-8"))
+        traps = zoo_names_on((folder / "torch-conventions.md").read_text(encoding="utf-8"))
+        assert exercises <= members, f"{folder.name}: not in the zoo: {exercises - members}"
+        assert traps <= members, f"{folder.name}: not in the zoo: {traps - members}"
+        assert exercises == members, f"{folder.name}: exercises miss {members - exercises}"
+        assert len(traps) >= 8
+
+
+def test_the_tests_the_traps_page_names_exist():
+    for page in (STUDY / "torch-conventions.md", ZH / "torch-conventions.md"):
+        named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", page.read_text(encoding="utf-8"))
+        assert len(named) >= 4, page
+        for path, function in named:
+            source = (REPO / path).read_text(encoding="utf-8")
+            assert not function or f"def {function}(" in source, f"{path}::{function}"
+
+
+def test_the_traps_page_quotes_the_tolerances_in_force():
+    from parity import tolerances as t
+
+    quoted = [f"{t.FLOAT64_TOL:g}", f"{t.FLOAT32_BASE:g} + {t.FLOAT32_PER_STEP:g}",
+              f"{t.TRAINING_TOL:g}"]
+    for page in (STUDY / "torch-conventions.md", ZH / "torch-conventions.md"):
+        text = page.read_text(encoding="utf-8")
+        assert all(q in text for q in quoted), (page, quoted)
+
+
+def test_the_exercises_finite_difference_checks_run_and_pass():
+    figures = load_figures()
+    namespace, printed = figures.run_page(STUDY / "exercises.md")
+    errors = [float(e) for e in re.findall(r"relative error (\S+)", printed)]
+    assert len(errors) >= 35 and max(errors) < 1e-6, printed
+    # and the check tells a wrong gradient from a right one: tanh's, right and 1 % off
+    import contextlib
+    import io
+
+    import numpy as np
+
+    v, dy = np.linspace(-2.0, 2.0, 12).reshape(3, 4), np.linspace(1.0, -1.0, 12).reshape(3, 4)
+    right = dy * (1.0 - np.tanh(v) ** 2)
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        namespace["check"]("right", right, lambda: np.tanh(v), v, dy)
+        namespace["check"]("wrong", right * 1.01, lambda: np.tanh(v), v, dy)
+    right_error, wrong_error = map(float, re.findall(r"relative error (\S+)", said.getvalue()))
+    assert right_error < 1e-8 < 1e-3 < wrong_error
