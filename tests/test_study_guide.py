@@ -149,9 +149,11 @@ def test_the_anchor_check_fails_on_a_broken_copy():
     assert any(f"{{#{tag}}} is on 2 lines" in p
                for p in anchor_problems({page: page_texts[page]}, twice))
     # the page changed the expression, or links to the wrong file, or writes a bare tag
-    for broken in (page_texts[page].replace(f"`{expr}`", f"`{expr} + 1`", 1),
-                   page_texts[page].replace(ref["link"], "../../scratch/sequence.py", 1),
-                   page_texts[page] + f"\nsee {{#{tag}}}\n"):
+    text, shown = page_texts[page], ref.group(0)
+    for broken in (text.replace(shown, shown.replace(f"`{expr}`", f"`{expr} + 1`"), 1),
+                   text.replace(shown, shown.replace(ref["link"], "../../scratch/sequence.py"), 1),
+                   text + f"\nsee {{#{tag}}}\n"):
+        assert broken != text
         assert anchor_problems({page: broken}, sources) != []
     assert anchor_problems({page: page_texts[page]}, sources) == []
 
@@ -171,6 +173,8 @@ def test_every_english_page_has_a_chinese_counterpart_and_vice_versa():
         figures_en = re.findall(r"\]\(figures/([\w.-]+\.png)\)", english[name])
         figures_zh = re.findall(r"\]\(\.\./figures/([\w.-]+\.png)\)", text)
         assert figures_en == figures_zh, name
+        # code that runs (the tutorial, the exercises) is the same code, printing the same
+        assert FENCE.findall(text) == FENCE.findall(english[name]), name
 
 
 def test_the_chinese_edition_has_a_glossary():
@@ -307,7 +311,7 @@ def zoo_names_on(text: str) -> set[str]:
     names = set()
     for paragraph in ZOO_PARAGRAPH.findall(text):
         names |= {t for t in re.findall(r"`([^`]+)`", paragraph)
-                  if re.fullmatch(r"[a-z][a-z0-9_]*", t)}
+                  if re.fullmatch(r"[a-z][A-Za-z0-9]*_[A-Za-z0-9_]*", t)}
     return names
 
 
