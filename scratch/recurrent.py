@@ -22,6 +22,7 @@ from scratch.sequence import (
     DirectionWeights,
     direction_backward,
     direction_forward,
+    flatten_steps,
 )
 
 # G, the number of gate blocks each weight matrix stacks: W_ih is (G*H, I), W_hh (G*H, H_out).
@@ -336,25 +337,25 @@ class RNNBase(Module):
         ### HINT: multiplied by its dropout mask, and it is the next layer's input. Leave h_n,
         ### HINT: c_n (lists of rows), layers (a LayerCache each), used_masks and the last
         ### HINT: output in layer_input.
-        h_n, c_n, layers, used_masks = [], [], [], []
+        rows = self.num_layers * D
+        h_n, c_n = [None] * rows, [None] * rows
+        layers, used_masks = [], []
         layer_input = x  # (T, B, I)
         for layer in range(self.num_layers):
-            T, B, I_layer = layer_input.shape
+            T, B = layer_input.shape[:2]
             outputs, direction_caches = [], []
             for direction in range(D):
                 row = layer * D + direction  # the row of h0 and h_n
                 W_ih, b_ih, weights = self._direction_weights(layer, direction)
                 # every step's input share in one (T*B, I_layer) product, outside the time loop
-                x_proj = layer_input.reshape(T * B, I_layer) @ W_ih.T  # {#layer-x-proj}
+                x_proj = flatten_steps(layer_input) @ W_ih.T  # (T*B, G*H)  {#layer-x-proj}
                 if b_ih is not None:
                     x_proj = x_proj + b_ih  # (T*B, G*H)  {#layer-x-proj-bias}
                 x_proj = x_proj.reshape(T, B, W_ih.shape[0])  # (T, B, G*H)
-                output, h_last, c_last, cache = direction_forward(  # {#layer-direction-forward}
+                output, h_n[row], c_n[row], cache = direction_forward(  # {#layer-direction-forward}
                     self.mode, x_proj, h0[row],
                     None if c0 is None else c0[row], weights, valid, reverse=direction == 1,
                 )
-                h_n.append(h_last)
-                c_n.append(c_last)
                 outputs.append(output)
                 direction_caches.append(cache)
             layer_output = np.concatenate(outputs, axis=-1)  # (T, B, D*H_out)  {#layer-concat}
@@ -416,7 +417,6 @@ class RNNBase(Module):
             if layer_cache.dropout_mask is not None:  # back through layer_output * mask
                 dlayer_output = dlayer_output * layer_cache.dropout_mask  # {#layer-ddropout}
             X = layer_cache.layer_input  # (T, B, I_layer)
-            T, B, I_layer = X.shape
             doutputs = np.split(dlayer_output, D, axis=-1)  # each (T, B, H_out)
             dlayer_input = np.zeros_like(X)
             for direction in range(D):
@@ -426,10 +426,11 @@ class RNNBase(Module):
                     doutputs[direction], dh_n[row], None if dc_n is None else dc_n[row],
                     layer_cache.directions[direction], weights,
                 )
-                dx_proj = dx_proj.reshape(T * B, W_ih.shape[0])  # (T*B, G*H)
-                # back through x_proj = layer_input @ W_ih.T, summed over the directions
-                dlayer_input = dlayer_input + (dx_proj @ W_ih).reshape(T, B, I_layer)  # {#layer-dx}
-                self._accumulate(layer, direction, X.reshape(T * B, I_layer), dx_proj, rec)
+                # back through x_proj = layer_input @ W_ih.T (one product over all steps),
+                # summed over the directions
+                dX = flatten_steps(dx_proj) @ W_ih  # (T*B, I_layer)  {#layer-dx}
+                dlayer_input = dlayer_input + dX.reshape(X.shape)  # (T, B, I_layer)
+                self._accumulate(layer, direction, X, dx_proj, rec)
             dlayer_output = dlayer_input
         ### END SOLUTION
         self._release_saved()
@@ -438,18 +439,19 @@ class RNNBase(Module):
     def _accumulate(self, layer, direction, X, dx_proj, rec) -> None:
         """Add one direction's parameter gradients into self._grads (as torch adds to .grad).
 
-        X: (T*B, I_layer) the layer's input, dx_proj: (T*B, G*H), every step's rows stacked;
-        rec: the DirectionGrads of direction_backward."""
+        X: (T, B, I_layer) the layer's input, dx_proj: (T, B, G*H) the gradient of its input
+        projection, rec: the DirectionGrads of direction_backward."""
         ### BEGIN SOLUTION
-        ### HINT: add into self._grads: dW_ih = dx_proj.T @ X (one product over all steps),
-        ### HINT: dW_hh, db_ih = dx_proj summed over the rows, db_hh and, with a projection,
-        ### HINT: dW_hr.
+        ### HINT: add into self._grads: dW_ih = dx_proj.T @ X as one product over the rows of
+        ### HINT: all steps, dW_hh, db_ih = dx_proj summed over steps and batch, db_hh and, with
+        ### HINT: a projection, dW_hr.
         sfx = self._suffix(layer, direction)
         grads = self._grads
-        grads[f"weight_ih{sfx}"] += dx_proj.T @ X  # (G*H, I_layer)  {#layer-dw-ih}
+        dW_ih = flatten_steps(dx_proj).T @ flatten_steps(X)  # (G*H, I_layer)  {#layer-dw-ih}
+        grads[f"weight_ih{sfx}"] += dW_ih
         grads[f"weight_hh{sfx}"] += rec.dW_hh  # (G*H, H_out)
         if self.bias:
-            grads[f"bias_ih{sfx}"] += dx_proj.sum(axis=0)  # (G*H,)  {#layer-db-ih}
+            grads[f"bias_ih{sfx}"] += dx_proj.sum(axis=(0, 1))  # (G*H,)  {#layer-db-ih}
             grads[f"bias_hh{sfx}"] += rec.db_hh  # (G*H,)
         if self.proj_size:
             grads[f"weight_hr{sfx}"] += rec.dW_hr  # (P, H)

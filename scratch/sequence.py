@@ -76,8 +76,8 @@ def _step_backward(mode, dh, dc, cache, weights):
     return dpre, dpre, dh_prev, None
 
 
-def _flat(a):
-    """(T, B, n) -> (T*B, n): every step's rows stacked, for one product over all steps."""
+def flatten_steps(a):
+    """(T, B, n) -> (T*B, n): the rows of all steps stacked, for one product over all steps."""
     return a.reshape(-1, a.shape[-1])
 
 
@@ -103,7 +103,7 @@ def direction_forward(mode, x_proj, h0, c0, weights, valid=None, reverse=False):
         h_new, c_new, steps[t] = _step_forward(mode, x_proj[t], h, c, weights)  # {#seq-step}
         if valid is not None:  # a sequence past its length keeps its state
             h_new = np.where(valid[t], h_new, h)  # (B, H_out)  {#seq-mask-h}
-            c_new = None if c is None else np.where(valid[t], c_new, c)  # {#seq-mask-c}
+            c_new = None if c is None else np.where(valid[t], c_new, c)  # (B, H)  {#seq-mask-c}
         h, c = h_new, c_new  # {#seq-carry-h}
         outputs[t] = h
     output = np.stack(outputs)  # (T, B, H_out), in time order
@@ -137,13 +137,13 @@ def direction_backward(doutput, dh_n, dc_n, cache, weights):
         dh = dh_next + doutput[t]  # (B, H_out)  from the step after and the output  {#seq-carry-dh}
         dc = dc_next  # (B, H) or None
         if valid is not None:  # a step past a sequence's length did not happen: no gradient
-            dh = np.where(valid[t], dh, 0.0)  # {#seq-mask-dh}
-            dc = None if dc is None else np.where(valid[t], dc, 0.0)  # {#seq-mask-dc}
+            dh = np.where(valid[t], dh, 0.0)  # (B, H_out)  {#seq-mask-dh}
+            dc = None if dc is None else np.where(valid[t], dc, 0.0)  # (B, H)  {#seq-mask-dc}
         dx_proj[t], dgh[t], dh_prev, dc_prev = _step_backward(  # {#seq-step-back}
             mode, dh, dc, steps[t], weights)
         dh_steps[t] = dh
         if valid is not None:  # ...and passes dL/dh (dL/dc) of its state straight through
-            dh_prev = np.where(valid[t], dh_prev, dh_next)  # {#seq-pass-dh}
+            dh_prev = np.where(valid[t], dh_prev, dh_next)  # (B, H_out)  {#seq-pass-dh}
             dc_prev = None if dc is None else np.where(valid[t], dc_prev, dc_next)  # {#seq-pass-dc}
         dh_next, dc_next = dh_prev, dc_prev  # {#seq-carry-back}
 
@@ -151,11 +151,11 @@ def direction_backward(doutput, dh_n, dc_n, cache, weights):
     # rows of all steps, instead of T small products inside the loop.
     dgh = np.stack(dgh)  # (T, B, G*H)
     h_prev = np.stack([step.h_prev for step in steps])  # (T, B, H_out)
-    dW_hh = _flat(dgh).T @ _flat(h_prev)  # (G*H, H_out)  {#seq-dw-hh}
+    dW_hh = flatten_steps(dgh).T @ flatten_steps(h_prev)  # (G*H, H_out)  {#seq-dw-hh}
     db_hh = None if weights.b_hh is None else dgh.sum(axis=(0, 1))  # (G*H,)  {#seq-db-hh}
     dW_hr = None
     if weights.W_hr is not None:
         h_full = np.stack([step.h_full for step in steps])  # (T, B, H)
-        dW_hr = _flat(np.stack(dh_steps)).T @ _flat(h_full)  # (P, H)  {#seq-dw-hr}
+        dW_hr = flatten_steps(np.stack(dh_steps)).T @ flatten_steps(h_full)  # (P, H)  {#seq-dw-hr}
     return np.stack(dx_proj), dh_next, dc_next, DirectionGrads(dW_hh, db_hh, dW_hr)
     ### END SOLUTION

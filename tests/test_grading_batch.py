@@ -47,7 +47,7 @@ def submission(root: Path, name: str, bug: tuple[str, str, str] | None = None) -
     return root / name
 
 
-BPTT_BUG = ("sequence.py", "dh_t = dh + doutput[t]", "dh_t = doutput[t] + 0.0")
+BPTT_BUG = ("sequence.py", "        dh = dh_next + doutput[t]", "        dh = doutput[t] + 0.0")
 
 
 def test_grade_prints_the_report_and_writes_results(tmp_path, rubric_file, capsys):

@@ -140,8 +140,8 @@ def test_results_json_has_a_test_per_item_with_its_visibility(tmp_path):
     rubric = rubric_from_dict({"max_examples": 3, "items": {
         item.id: {"weight": 0} for item in ITEMS if item.id not in ("rnn_forward", "bptt")
     } | {"bptt": {"visibility": "after_published"}}})
-    path = copy_reference(tmp_path, ("sequence.py", "dh_t = dh + doutput[t]",
-                                     "dh_t = doutput[t] + 0.0"))
+    path = copy_reference(tmp_path, ("sequence.py", "        dh = dh_next + doutput[t]",
+                                     "        dh = doutput[t] + 0.0"))
     grade = grade_submission(path, rubric)
     results = gradescope_results(grade)
     assert results["score"] == 4.0

@@ -8,11 +8,14 @@ A few members are also run through Hypothesis alone, to check that the explorati
 and reports them without the pinned cases' help.
 """
 
+import ast
 import contextlib
 import io
 import re
+import shutil
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -113,3 +116,48 @@ def test_python_m_parity_in_a_fresh_process(tmp_path):
     assert re.search(r"^GRU\s+cpu\s+\d+\s+\d+\s+[\d.]+\s+pass$", run.stdout, re.M)
     assert re.search(r"^LSTM\s+cpu\s+\d+\s+\d+\s+[\d.]+\s+FAIL \(diverged: output",
                      run.stdout, re.M)
+
+
+# -- the zoo survives edits of scratch/ -------------------------------------------------------
+@pytest.fixture(scope="module")
+def reformatted_scratch(tmp_path_factory):
+    """A copy of scratch/ with every comment stripped and every module reformatted, as
+    ast.unparse writes it: the text and line layout differ everywhere, the code does not."""
+    source = zoo.scratch_source_dir()
+    package = tmp_path_factory.mktemp("reformatted") / "scratch"
+    for path in source.rglob("*.py"):
+        if "__pycache__" in path.parts:
+            continue
+        target = package / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(ast.unparse(ast.parse(path.read_text())) + "\n")
+    return package
+
+
+def test_the_reformatted_copy_has_no_comments_and_still_passes(reformatted_scratch, tmp_path):
+    for path in reformatted_scratch.rglob("*.py"):
+        tokens = tokenize.generate_tokens(io.StringIO(path.read_text()).readline)
+        assert not any(t.type == tokenize.COMMENT for t in tokens), path
+    original = (zoo.scratch_source_dir() / "functional/lstm_cell.py").read_text()
+    assert (reformatted_scratch / "functional/lstm_cell.py").read_text() != original
+    impl_dir = tmp_path / "plain"
+    shutil.copytree(reformatted_scratch, impl_dir / "scratch")
+    impl = load_impl(str(impl_dir))
+    for kind in KINDS:
+        for _, case in pinned_cases(kind):
+            result = run_case(case, impl, str(impl_dir))
+            assert result.passed, result.report()
+
+
+@pytest.mark.parametrize("mutant", zoo.MUTANTS, ids=lambda m: m.name)
+def test_every_member_applies_to_reformatted_code_and_is_caught(mutant, reformatted_scratch,
+                                                                tmp_path):
+    impl_dir = zoo.materialize(mutant.name, tmp_path, source=reformatted_scratch)
+    impl = load_impl(str(impl_dir))
+    for kind in mutant.kinds:
+        failures = [result for _, case in pinned_cases(kind)
+                    if not (result := run_case(case, impl, str(impl_dir))).passed]
+        assert failures, f"{mutant.name} (reformatted) was not caught for {kind}"
+        assert failures[0].crash is None, failures[0].report()
+        names = [c.name for c in failures[0].failures]
+        assert any(n.startswith(p) for n in names for p in mutant.diverges), names

@@ -9,22 +9,26 @@ holding a ``scratch/`` package, exactly what a student's copy would be, for
     path = zoo.materialize("gru_textbook", "/tmp/zoo")   # -> /tmp/zoo/gru_textbook
     # python -m parity zoo /tmp/zoo                        (all members)
 
-Each member is a list of exact source-text patches of the current scratch/ (see
-parity/zoo/mutants.py). When scratch/ changes so that a patch's text no longer occurs exactly
-once, ``materialize`` raises PatchError naming the member, the file and the text to update.
+Each member is a list of structural patches of the current scratch/ (see
+parity/zoo/mutants.py): a statement or expression of a named function, found by its syntax
+tree, replaced by new code. Comments, spacing and line layout do not matter; when scratch/
+changes so that the code a patch names no longer occurs exactly once in its function,
+``materialize`` raises PatchError naming the member, the file, the function and the code.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import shutil
+import textwrap
 from pathlib import Path
 
 from parity.zoo.mutants import MUTANTS, Mutant, Patch
 
 BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}
 
-__all__ = ["BY_NAME", "MUTANTS", "Mutant", "Patch", "PatchError", "materialize",
+__all__ = ["BY_NAME", "MUTANTS", "Mutant", "Patch", "PatchError", "apply_patch", "materialize",
            "patched_sources", "scratch_source_dir"]
 
 
@@ -40,6 +44,61 @@ def scratch_source_dir() -> Path:
     return Path(spec.origin).parent
 
 
+def _pattern(code: str) -> tuple[type, str]:
+    """(ast.stmt or ast.expr, the tree's dump without positions) of one statement or
+    expression."""
+    body = ast.parse(textwrap.dedent(code)).body
+    if len(body) != 1:
+        raise ValueError(f"a zoo patch replaces one statement or expression, got {code!r}")
+    if isinstance(body[0], ast.Expr):
+        return ast.expr, ast.dump(body[0].value)
+    return ast.stmt, ast.dump(body[0])
+
+
+def _function(tree: ast.Module, qualname: str):
+    """The function named by its qualified name (``Class.method``), or None."""
+    node: ast.AST = tree
+    for part in qualname.split("."):
+        found = [child for child in getattr(node, "body", [])
+                 if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                 and child.name == part]
+        if len(found) != 1:
+            return None
+        node = found[0]
+    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
+def _offset(line: str, col: int) -> int:
+    """The ast's column (a UTF-8 byte offset) as a character offset into the line."""
+    return len(line.encode()[:col].decode())
+
+
+def apply_patch(text: str, patch: Patch) -> tuple[str, int]:
+    """(the new text, the number of places the patch's old code matched). The text changes only
+    when that number is 1: then the matched statement or expression is replaced."""
+    kind, wanted = _pattern(patch.old)
+    function = _function(ast.parse(text), patch.function)
+    if function is None:
+        return text, 0
+    inner = [node for statement in function.body for node in ast.walk(statement)]
+    matches = [node for node in inner if isinstance(node, kind) and ast.dump(node) == wanted]
+    if len(matches) != 1:
+        return text, len(matches)
+    node = matches[0]
+    lines = text.splitlines(keepends=True)
+    end_lineno, end_col = node.end_lineno or node.lineno, node.end_col_offset or 0
+    first, last = lines[node.lineno - 1], lines[end_lineno - 1]
+    start = sum(map(len, lines[: node.lineno - 1])) + _offset(first, node.col_offset)
+    end = sum(map(len, lines[: end_lineno - 1])) + _offset(last, end_col)
+    if kind is ast.expr:
+        new = f"({patch.new})"
+    else:
+        indent = first[: len(first) - len(first.lstrip())]
+        new_lines = textwrap.dedent(patch.new).strip("\n").splitlines() or ["pass"]
+        new = ("\n" + indent).join(new_lines)
+    return text[:start] + new + text[end:], 1
+
+
 def patched_sources(mutant: Mutant, source: Path | None = None) -> dict[str, str]:
     """file -> new text, for every file the mutant changes; raises PatchError on a mismatch."""
     source = source or scratch_source_dir()
@@ -51,16 +110,28 @@ def patched_sources(mutant: Mutant, source: Path | None = None) -> dict[str, str
                 raise PatchError(f"zoo member {mutant.name!r}: scratch/{patch.file} does not "
                                  f"exist in {source}")
             texts[patch.file] = path.read_text()
-        count = texts[patch.file].count(patch.old)
+        try:
+            new_text, count = apply_patch(texts[patch.file], patch)
+        except SyntaxError as error:
+            raise PatchError(f"zoo member {mutant.name!r}: scratch/{patch.file} is not valid "
+                             f"Python: {error}") from None
         if count != 1:
+            where = (f"the function {patch.function}" if count or _function(
+                ast.parse(texts[patch.file]), patch.function) else
+                f"no function {patch.function} (which it patches)")
             raise PatchError(
-                f"zoo member {mutant.name!r} no longer applies: scratch/{patch.file} must "
-                f"contain this text exactly once, but it occurs {count} times:\n"
-                f"---\n{patch.old}\n---\n"
+                f"zoo member {mutant.name!r} no longer applies: scratch/{patch.file} has "
+                f"{where}, which must contain this code exactly once, but it occurs "
+                f"{count} times:\n---\n{patch.old}\n---\n"
                 f"scratch/{patch.file} has changed; update the patch in "
                 f"parity/zoo/mutants.py to the new source (the bug: {mutant.description})"
             )
-        texts[patch.file] = texts[patch.file].replace(patch.old, patch.new)
+        try:
+            compile(new_text, patch.file, "exec")
+        except SyntaxError as error:
+            raise PatchError(f"zoo member {mutant.name!r}: the patched scratch/{patch.file} "
+                             f"does not compile: {error}") from None
+        texts[patch.file] = new_text
     return texts
 
 

@@ -1,8 +1,12 @@
-"""The zoo's members: scratch with one realistic bug each, as exact source-text patches.
+"""The zoo's members: scratch with one realistic bug each, as structural patches.
 
-Each patch names a file of the scratch/ package, the text it replaces (which must occur there
-exactly once) and the new text. Where a student would have written the bug consistently in
-the forward and the backward pass, both are patched.
+Each patch names a file of the scratch/ package, a function in it (its qualified name, e.g.
+``RNNBase.forward``), the statement or expression it replaces and the new code. The old code is
+matched by its syntax tree, not by its text: comments, spacing, line breaks, parentheses and
+quote marks do not matter, so the members survive edits of scratch/ that keep the code the
+same. The old code must occur exactly once in the function. A statement is replaced by the new
+statements ("" deletes it); an expression by the new expression. Where a student would have
+written the bug consistently in the forward and the backward pass, both are patched.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Patch:
     file: str  # relative to the scratch/ package, e.g. "functional/gru_cell.py"
-    old: str  # must occur exactly once in the file
-    new: str
+    function: str  # qualified name of the function to change, e.g. "RNNBase.backward"
+    old: str  # one statement or expression, matched by its syntax tree, once in the function
+    new: str  # what replaces it: statements for a statement ("" deletes it), or an expression
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,9 @@ class Mutant:
 ALL = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
 GATED = ("LSTM", "GRU")
 
+RNN, LSTM, GRU = "functional/rnn_cell.py", "functional/lstm_cell.py", "functional/gru_cell.py"
+SEQ, LAYER, ACT = "sequence.py", "recurrent.py", "activations.py"
+
 MUTANTS: list[Mutant] = [
     Mutant(
         "gru_textbook",
@@ -37,10 +45,10 @@ MUTANTS: list[Mutant] = [
         "product with W_hn, instead of torch's r * (h_prev W_hn^T + b_hn)",
         "GRU output and h_n, and every GRU gradient",
         ("GRU",), ("output", "h_n"),
-        (Patch("functional/gru_cell.py",
-               "n = tanh(gi[:, 2 * H : 3 * H] + r * gh_n,",
-               "n = tanh(gi[:, 2 * H : 3 * H] + (r * h_prev) @ W_hh[2 * H :].T\n"
-               "             + (0.0 if b_hh is None else b_hh[2 * H :]),"),),
+        (Patch(GRU, "gru_step_forward",
+               "n = tanh(gi_n + r * gh_n)",
+               "n = tanh(gi_n + (r * h_prev) @ np.split(W_hh, 3)[2].T\n"
+               "         + (0.0 if b_hh is None else np.split(b_hh, 3)[2]))"),),
     ),
     Mutant(
         "lstm_gate_order_ifog",
@@ -48,17 +56,12 @@ MUTANTS: list[Mutant] = [
         "(consistently, forward and backward)",
         "LSTM output, h_n, c_n and every LSTM gradient",
         ("LSTM",), ("output", "h_n"),
-        (Patch("functional/lstm_cell.py",
-               "g = tanh(gates[:, 2 * H : 3 * H]",
-               "g = tanh(gates[:, 3 * H : 4 * H]"),
-         Patch("functional/lstm_cell.py",
-               "o = sigmoid(gates[:, 3 * H : 4 * H]",
-               "o = sigmoid(gates[:, 2 * H : 3 * H]"),
-         Patch("functional/lstm_cell.py",
-               "[di * sigmoid_grad(i), df * sigmoid_grad(f), dg * tanh_grad(g), "
-               "do * sigmoid_grad(o)]",
-               "[di * sigmoid_grad(i), df * sigmoid_grad(f), do * sigmoid_grad(o), "
-               "dg * tanh_grad(g)]")),
+        (Patch(LSTM, "lstm_step_forward",
+               "gates_i, gates_f, gates_g, gates_o = np.split(gates, 4, axis=-1)",
+               "gates_i, gates_f, gates_o, gates_g = np.split(gates, 4, axis=-1)"),
+         Patch(LSTM, "lstm_step_backward",
+               "np.hstack([dgates_i, dgates_f, dgates_g, dgates_o])",
+               "np.hstack([dgates_i, dgates_f, dgates_o, dgates_g])")),
     ),
     Mutant(
         "rnn_dh_not_carried",
@@ -66,9 +69,8 @@ MUTANTS: list[Mutant] = [
         "(dh_prev = 0: back-propagation through one step only)",
         "RNN gradients of the input (earlier steps), of h0 and of the weights",
         ("RNN_TANH", "RNN_RELU"), ("grad",),
-        (Patch("functional/rnn_cell.py",
-               "    dh_prev = dpre @ W_hh  # (B, H)",
-               "    dh_prev = np.zeros_like(h_prev)  # (B, H)"),),
+        (Patch(RNN, "rnn_step_backward", "dh_prev = dpre @ W_hh",
+               "dh_prev = np.zeros_like(h_prev)"),),
     ),
     Mutant(
         "reverse_starts_at_T",
@@ -76,16 +78,20 @@ MUTANTS: list[Mutant] = [
         "sequence's own last valid step (it runs through the padding)",
         "with variable lengths: the reverse half of output, its h_n, and their gradients",
         ALL, ("output", "h_n"),
-        (Patch("sequence.py",
-               "        if valid is None:\n            c = c_new",
-               "        if valid is None or reverse:\n            c = c_new"),
-         Patch("sequence.py",
-               "        if valid is not None:  # a step that did not happen gets no gradient",
-               "        if valid is not None and not reverse:"),
-         Patch("sequence.py",
-               "        if valid is not None:  # ...and passes dL/dh (dL/dc) of its state",
-               "        if valid is not None and not reverse:  # ...and passes dL/dh (dL/dc)"
-               " of its state")),
+        (Patch(SEQ, "direction_forward", "np.where(valid[t], h_new, h)",
+               "h_new if reverse else np.where(valid[t], h_new, h)"),
+         Patch(SEQ, "direction_forward", "None if c is None else np.where(valid[t], c_new, c)",
+               "c_new if reverse else None if c is None else np.where(valid[t], c_new, c)"),
+         Patch(SEQ, "direction_backward", "np.where(valid[t], dh, 0.0)",
+               "dh if reverse else np.where(valid[t], dh, 0.0)"),
+         Patch(SEQ, "direction_backward", "None if dc is None else np.where(valid[t], dc, 0.0)",
+               "dc if reverse else None if dc is None else np.where(valid[t], dc, 0.0)"),
+         Patch(SEQ, "direction_backward", "np.where(valid[t], dh_prev, dh_next)",
+               "dh_prev if reverse else np.where(valid[t], dh_prev, dh_next)"),
+         Patch(SEQ, "direction_backward",
+               "None if dc is None else np.where(valid[t], dc_prev, dc_next)",
+               "dc_prev if reverse else None if dc is None else "
+               "np.where(valid[t], dc_prev, dc_next)")),
     ),
     Mutant(
         "h_n_last_padded_step",
@@ -93,9 +99,10 @@ MUTANTS: list[Mutant] = [
         "sequence) instead of each sequence's own last valid step",
         "with variable lengths: h_n of the forward direction and the gradients it feeds",
         ALL, ("h_n",),
-        (Patch("sequence.py",
-               "    return output, store.states[last],",
-               "    return output, output[0] if reverse else output[T - 1],"),),
+        (Patch(SEQ, "direction_forward",
+               "return output, h, c, DirectionCache(mode, steps, valid, reverse)",
+               "return (output, output[0] if reverse else output[-1], c,\n"
+               "        DirectionCache(mode, steps, valid, reverse))"),),
     ),
     Mutant(
         "gru_one_bias_grad",
@@ -103,18 +110,16 @@ MUTANTS: list[Mutant] = [
         "dL/db_hn carries the factor r",
         "GRU grad of bias_hh",
         ("GRU",), ("grad[bias_hh",),
-        (Patch("sequence.py",
-               "    db_hh = None if weights.b_hh is None else dgh.sum(axis=(0, 1))",
-               "    db_hh = None if weights.b_hh is None else dx_proj.sum(axis=(0, 1))"),),
+        (Patch(SEQ, "direction_backward", "dgh.sum(axis=(0, 1))",
+               "np.stack(dx_proj).sum(axis=(0, 1))"),),
     ),
     Mutant(
         "weight_hr_grad_missing",
         "LSTM with proj_size: the projection weight's gradient is never accumulated",
         "LSTM grad of weight_hr (stays zero)",
         ("LSTM",), ("grad[weight_hr",),
-        (Patch("recurrent.py",
-               '        if self.proj_size:\n            grads[f"weight_hr{sfx}"] += rec.dW_hr\n',
-               ""),),
+        (Patch(LAYER, "RNNBase._accumulate",
+               'if self.proj_size:\n    grads[f"weight_hr{sfx}"] += rec.dW_hr', ""),),
     ),
     Mutant(
         "dropout_after_last_layer",
@@ -122,13 +127,10 @@ MUTANTS: list[Mutant] = [
         "layers)",
         "in train mode with dropout: output and every gradient",
         ALL, ("output",),
-        (Patch("recurrent.py",
-               "            if use_dropout and layer < self.num_layers - 1:",
-               "            if use_dropout:"),
-         Patch("recurrent.py",
-               "                mask = masks[layer] if masks is not None else",
-               "                mask = masks[layer] if masks is not None and layer < len(masks)"
-               " else")),
+        (Patch(LAYER, "RNNBase.forward", "use_dropout and layer < self.num_layers - 1",
+               "use_dropout"),
+         Patch(LAYER, "RNNBase._dropout_mask", "masks is not None",
+               "masks is not None and layer < len(masks)")),
     ),
     Mutant(
         "relu_grad_at_zero",
@@ -136,9 +138,8 @@ MUTANTS: list[Mutant] = [
         "output is never negative, everywhere",
         "RNN (relu) gradients",
         ("RNN_RELU",), ("grad",),
-        (Patch("activations.py",
-               "    return (r > 0).astype(r.dtype)",
-               "    return (r >= 0).astype(r.dtype)"),),
+        (Patch(ACT, "relu_grad", "return (r > 0).astype(r.dtype)",
+               "return (r >= 0).astype(r.dtype)"),),
     ),
     Mutant(
         "relu_grad_one_at_zero",
@@ -148,15 +149,10 @@ MUTANTS: list[Mutant] = [
         "RNN (relu) with a pre-activation of exactly zero (zero input rows, no bias, no hx): "
         "the gradient of those input rows",
         ("RNN_RELU",), ("grad_input",),
-        (Patch("functional/rnn_cell.py",
-               "    return h, RNNStepCache(h_prev, h, nonlinearity)",
-               "    # relu's derivative is taken from the pre-activation, kept in h's place\n"
-               "    return h, RNNStepCache(h_prev, pre if nonlinearity == \"relu\" else h, "
-               "nonlinearity)"),
-         Patch("functional/rnn_cell.py",
-               "    dpre = np.multiply(dh, act_grad(h), out=out)",
-               "    slope = (h >= 0).astype(h.dtype) if nonlinearity == \"relu\" else act_grad(h)\n"
-               "    dpre = np.multiply(dh, slope, out=out)")),
+        (Patch(RNN, "rnn_step_forward", "RNNStepCache(h_prev, h, nonlinearity)",
+               'RNNStepCache(h_prev, pre if nonlinearity == "relu" else h, nonlinearity)'),
+         Patch(RNN, "rnn_step_backward", "dh * act_grad(h)",
+               'dh * ((h >= 0).astype(h.dtype) if nonlinearity == "relu" else act_grad(h))')),
     ),
     Mutant(
         "bias_grad_wrong_axis",
@@ -164,18 +160,16 @@ MUTANTS: list[Mutant] = [
         "over the time axis is missing (one time step hides it)",
         "grad of bias_ih",
         ALL, ("grad[bias_ih",),
-        (Patch("recurrent.py",
-               '            grads[f"bias_ih{sfx}"] += dx_proj_2d.sum(axis=0)',
-               '            grads[f"bias_ih{sfx}"] += dx_proj[-1].sum(axis=0)'),),
+        (Patch(LAYER, "RNNBase._accumulate", "dx_proj.sum(axis=(0, 1))",
+               "dx_proj[-1].sum(axis=0)"),),
     ),
     Mutant(
         "bias_grad_batch_mean",
         "b_ih's gradient averaged over the batch instead of summed (a batch of one hides it)",
         "grad of bias_ih",
         ALL, ("grad[bias_ih",),
-        (Patch("recurrent.py",
-               '            grads[f"bias_ih{sfx}"] += dx_proj_2d.sum(axis=0)',
-               '            grads[f"bias_ih{sfx}"] += dx_proj.sum(axis=0).mean(axis=0)'),),
+        (Patch(LAYER, "RNNBase._accumulate", "dx_proj.sum(axis=(0, 1))",
+               "dx_proj.sum(axis=0).mean(axis=0)"),),
     ),
     Mutant(
         "layer_input_grad_dropped",
@@ -183,10 +177,8 @@ MUTANTS: list[Mutant] = [
         "learn only from their own h_n",
         "with two or more layers: grad of the input and of the lower layers' parameters",
         ALL, ("grad",),
-        (Patch("recurrent.py",
-               "            dlayer_output = dlayer_input\n",
-               "            dlayer_output = dlayer_input if layer == 0 else "
-               "np.zeros_like(dlayer_input)\n"),),
+        (Patch(LAYER, "RNNBase.backward", "dlayer_output = dlayer_input",
+               "dlayer_output = dlayer_input if layer == 0 else np.zeros_like(dlayer_input)"),),
     ),
     Mutant(
         "state_grad_top_layer_only",
@@ -194,11 +186,10 @@ MUTANTS: list[Mutant] = [
         "gradient is dropped at the layer boundaries",
         "with two or more layers: gradients of the lower layers' parameters, of h0 and input",
         ALL, ("grad",),
-        (Patch("recurrent.py",
-               "                    dh_n[row], None if dc_n is None else dc_n[row],",
-               "                    dh_n[row] * (layer == self.num_layers - 1),\n"
-               "                    None if dc_n is None else dc_n[row] * "
-               "(layer == self.num_layers - 1),"),),
+        (Patch(LAYER, "RNNBase.backward", "dh_n[row]",
+               "dh_n[row] * (layer == self.num_layers - 1)"),
+         Patch(LAYER, "RNNBase.backward", "None if dc_n is None else dc_n[row]",
+               "None if dc_n is None else dc_n[row] * (layer == self.num_layers - 1)")),
     ),
     Mutant(
         "grads_overwritten",
@@ -206,9 +197,8 @@ MUTANTS: list[Mutant] = [
         "zero_grad() loses the first (torch accumulates .grad)",
         "grad of weight_hh after two backward() calls",
         ALL, ("grad[weight_hh",),
-        (Patch("recurrent.py",
-               '        grads[f"weight_hh{sfx}"] += rec.dW_hh',
-               '        grads[f"weight_hh{sfx}"][...] = rec.dW_hh'),),
+        (Patch(LAYER, "RNNBase._accumulate", 'grads[f"weight_hh{sfx}"] += rec.dW_hh',
+               'grads[f"weight_hh{sfx}"][...] = rec.dW_hh'),),
     ),
     Mutant(
         "rnn_transposed_W_hh",
@@ -217,12 +207,8 @@ MUTANTS: list[Mutant] = [
         "check",
         "RNN output, h_n and every RNN gradient",
         ("RNN_TANH", "RNN_RELU"), ("output", "h_n"),
-        (Patch("functional/rnn_cell.py",
-               "    pre = x_proj + hidden_product(h_prev, W_hh)  # (B, H)  x_proj + h_prev W_hh^T",
-               "    pre = x_proj + h_prev @ W_hh  # (B, H)"),
-         Patch("functional/rnn_cell.py",
-               "    dh_prev = dpre @ W_hh  # (B, H)",
-               "    dh_prev = dpre @ W_hh.T  # (B, H)")),
+        (Patch(RNN, "rnn_step_forward", "h_prev @ W_hh.T", "h_prev @ W_hh"),
+         Patch(RNN, "rnn_step_backward", "dpre @ W_hh", "dpre @ W_hh.T")),
     ),
     Mutant(
         "lstm_forget_bias_plus_one",
@@ -230,27 +216,21 @@ MUTANTS: list[Mutant] = [
         "which torch does not do",
         "LSTM output, h_n, c_n and every LSTM gradient",
         ("LSTM",), ("output", "h_n"),
-        (Patch("functional/lstm_cell.py",
-               "f = sigmoid(gates[:, 1 * H : 2 * H]",
-               "f = sigmoid(gates[:, 1 * H : 2 * H] + 1.0"),),
+        (Patch(LSTM, "lstm_step_forward", "sigmoid(gates_f)", "sigmoid(gates_f + 1.0)"),),
     ),
     Mutant(
         "lstm_dc_prev_without_f",
         "LSTM: the cell gradient passed to the previous step is dc, not dc * f",
         "LSTM gradients through time (c0, input, weights)",
         ("LSTM",), ("grad",),
-        (Patch("functional/lstm_cell.py",
-               "    dc_prev = dc * f  # (B, H)",
-               "    dc_prev = dc  # (B, H)"),),
+        (Patch(LSTM, "lstm_step_backward", "dc_prev = dc * f", "dc_prev = dc"),),
     ),
     Mutant(
         "lstm_tanh_c_grad_missing",
         "LSTM: the derivative of tanh(c) left out of dL/dc (dc += dh * o)",
         "LSTM gradients",
         ("LSTM",), ("grad",),
-        (Patch("functional/lstm_cell.py",
-               "    dc = dc + dh_full * o * tanh_grad(tanh_c)  # (B, H)",
-               "    dc = dc + dh_full * o  # (B, H)"),),
+        (Patch(LSTM, "lstm_step_backward", "dh_full * o * tanh_grad(tanh_c)", "dh_full * o"),),
     ),
     Mutant(
         "sigmoid_grad_of_output",
@@ -258,9 +238,8 @@ MUTANTS: list[Mutant] = [
         "sigmoid(s) * (1 - sigmoid(s)) with s = sigmoid(x)",
         "LSTM and GRU gradients",
         GATED, ("grad",),
-        (Patch("activations.py",
-               "    return s * (1.0 - s)",
-               "    return sigmoid(s) * (1.0 - sigmoid(s))"),),
+        (Patch(ACT, "sigmoid_grad", "return s * (1.0 - s)",
+               "return sigmoid(s) * (1.0 - sigmoid(s))"),),
     ),
     Mutant(
         "gru_update_gate_swapped",
@@ -268,17 +247,12 @@ MUTANTS: list[Mutant] = [
         "(1 - z) * n + z * h_prev, consistently forward and backward",
         "GRU output, h_n and every GRU gradient",
         ("GRU",), ("output", "h_n"),
-        (Patch("functional/gru_cell.py",
-               "h = np.add((1.0 - z) * n, z * h_prev, out=out)  # (B, H)  "
-               "(1 - z) * n + z * h_prev",
-               "h = np.add(z * n, (1.0 - z) * h_prev, out=out)  # (B, H)  "
-               "z * n + (1 - z) * h_prev"),
-         Patch("functional/gru_cell.py",
-               "    dn = dh * (1.0 - z)  # (B, H)\n    dz = dh * (h_prev - n)  # (B, H)",
-               "    dn = dh * z  # (B, H)\n    dz = dh * (n - h_prev)  # (B, H)"),
-         Patch("functional/gru_cell.py",
-               "    dh_prev = dh * z + dgh @ W_hh  # (B, H)",
-               "    dh_prev = dh * (1.0 - z) + dgh @ W_hh  # (B, H)")),
+        (Patch(GRU, "gru_step_forward", "(1.0 - z) * n + z * h_prev",
+               "z * n + (1.0 - z) * h_prev"),
+         Patch(GRU, "gru_step_backward", "dn = dh * (1.0 - z)", "dn = dh * z"),
+         Patch(GRU, "gru_step_backward", "dz = dh * (h_prev - n)", "dz = dh * (n - h_prev)"),
+         Patch(GRU, "gru_step_backward", "dh * z + dgh @ W_hh",
+               "dh * (1.0 - z) + dgh @ W_hh")),
     ),
     Mutant(
         "gru_dh_prev_direct_path_only",
@@ -286,9 +260,7 @@ MUTANTS: list[Mutant] = [
         "gates (dgh W_hh)",
         "GRU gradients through time",
         ("GRU",), ("grad",),
-        (Patch("functional/gru_cell.py",
-               "    dh_prev = dh * z + dgh @ W_hh  # (B, H)",
-               "    dh_prev = dh * z  # (B, H)"),),
+        (Patch(GRU, "gru_step_backward", "dh * z + dgh @ W_hh", "dh * z"),),
     ),
     Mutant(
         "reverse_output_not_flipped",
@@ -296,10 +268,8 @@ MUTANTS: list[Mutant] = [
         "instead of in time order",
         "bidirectional: the reverse half of output, and every gradient it feeds",
         ALL, ("output",),
-        (Patch("recurrent.py",
-               "            layer_output = outputs[0] if D == 1 else "
-               "np.concatenate(outputs, axis=-1)",
-               "            layer_output = outputs[0] if D == 1 else "
+        (Patch(LAYER, "RNNBase.forward", "np.concatenate(outputs, axis=-1)",
+               "outputs[0] if D == 1 else "
                "np.concatenate([outputs[0], outputs[1][::-1]], axis=-1)"),),
     ),
     Mutant(
@@ -308,14 +278,10 @@ MUTANTS: list[Mutant] = [
         "torch's layer * num_directions + direction",
         "with two or more bidirectional layers: h_n, c_n and their gradients, grad_h0",
         ALL, ("h_n", "c_n", "output", "grad_h0"),
-        (Patch("recurrent.py",
-               "                output, h_n[row], c_last, cache = direction_forward(",
-               "                row = direction * self.num_layers + layer\n"
-               "                output, h_n[row], c_last, cache = direction_forward("),
-         Patch("recurrent.py",
-               "                dx_proj, dh0[row], dc_first, rec = direction_backward(",
-               "                row = direction * self.num_layers + layer\n"
-               "                dx_proj, dh0[row], dc_first, rec = direction_backward(")),
+        (Patch(LAYER, "RNNBase.forward", "row = layer * D + direction",
+               "row = direction * self.num_layers + layer"),
+         Patch(LAYER, "RNNBase.backward", "row = layer * D + direction",
+               "row = direction * self.num_layers + layer")),
     ),
     Mutant(
         "dropout_mask_not_in_backward",
@@ -323,10 +289,9 @@ MUTANTS: list[Mutant] = [
         "backward pass",
         "in train mode with dropout: gradients of the lower layers and of the input",
         ALL, ("grad",),
-        (Patch("recurrent.py",
-               "            if layer_cache.dropout_mask is not None:\n"
-               "                dlayer_output = dlayer_output * layer_cache.dropout_mask\n",
-               ""),),
+        (Patch(LAYER, "RNNBase.backward",
+               "if layer_cache.dropout_mask is not None:\n"
+               "    dlayer_output = dlayer_output * layer_cache.dropout_mask", ""),),
     ),
     Mutant(
         "padded_output_repeats_state",
@@ -334,8 +299,7 @@ MUTANTS: list[Mutant] = [
         "instead of being zero",
         "with variable lengths: output at padded steps",
         ALL, ("output",),
-        (Patch("sequence.py",
-               "output = np.where(valid, output, 0.0)",
+        (Patch(SEQ, "direction_forward", "output = np.where(valid, output, 0.0)",
                "output = output.copy()"),),
     ),
     Mutant(
@@ -343,8 +307,7 @@ MUTANTS: list[Mutant] = [
         "the input bias b_ih never added in the forward pass (only b_hh is)",
         "with bias: output, h_n and every gradient",
         ALL, ("output", "h_n"),
-        (Patch("recurrent.py",
-               "                if b_ih is not None:\n                    x_proj += b_ih\n",
+        (Patch(LAYER, "RNNBase.forward", "if b_ih is not None:\n    x_proj = x_proj + b_ih",
                ""),),
     ),
 ]

@@ -90,8 +90,9 @@ def gru_step_backward(dh, cache, W_hh):
     dgh_n = dn_pre * r  # (B, H)  ... to gh_n  {#gru-dgh-n}
     dz_pre = dz * sigmoid_grad(z)  # (B, H)  back through z = sigmoid(gi_z + gh_z)  {#gru-dz-pre}
     dr_pre = dr * sigmoid_grad(r)  # (B, H)  back through r = sigmoid(gi_r + gh_r)  {#gru-dr-pre}
-    dgi = np.concatenate([dr_pre, dz_pre, dn_pre], axis=-1)  # (B, 3H)  {#gru-dgi}
-    dgh = np.concatenate([dr_pre, dz_pre, dgh_n], axis=-1)  # (B, 3H)  {#gru-dgh}
+    # back through the splits: the blocks joined again in the order r | z | n
+    dgi = np.hstack([dr_pre, dz_pre, dn_pre])  # (B, 3H)  {#gru-dgi}
+    dgh = np.hstack([dr_pre, dz_pre, dgh_n])  # (B, 3H)  {#gru-dgh}
     dh_prev = dh * z + dgh @ W_hh  # (B, H)  direct path, and back through gh  {#gru-dh-prev}
     return dgi, dgh, dh_prev
     ### END SOLUTION

@@ -109,7 +109,8 @@ def lstm_step_backward(dh, dc_next, cache, W_hh, W_hr=None):
     dgates_g = dg * tanh_grad(g)  # (B, H)  back through g = tanh(gates_g)  {#lstm-dgates-g}
     dgates_f = df * sigmoid_grad(f)  # (B, H)  back through f = sigmoid(gates_f)  {#lstm-dgates-f}
     dgates_i = di * sigmoid_grad(i)  # (B, H)  back through i = sigmoid(gates_i)  {#lstm-dgates-i}
-    dgates = np.concatenate([dgates_i, dgates_f, dgates_g, dgates_o], axis=-1)  # {#lstm-dgates}
+    # back through the split: the four blocks joined again in torch's order i | f | g | o
+    dgates = np.hstack([dgates_i, dgates_f, dgates_g, dgates_o])  # (B, 4H)  {#lstm-dgates}
     dh_prev = dgates @ W_hh  # (B, H_out)  back through h_prev @ W_hh.T  {#lstm-dh-prev}
     return dgates, dh_prev, dc_prev
     ### END SOLUTION
