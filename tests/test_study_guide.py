@@ -302,8 +302,8 @@ def test_the_figures_regenerate_and_the_pages_show_them(tmp_path, tutorial_run):
 
 
 # -- the exercises and the traps name what exists -----------------------------------------------
-ZOO_PARAGRAPH = re.compile(r"(?:Zoo members|Caught by|zoo 成员|由此捕获)\s*[:：](.*?)(?:\n\s*\n|\Z)",
-                           re.S)
+ZOO_PARAGRAPH = re.compile(
+    r"(?:Zoo members|Caught by|zoo 成员|由此捕获)\s*[:：](.*?)(?:\n\s*\n|\Z)", re.S)
 
 
 def zoo_names_on(text: str) -> set[str]:
