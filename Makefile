@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # two constantly, so each side gets one thread there; the benchmark sets its own.
 SINGLE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install sandbox test parity lint bench demo clean
+.PHONY: install sandbox test parity lint bench demo figures clean
 
 install: $(STAMP)
 
@@ -52,6 +52,11 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.sequence_regression
 	$(BIN)/python -m examples.char_lm
 	$(BIN)/python -m examples.gradient_flow
+	$(MAKE) figures
+
+# The study guide's figures (docs/study/figures/*.png), all drawn by docs/study/figures.py.
+figures: $(STAMP)
+	$(SINGLE_THREAD) $(BIN)/python docs/study/figures.py --out docs/study/figures
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -45,7 +45,7 @@ def relu(x: np.ndarray) -> np.ndarray:
 
 def relu_grad(r: np.ndarray) -> np.ndarray:
     """d relu / dx, given r = relu(x): 1 where x > 0, else 0 (so 0 at x == 0, as torch)."""
-    return (r > 0).astype(r.dtype)
+    return (r > 0).astype(r.dtype)  # 1 where x > 0, else 0  {#relu-grad}
 
 
 ACTIVATIONS = {"tanh": (tanh, tanh_grad), "relu": (relu, relu_grad)}

@@ -153,7 +153,7 @@ class RNNBase(Module):
     def reset_parameters(self) -> None:
         """torch's init: every parameter from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)),
         drawn in registration order from the module's Generator (``self.rng``)."""
-        self.fill_uniform_(self.rng, 1.0 / math.sqrt(self.hidden_size))
+        self.fill_uniform_(self.rng, 1.0 / math.sqrt(self.hidden_size))  # {#init}
 
     def _direction_weights(self, layer: int, direction: int):
         sfx = self._suffix(layer, direction)

@@ -99,7 +99,7 @@ def direction_forward(mode, x_proj, h0, c0, weights, valid=None, reverse=False):
     T = x_proj.shape[0]
     h, c = h0, c0
     outputs, steps = [None] * T, [None] * T
-    for t in reversed(range(T)) if reverse else range(T):
+    for t in reversed(range(T)) if reverse else range(T):  # time order  {#seq-forward-order}
         h_new, c_new, steps[t] = _step_forward(mode, x_proj[t], h, c, weights)  # {#seq-step}
         if valid is not None:  # a sequence past its length keeps its state
             h_new = np.where(valid[t], h_new, h)  # (B, H_out)  {#seq-mask-h}
@@ -133,7 +133,7 @@ def direction_backward(doutput, dh_n, dc_n, cache, weights):
     T = len(steps)
     dx_proj, dgh, dh_steps = [None] * T, [None] * T, [None] * T
     dh_next, dc_next = dh_n, dc_n  # from the step after (for the last step: from h_n, c_n)
-    for t in range(T) if reverse else reversed(range(T)):
+    for t in range(T) if reverse else reversed(range(T)):  # reversed  {#seq-backward-order}
         dh = dh_next + doutput[t]  # (B, H_out)  from the step after and the output  {#seq-carry-dh}
         dc = dc_next  # (B, H) or None
         if valid is not None:  # a step past a sequence's length did not happen: no gradient

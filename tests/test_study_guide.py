@@ -1,0 +1,368 @@
+"""The study guide (docs/study/) stays true to the code it explains.
+
+* Code anchors: a page ties a derived equation to the line of scratch/ that computes it by
+  showing the line's expression and naming the tag at the end of that line's comment:
+
+      `dc_prev = dc * f` — [`lstm_cell.py`](../../scratch/functional/lstm_cell.py) `{#lstm-dc-prev}`
+
+  Every such reference, in both editions, must resolve to exactly one line of scratch/, in the
+  file the link points at, and that line must still hold the expression shown (compared with
+  all whitespace removed). A tag written any other way on a page is an error too, so that no
+  reference escapes the check.
+* Both editions have the same pages, the same references and the same figures.
+* The tutorial page's code runs as shown, and prints the numbers the page says it prints.
+* The figures regenerate from docs/study/figures.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+STUDY = REPO / "docs" / "study"
+ZH = STUDY / "zh"
+SCRATCH = REPO / "scratch"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+REFERENCE = re.compile(
+    r"`(?P<expr>[^`]+)`\s*—\s*\[`?(?P<label>[^\]`]+)`?\]\((?P<link>[^)\s]+)\)\s*"
+    r"`\{#(?P<tag>[a-z0-9-]+)\}`")
+TAG = re.compile(r"\{#([a-z0-9-]+)\}")
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+OUTPUT_RTOL = 1e-4  # printed numbers against the page's, relative (stated on tutorial.md)
+
+
+def load_figures():
+    spec = importlib.util.spec_from_file_location("study_figures", STUDY / "figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pages(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.md"))}
+
+
+def all_pages() -> dict[Path, str]:
+    """{path: text} of every page of both editions."""
+    found = {p: p.read_text(encoding="utf-8") for p in sorted(STUDY.glob("*.md"))}
+    found.update({p: p.read_text(encoding="utf-8") for p in sorted(ZH.glob("*.md"))})
+    return found
+
+
+def scratch_sources() -> dict[Path, str]:
+    return {p: p.read_text(encoding="utf-8") for p in sorted(SCRATCH.rglob("*.py"))}
+
+
+def squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+# -- the anchor checker -------------------------------------------------------------------------
+def tag_index(sources: dict[Path, str]) -> dict[str, list[tuple[Path, int, str]]]:
+    """tag -> every (file, line number, line) whose comment ends with {#tag}."""
+    index: dict[str, list] = {}
+    for path, text in sources.items():
+        for number, line in enumerate(text.splitlines(), 1):
+            if "#" not in line:
+                continue
+            for tag in TAG.findall(line.split("#", 1)[1]):
+                index.setdefault(tag, []).append((path, number, line))
+    return index
+
+
+def anchor_problems(page_texts: dict[Path, str], sources: dict[Path, str]) -> list[str]:
+    """Every way a page's code references fail to hold, in words (empty when all hold)."""
+    index = tag_index(sources)
+    problems = []
+    for page, text in page_texts.items():
+        name = page.relative_to(REPO) if page.is_relative_to(REPO) else page
+        references = list(REFERENCE.finditer(text))
+        if len(TAG.findall(text)) != len(references):
+            bare = set(TAG.findall(text)) - {m["tag"] for m in references}
+            problems.append(f"{name}: a tag not written as `expression` — [file](link) "
+                            f"`{{#tag}}`: {sorted(bare) or 'a tag written both ways'}")
+        for ref in references:
+            tag, expr = ref["tag"], ref["expr"]
+            found = index.get(tag, [])
+            if len(found) != 1:
+                where = ", ".join(f"{p.name}:{n}" for p, n, _ in found)
+                problems.append(f"{name}: {{#{tag}}} is on {len(found)} lines of scratch/, "
+                                f"not 1 {where}".rstrip())
+                continue
+            path, number, line = found[0]
+            target = (page.parent / ref["link"]).resolve()
+            if target != path.resolve():
+                problems.append(f"{name}: {{#{tag}}} links to {ref['link']}, but the tag is "
+                                f"in {path.relative_to(SCRATCH.parent)}")
+            code = line.split("#", 1)[0]
+            if squeeze(expr) not in squeeze(code):
+                problems.append(f"{name}: {{#{tag}}}: the page shows `{expr}`, but "
+                                f"{path.name}:{number} reads `{code.strip()}`")
+    return problems
+
+
+def references(text: str) -> list[tuple[str, str]]:
+    return [(m["tag"], squeeze(m["expr"])) for m in REFERENCE.finditer(text)]
+
+
+def test_every_code_anchor_in_both_editions_resolves_and_still_holds_its_expression():
+    found = all_pages()
+    assert anchor_problems(found, scratch_sources()) == []
+    # the cell and BPTT pages do tie their equations to code, in both editions
+    for name in ("rnn.md", "lstm.md", "gru.md", "bptt.md"):
+        assert len(references(found[STUDY / name])) >= 3, name
+        assert len(references(found[ZH / name])) >= 3, name
+
+
+def test_the_anchor_check_fails_on_a_broken_copy():
+    page_texts = all_pages()
+    sources = scratch_sources()
+    page = STUDY / "lstm.md"
+    ref = next(REFERENCE.finditer(page_texts[page]))
+    tag, expr = ref["tag"], ref["expr"]
+    (path, number, line), = tag_index(sources)[tag]
+    lines = sources[path].splitlines()
+
+    def with_line(new_line: str) -> dict[Path, str]:
+        changed = lines.copy()
+        changed[number - 1] = new_line
+        return {**sources, path: "\n".join(changed)}
+
+    code, comment = line.split("#", 1)
+    # the expression drifted: the line computes something else now
+    drifted = with_line(code.replace("=", "= 2.0 *", 1) + "#" + comment)
+    assert any("the page shows" in p and tag in p
+               for p in anchor_problems({page: page_texts[page]}, drifted))
+    # the tag is gone
+    untagged = with_line(line.replace(f"{{#{tag}}}", ""))
+    assert any(f"{{#{tag}}} is on 0 lines" in p
+               for p in anchor_problems({page: page_texts[page]}, untagged))
+    # the tag is on two lines
+    twice = {**sources, SCRATCH / "extra.py": f"y = 1  # {{#{tag}}}\n"}
+    assert any(f"{{#{tag}}} is on 2 lines" in p
+               for p in anchor_problems({page: page_texts[page]}, twice))
+    # the page changed the expression, or links to the wrong file, or writes a bare tag
+    text, shown = page_texts[page], ref.group(0)
+    for broken in (text.replace(shown, shown.replace(f"`{expr}`", f"`{expr} + 1`"), 1),
+                   text.replace(shown, shown.replace(ref["link"], "../../scratch/sequence.py"), 1),
+                   text + f"\nsee {{#{tag}}}\n"):
+        assert broken != text
+        assert anchor_problems({page: broken}, sources) != []
+    assert anchor_problems({page: page_texts[page]}, sources) == []
+
+
+# -- both editions ------------------------------------------------------------------------------
+def test_every_english_page_has_a_chinese_counterpart_and_vice_versa():
+    english, chinese = pages(STUDY), pages(ZH)
+    assert set(english) == set(chinese)
+    assert {"README.md", "rnn.md", "lstm.md", "gru.md", "bptt.md", "torch-conventions.md",
+            "tutorial.md", "exercises.md"} <= set(english)
+    for name, text in chinese.items():
+        head = "\n".join(text.splitlines()[:5])
+        assert f"](../{name})" in head, f"zh/{name} does not link its English original at the top"
+        assert f"](zh/{name})" in "\n".join(english[name].splitlines()[:5]), name
+        # the same code references, and the same figures
+        assert sorted(references(text)) == sorted(references(english[name])), name
+        figures_en = re.findall(r"\]\(figures/([\w.-]+\.png)\)", english[name])
+        figures_zh = re.findall(r"\]\(\.\./figures/([\w.-]+\.png)\)", text)
+        assert figures_en == figures_zh, name
+        # code that runs (the tutorial, the exercises) is the same code, printing the same
+        assert FENCE.findall(text) == FENCE.findall(english[name]), name
+
+
+def test_the_chinese_edition_has_a_glossary():
+    text = (ZH / "README.md").read_text(encoding="utf-8")
+    for english, chinese in (("hidden state", "隐藏状态"),
+                             ("backpropagation through time", "随时间反向传播"),
+                             ("forget gate", "遗忘门")):
+        assert re.search(rf"\|\s*{english}\s*\|\s*{chinese}\s*\|", text, re.I), english
+
+
+def test_links_between_pages_resolve():
+    for page, text in all_pages().items():
+        for link in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", text):
+            if link.startswith("http"):
+                continue
+            assert (page.parent / link).exists(), f"{page.relative_to(REPO)}: {link}"
+
+
+def test_the_readme_first_screen_links_the_study_guide():
+    first_screen = "\n".join((REPO / "README.md").read_text(encoding="utf-8").splitlines()[:25])
+    assert "](docs/study/)" in first_screen or "](docs/study/README.md)" in first_screen
+
+
+# -- the tutorial runs as shown -----------------------------------------------------------------
+def blocks_with_output(text: str) -> list[tuple[str, str]]:
+    """(python block, the text block after it or "") for every python block of a page."""
+    fences = FENCE.findall(text)
+    pairs = []
+    for k, (lang, body) in enumerate(fences):
+        if lang == "python":
+            after = fences[k + 1] if k + 1 < len(fences) else ("", "")
+            pairs.append((body, after[1] if after[0] == "text" else ""))
+    return pairs
+
+
+def output_mismatch(printed: str, shown: str) -> str | None:
+    """Why the printed text is not what the page shows, or None: the words equal, every
+    number within OUTPUT_RTOL."""
+    if NUMBER.sub("#", printed).split() != NUMBER.sub("#", shown).split():
+        return f"printed\n{printed}\nbut the page shows\n{shown}"
+    for got, want in zip(NUMBER.findall(printed), NUMBER.findall(shown)):
+        if not math.isclose(float(got), float(want), rel_tol=OUTPUT_RTOL, abs_tol=1e-12):
+            return f"printed {got} where the page shows {want}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def tutorial_run():
+    """Run tutorial.md's blocks in order in one namespace: (namespace, [(printed, shown)])."""
+    import contextlib
+    import io
+
+    namespace: dict = {"__name__": "__study_page__"}
+    outputs = []
+    pairs = blocks_with_output((STUDY / "tutorial.md").read_text(encoding="utf-8"))
+    for code, shown in pairs:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(code, "tutorial.md", "exec"), namespace)
+        outputs.append((printed.getvalue(), shown))
+    return namespace, outputs
+
+
+def test_the_tutorial_runs_as_shown_and_prints_what_the_page_says(tutorial_run):
+    namespace, outputs = tutorial_run
+    assert len(outputs) >= 5
+    assert sum(bool(shown.strip()) for _, shown in outputs) >= 4
+    for printed, shown in outputs:
+        assert output_mismatch(printed, shown) is None, output_mismatch(printed, shown)
+    # what the page claims, checked directly too
+    losses, losses_t = namespace["losses"], namespace["losses_torch"]
+    assert len(losses) == len(losses_t) == 300
+    assert max(abs(a - b) for a, b in zip(losses, losses_t)) < 1e-12
+    assert losses[-1] < losses[0] / 4
+
+
+def test_the_tutorial_check_fails_on_a_changed_number(tutorial_run):
+    _, outputs = tutorial_run
+    printed, shown = next((p, s) for p, s in outputs if "update 300" in s)
+    assert output_mismatch(printed, shown) is None
+    assert output_mismatch(printed, shown.replace("0.037778", "0.037978")) is not None
+    assert output_mismatch(printed, shown.replace("True", "False")) is not None
+    assert output_mismatch(printed + "one more line\n", shown) is not None
+
+
+def test_the_tutorial_model_is_the_tutorials(tutorial_run):
+    namespace, _ = tutorial_run
+    net, model = namespace["net"], namespace["model"]
+    assert (net.rnn.input_size, net.rnn.hidden_size, net.fc.out_features) == (10, 20, 1)
+    assert (model.rnn.input_size, model.rnn.hidden_size, model.fc.out_features) == (10, 20, 1)
+
+
+# -- the figures --------------------------------------------------------------------------------
+def test_the_figures_regenerate_and_the_pages_show_them(tmp_path, tutorial_run):
+    figures = load_figures()
+    namespace, _ = tutorial_run
+    written = [figures.rnn_step(tmp_path), figures.lstm_step(tmp_path),
+               figures.gru_step(tmp_path), figures.bptt_unrolled(tmp_path)]
+    path, flow = figures.gradient_flow(tmp_path)
+    written += [path, figures.tutorial_loss(tmp_path, namespace)]
+    assert sorted(p.name for p in written) == sorted(figures.FIGURES)
+    for name in figures.FIGURES:
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == PNG_MAGIC, name
+        assert 3_000 < len(data) < 150_000, f"{name}: {len(data)} bytes"
+    # the committed copies are the same set, and every figure a page shows exists
+    assert sorted(p.name for p in (STUDY / "figures").glob("*.png")) == sorted(figures.FIGURES)
+    shown = set()
+    for page, text in all_pages().items():
+        for link in re.findall(r"\]\(((?:\.\./)?figures/[\w.-]+\.png)\)", text):
+            assert (page.parent / link).is_file(), f"{page.name}: {link}"
+            shown.add(Path(link).name)
+    assert shown == set(figures.FIGURES)
+
+    # the gradient-flow numbers quoted on the BPTT page, in both editions
+    medians, radii = flow["medians"], flow["radii"]
+    quoted = [f"{radii[s]:.2f}" for s in radii]
+    quoted += [f"{medians[(mode, s)][-1]:.1e}" for mode in ("RNN_TANH", "LSTM", "GRU")
+               for s in (1.0, 4.0)]
+    quoted.append(f"{medians[('LSTM', '1, forget bias +3')][-1]:.1e}")
+    for page in (STUDY / "bptt.md", ZH / "bptt.md"):
+        text = page.read_text(encoding="utf-8")
+        missing = [q for q in quoted if q not in text]
+        assert not missing, f"{page.name} does not quote {missing}"
+
+
+# -- the exercises and the traps name what exists -----------------------------------------------
+ZOO_PARAGRAPH = re.compile(
+    r"(?:Zoo members|Caught by|zoo 成员|由此捕获)\s*[:：](.*?)(?:\n\s*\n|\Z)", re.S)
+
+
+def zoo_names_on(text: str) -> set[str]:
+    """The zoo members a page names in its "Zoo members:" / "Caught by:" paragraphs."""
+    names = set()
+    for paragraph in ZOO_PARAGRAPH.findall(text):
+        names |= {t for t in re.findall(r"`([^`]+)`", paragraph)
+                  if re.fullmatch(r"[a-z][A-Za-z0-9]*_[A-Za-z0-9_]*", t)}
+    return names
+
+
+def test_the_exercises_and_the_traps_name_real_zoo_members_and_every_one():
+    from parity.zoo.mutants import MUTANTS
+
+    members = {m.name for m in MUTANTS}
+    for folder in (STUDY, ZH):
+        exercises = zoo_names_on((folder / "exercises.md").read_text(encoding="utf-8"))
+        traps = zoo_names_on((folder / "torch-conventions.md").read_text(encoding="utf-8"))
+        assert exercises <= members, f"{folder.name}: not in the zoo: {exercises - members}"
+        assert traps <= members, f"{folder.name}: not in the zoo: {traps - members}"
+        assert exercises == members, f"{folder.name}: exercises miss {members - exercises}"
+        assert len(traps) >= 8
+
+
+def test_the_tests_the_traps_page_names_exist():
+    for page in (STUDY / "torch-conventions.md", ZH / "torch-conventions.md"):
+        named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", page.read_text(encoding="utf-8"))
+        assert len(named) >= 4, page
+        for path, function in named:
+            source = (REPO / path).read_text(encoding="utf-8")
+            assert not function or f"def {function}(" in source, f"{path}::{function}"
+
+
+def test_the_traps_page_quotes_the_tolerances_in_force():
+    from parity import tolerances as t
+
+    quoted = [f"{t.FLOAT64_TOL:g}", f"{t.FLOAT32_BASE:g} + {t.FLOAT32_PER_STEP:g}",
+              f"{t.TRAINING_TOL:g}"]
+    for page in (STUDY / "torch-conventions.md", ZH / "torch-conventions.md"):
+        text = page.read_text(encoding="utf-8")
+        assert all(q in text for q in quoted), (page, quoted)
+
+
+def test_the_exercises_finite_difference_checks_run_and_pass():
+    figures = load_figures()
+    namespace, printed = figures.run_page(STUDY / "exercises.md")
+    errors = [float(e) for e in re.findall(r"relative error (\S+)", printed)]
+    assert len(errors) >= 35 and max(errors) < 1e-6, printed
+    # and the check tells a wrong gradient from a right one: tanh's, right and 1 % off
+    import contextlib
+    import io
+
+    import numpy as np
+
+    v, dy = np.linspace(-2.0, 2.0, 12).reshape(3, 4), np.linspace(1.0, -1.0, 12).reshape(3, 4)
+    right = dy * (1.0 - np.tanh(v) ** 2)
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        namespace["check"]("right", right, lambda: np.tanh(v), v, dy)
+        namespace["check"]("wrong", right * 1.01, lambda: np.tanh(v), v, dy)
+    right_error, wrong_error = map(float, re.findall(r"relative error (\S+)", said.getvalue()))
+    assert right_error < 1e-8 < 1e-3 < wrong_error
