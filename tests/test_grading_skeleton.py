@@ -189,7 +189,6 @@ def test_the_untouched_skeleton_grades_to_zero(skeleton):
         assert item.failure.kind == "missing", (item.id, item.failure)
         assert "is not written yet: it raises NotImplementedError" in item.failure.problem
         assert item.cases == 1  # stopped at once, nothing to shrink
-    assert grade.seconds < 30
 
 
 def test_the_skeleton_refuses_to_overwrite(skeleton):
