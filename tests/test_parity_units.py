@@ -69,7 +69,7 @@ PLANTED = [
 
 
 @pytest.mark.parametrize("relative, old, new, groups, failing", PLANTED,
-                         ids=[p[4].copy().pop() + "-" + p[1].strip()[:20] for p in PLANTED])
+                         ids=[sorted(p[4])[0] + "-" + p[1].strip()[:20] for p in PLANTED])
 def test_a_planted_mistake_fails_its_group_by_name(tmp_path, capsys, relative, old, new,
                                                    groups, failing):
     copy = copy_with(tmp_path, relative, old, new)
