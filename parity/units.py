@@ -852,6 +852,11 @@ def run_unit_case(case: UnitCase, impl: ModuleType, impl_name: str = "scratch") 
 UNIT_EXAMPLES = {"quick": 15, "ci": 100, "thorough": 300}
 
 
+# how the summary counts a case's options: one column per value, or whether it is set
+CATEGORIES = ("nonlinearity", "grad", "reduction", "norm_type", "steps", "eps", "betas")
+NONZERO = ("proj_size", "momentum", "dampening", "weight_decay")
+
+
 @dataclass
 class UnitOutcome:
     group: str
@@ -872,15 +877,15 @@ class UnitOutcome:
         case = result.case
         self.options[case.dtype] += 1
         for key, value in case.options:
-            if isinstance(value, bool) and value:
+            if isinstance(value, bool):
+                if value:
+                    self.options[key] += 1
+            elif key in CATEGORIES:
+                self.options[f"{key}={value}"] += 1
+            elif key in NONZERO and value:
                 self.options[key] += 1
-            elif key in ("reduction", "nonlinearity", "grad") or (
-                    key == "norm_type") or (key == "padding_idx" and value is not None):
-                self.options[f"{key}={value}" if key != "padding_idx" else "padding_idx"] += 1
-            elif key in ("proj_size", "momentum") and value:
+            elif key in ("padding_idx", "ignore_index") and value is not None:
                 self.options[key] += 1
-            elif key == "ignore_index" and value is not None:
-                self.options["ignore_index"] += 1
         for check in result.checks:
             if check.problem is None:
                 error, tol = self.worst.get(case.dtype, (0.0, 0.0))
