@@ -79,7 +79,8 @@ def graded() -> set[tuple[str, str]]:
             if e.visibility == "visible" for f in ITEMS_BY_ID[e.id].grades}
 
 
-WRONG = ("functional/gru_cell.py", "db_hh = dgh.sum(axis=0)", "db_hh = dgi.sum(axis=0)")
+WRONG = ("functional/gru_cell.py", "    db_hh = dgh.sum(axis=0) if has_bias",
+         "    db_hh = dgi.sum(axis=0) if has_bias")
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +124,8 @@ def test_without_torch_backward_functions_are_checked_by_finite_differences(wron
 
 def test_a_wrong_step_function_is_named_alone_with_torch(tmp_path):
     """The loop over time and the layer run torch's step functions in its place."""
-    root = handout_with(tmp_path, "functional/rnn_cell.py", "dh_prev = dpre @ W_hh",
-                        "dh_prev = dpre @ W_hh.T")
+    root = handout_with(tmp_path, "functional/rnn_cell.py", "    dh_prev = dpre @ W_hh  # (B, H)",
+                        "    dh_prev = dpre @ W_hh.T  # (B, H)")
     result = run_check(root, torch=True)
     found = statuses(result.stdout)
     assert {f for (_, f), v in found.items() if v != "PASS"} == {"rnn_step_backward"}, \
