@@ -24,14 +24,39 @@ KIND_NAMES = {"rnn_tanh": ["RNN_TANH"], "rnn_relu": ["RNN_RELU"], "rnn": ["RNN_T
 
 
 def parse_kinds(text: str) -> list[str]:
+    if text.strip().lower() == "none":
+        return []
     kinds: list[str] = []
     for word in text.split(","):
         key = word.strip().lower()
         if key not in KIND_NAMES:
             raise argparse.ArgumentTypeError(
-                f"unknown kind {word!r}: choose from {', '.join(KIND_NAMES)} (comma-separated)")
+                f"unknown kind {word!r}: choose from {', '.join(KIND_NAMES)} (comma-separated), "
+                "or none")
         kinds += [k for k in KIND_NAMES[key] if k not in kinds]
     return [k for k in KINDS if k in kinds]
+
+
+def parse_groups(text: str) -> list[str]:
+    """Group names or shell patterns (``*_cell_*``), comma-separated; ``none`` for none;
+    ``training`` is the training-parity table."""
+    from fnmatch import fnmatchcase
+
+    from parity.units import GROUPS
+
+    names = [g.name for g in GROUPS] + ["training"]
+    if text.strip().lower() == "none":
+        return []
+    chosen: list[str] = []
+    for word in text.split(","):
+        pattern = word.strip()
+        found = [n for n in names if fnmatchcase(n, pattern)]
+        if not found:
+            raise argparse.ArgumentTypeError(
+                f"no group matches {word!r}: choose from {', '.join(names)} (comma-separated, "
+                "shell patterns allowed), or none")
+        chosen += [n for n in found if n not in chosen]
+    return [n for n in names if n in chosen]
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -48,6 +73,10 @@ def main_parser() -> argparse.ArgumentParser:
                    help="where torch runs (default: all = the CPU, and CUDA when available)")
     p.add_argument("--kinds", type=parse_kinds, default=list(KINDS),
                    help="comma-separated: rnn_tanh, rnn_relu, rnn (both), lstm, gru "
+                        "(default: all)")
+    p.add_argument("--groups", type=parse_groups, default=None,
+                   help="the other public functions' groups to run, comma-separated names or "
+                        "patterns (RNNCell, gru_cell_*, *Loss, SGD, training, ...), or none "
                         "(default: all)")
     p.add_argument("--impl", default=None, metavar="MODULE_OR_DIR",
                    help="the implementation under test: an importable module name, or a "
@@ -101,15 +130,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.reproduce is not None:
         return reproduce(args.reproduce, impl, name, cuda)
     if args.device == "cuda" and not cuda:
-        print("error: --device cuda, but torch sees no CUDA device", file=sys.stderr)
+        print("error: --device cuda, but torch sees no CUDA device (torch "
+              f"{torch_version()} reports torch.cuda.is_available() = False); run on the CPU "
+              "with --device cpu", file=sys.stderr)
         return 2
     devices = {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"] if cuda else ["cpu"]}
     return run_all(args, impl, name, devices[args.device], cuda)
 
 
+def torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
 def reproduce(text: str, impl, name: str, cuda: bool) -> int:
     from parity.compare import run_case
 
+    if '"group"' in text:
+        return reproduce_unit(text, impl, name)
     try:
         case = Case.from_json(text)
     except (ValueError, TypeError) as error:
@@ -123,6 +162,29 @@ def reproduce(text: str, impl, name: str, cuda: bool) -> int:
     if result.non_finite_reference:
         print(f"torch's result is not finite for this case: no verdict\ncase: {case.describe()}")
         return 1
+    if result.passed:
+        worst = max(result.checks, key=lambda c: c.error / c.tol)
+        print(f"PASS: every tensor agrees with torch ({len(result.checks)} compared; largest "
+              f"error {worst.error:.2e} in {worst.name}, tolerance {worst.tol:.1e})\n"
+              f"case: {case.describe()}")
+        return 0
+    print("FAIL\n" + result.report(limit=100))
+    return 1
+
+
+def reproduce_unit(text: str, impl, name: str) -> int:
+    from parity import units
+
+    try:
+        case = units.UnitCase.from_json(text)
+    except (ValueError, TypeError, KeyError) as error:
+        print(f"error: --reproduce: {error}", file=sys.stderr)
+        return 2
+    why = units.missing(impl, units.GROUPS_BY_NAME[case.group])
+    if why is not None:
+        print(f"error: --reproduce: group {case.group} cannot run: {why}", file=sys.stderr)
+        return 2
+    result = units.run_unit_case(case, impl, name)
     if result.passed:
         worst = max(result.checks, key=lambda c: c.error / c.tol)
         print(f"PASS: every tensor agrees with torch ({len(result.checks)} compared; largest "
@@ -156,22 +218,52 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
                 print(f"\nFAIL: {kind} on {device}, found by {outcome.found_by}\n"
                       + indent(outcome.failure.report()) + "\n", flush=True)
 
+    from parity import units
+
+    groups = [g for g in units.GROUPS
+              if args.groups is None or g.name in args.groups]
+    unit_outcomes = []
     skipped = []
+    if groups:
+        print(f"  other public functions ({units.UNIT_EXAMPLES.get(profile.name, 50)} "
+              "Hypothesis examples per group, after the pinned cases; cpu):")
+    for group in groups:
+        why = units.missing(impl, group)
+        if why is not None:
+            skipped.append(f"group {group.name}: {why}")
+            continue
+        unit = units.run_unit_group(group, profile, impl, name, args.seed)
+        unit_outcomes.append(unit)
+        status = "ok" if unit.failure is None else "FAIL"
+        print(f"  {group.name:20s} {status:4s} {unit.pinned} pinned + {unit.explored} "
+              f"explored cases in {unit.seconds:.1f} s", flush=True)
+        if unit.failure is not None:
+            print(f"\nFAIL: group {group.name}, found by {unit.found_by}\n"
+                  + indent(unit.failure.report()) + "\n", flush=True)
+
     if "cuda" not in devices:
         skipped.append("cuda: " + ("torch sees no CUDA device" if not cuda
                                    else "not asked for (--device cpu)"))
-    training_rows, training_note = run_training(args.profile, name)
-    if training_note:
-        skipped.append(training_note)
+    training_rows: list[dict] = []
+    if args.groups is None or "training" in args.groups:
+        training_rows, training_note = run_training(args.profile, name)
+        if training_note:
+            skipped.append(training_note)
 
     failed_groups = [o for o in outcomes if o.failure is not None]
+    failed_units = [u for u in unit_outcomes if u.failure is not None]
     failed_training = [r for r in training_rows if not r.get("passed")]
-    print("\n== cases compared, per kind and option ==")
-    print(summary.cases_table(stats, args.kinds))
-    print("\n== largest error seen, per tensor (error = max|impl - torch| / max(1, max|torch|)) ==")
-    print(summary.errors_table(stats))
-    print("\n== per kind and device ==")
-    print(summary.groups_table(outcomes))
+    if outcomes:
+        print("\n== cases compared, per kind and option ==")
+        print(summary.cases_table(stats, args.kinds))
+        print("\n== largest error seen, per tensor (error = max|impl - torch| / max(1, "
+              "max|torch|)) ==")
+        print(summary.errors_table(stats))
+        print("\n== per kind and device ==")
+        print(summary.groups_table(outcomes))
+    if unit_outcomes:
+        print("\n== other public functions: cases per group and option, largest error ==")
+        print(summary.units_table(unit_outcomes))
     if training_rows:
         print("\n== training parity (parity.training) ==")
         print(summary.training_table(training_rows))
@@ -182,12 +274,19 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
         print("\nskipped:")
         for line in skipped:
             print(f"  - {line}")
-    ok = not failed_groups and not failed_training
-    verdict = "PASS" if ok else (f"FAIL: {len(failed_groups)} kind/device groups"
-                                 + (f", {len(failed_training)} training rows"
-                                    if failed_training else "") + " differ from torch")
-    print(f"\n{verdict} ({sum(stats.cases.values())} cases compared, "
-          f"{time.perf_counter() - start:.1f} s)")
+    ok = not failed_groups and not failed_training and not failed_units
+    parts = []
+    if failed_groups:
+        parts.append(f"{len(failed_groups)} kind/device groups")
+    if failed_units:
+        parts.append(f"{len(failed_units)} function groups ("
+                     + ", ".join(u.group for u in failed_units) + ")")
+    if failed_training:
+        parts.append(f"{len(failed_training)} training rows")
+    verdict = "PASS" if ok else "FAIL: " + ", ".join(parts) + " differ from torch"
+    unit_cases = sum(u.cases for u in unit_outcomes)
+    print(f"\n{verdict} ({sum(stats.cases.values())} layer cases and {unit_cases} function "
+          f"cases compared, {time.perf_counter() - start:.1f} s)")
     return 0 if ok else 1
 
 

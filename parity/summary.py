@@ -79,3 +79,26 @@ def training_table(rows: list[dict]) -> str:
              f"{float(r.get('max_loss_diff', 0)):.2e}", f"{float(r.get('tolerance', 0)):.1e}",
              "pass" if r.get("passed") else "FAIL"] for r in rows]
     return table(header, body, left=(0, 5))
+
+
+def units_table(outcomes) -> str:
+    """One row per function group: cases (pinned + drawn), per dtype, the options drawn, the
+    largest error against its tolerance, the result."""
+    header = ["group", "cases", "float64", "float32", "options (cases)", "float64 error",
+              "float32 error", "worst error/tol", "result"]
+    rows = []
+    for o in outcomes:
+        options = ", ".join(f"{k} {n}" for k, n in sorted(o.options.items())
+                            if k not in ("float64", "float32"))
+        errors = [f"{o.worst[d][0]:.1e}" if d in o.worst else "-"
+                  for d in ("float64", "float32")]
+        if o.failure is None:
+            verdict = "pass"
+        else:
+            names = [c.name for c in o.failure.failures]
+            verdict = "FAIL (" + ("raised an error" if o.failure.crash
+                                  else "diverged: " + ", ".join(names[:3])) + ")"
+        rows.append([o.group, str(o.cases), str(o.options["float64"]),
+                     str(o.options["float32"]), options or "-", *errors, f"{o.ratio:.2e}",
+                     verdict])
+    return table(header, rows, left=(0, 4, 8))

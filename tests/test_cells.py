@@ -113,7 +113,8 @@ def test_cell_matches_torch_float64(case):
     grad_input, grad_hx = cell_backward(cell, data)
     t_outputs, t_grad_input, t_grad_hx, t_grads = torch_cell_run(cell, data)
 
-    for name, ours, theirs in zip(("h'", "c'"), outputs, t_outputs):
+    names = ("h'", "c'") if kind == "LSTMCell" else ("h'",)
+    for name, ours, theirs in zip(names, outputs, t_outputs, strict=True):
         assert_close(ours, theirs, name)
     assert_close(grad_input, t_grad_input, "grad_input")
     if hx_given:
@@ -138,7 +139,7 @@ def test_cell_matches_torch_float32_loosely(kind, batched):
     t_outputs, t_grad_input, t_grad_hx, t_grads = torch_cell_run(cell, data)
     assert all(o.dtype == np.float32 for o in outputs) and grad_input.dtype == np.float32
     for ours, theirs in zip(outputs + [grad_input] + hx_parts(grad_hx),
-                            t_outputs + [t_grad_input] + t_grad_hx):
+                            t_outputs + [t_grad_input] + t_grad_hx, strict=True):
         assert_close(ours, theirs, "output or gradient", f32_rel(1))
     for name, grad in t_grads.items():
         assert_close(cell.grads[name], grad, f"grad of {name}", f32_rel(1))
@@ -159,7 +160,7 @@ def test_cell_gradients_match_finite_differences(case):
     for name, param in cell.named_parameters():
         assert_matches_fd(grads[name], loss, param, f"grad of {name}")
     assert_matches_fd(grad_input, loss, data.x, "grad_input")
-    for k, (grad, part) in enumerate(zip(hx_parts(grad_hx), hx_parts(data.hx))):
+    for k, (grad, part) in enumerate(zip(hx_parts(grad_hx), hx_parts(data.hx), strict=True)):
         assert_matches_fd(grad, loss, part, f"grad_hx[{k}]")
 
 
@@ -179,7 +180,7 @@ def test_lstm_cell_backward_with_one_gradient_missing_is_zero_for_it(which):
     kwargs = {"grad_c": data.grad_c} if which == "grad_h" else {"grad_h": data.grad_h}
     grad_input, grad_hx = cell.backward(**kwargs)
     assert np.array_equal(grad_input, expected_input)
-    for a, b in zip(grad_hx, expected_hx):
+    for a, b in zip(grad_hx, expected_hx, strict=True):
         assert np.array_equal(a, b)
     for name, grad in cell.grads.items():
         assert np.array_equal(grad, expected_grads[name])
@@ -205,10 +206,10 @@ def test_unbatched_cell_is_a_batch_of_one(kind):
     batched.grad_h = data.grad_h[None]
     batched.grad_c = None if data.grad_c is None else data.grad_c[None]
     b_grad_input, b_grad_hx = cell_backward(cell, batched)
-    for a, b in zip(hx_parts(result), hx_parts(batched_result)):
+    for a, b in zip(hx_parts(result), hx_parts(batched_result), strict=True):
         assert_close(a, b[0], "output")
     assert_close(grad_input, b_grad_input[0], "grad_input")
-    for a, b in zip(hx_parts(grad_hx), hx_parts(b_grad_hx)):
+    for a, b in zip(hx_parts(grad_hx), hx_parts(b_grad_hx), strict=True):
         assert_close(a, b[0], "grad_hx")
     for name, grad in cell.grads.items():
         assert_close(grads[name], grad, f"grad of {name}")
@@ -222,7 +223,7 @@ def test_empty_batch_cell_works_like_torch(kind, hx_given):
     result = cell.forward(data.x, data.hx)
     grad_input, grad_hx = cell_backward(cell, data)
     t_outputs, t_grad_input, t_grad_hx, _ = torch_cell_run(cell, data)
-    for ours, theirs in zip(hx_parts(result), t_outputs):
+    for ours, theirs in zip(hx_parts(result), t_outputs, strict=True):
         assert ours.shape == theirs.shape == (0, H)
     assert grad_input.shape == t_grad_input.shape == (0, I)
     assert [g.shape for g in hx_parts(grad_hx)] == [g.shape for g in t_grad_hx]
@@ -285,7 +286,8 @@ def test_cell_torch_twin_round_trip(kind):
     assert type(back) is type(cell)
     assert back.bias == cell.bias and getattr(back, "nonlinearity", None) == getattr(
         cell, "nonlinearity", None)
-    for (name, a), (t_name, b) in zip(cell.state_dict().items(), back.state_dict().items()):
+    for (name, a), (t_name, b) in zip(cell.state_dict().items(), back.state_dict().items(),
+                                      strict=True):
         assert name == t_name and np.array_equal(a, b)
 
 

@@ -50,7 +50,6 @@ def test_the_reference_scores_full_marks_on_the_default_rubric():
         assert item.score == item.weight > 0
         assert item.cases >= min(rubric.max_examples, 10)
     assert grade.score == grade.max_score == 100
-    assert grade.seconds < 60
 
 
 def _recorded_cases(path: Path, item_id: str) -> list:
@@ -209,7 +208,7 @@ def test_the_first_divergence_is_described_in_words():
     found = first_divergence(expected, (expected[0].astype(np.float32), expected[1]), "out")
     assert "dtype float32, expected float64" in found.problem
     found = first_divergence(expected, (expected[0], Pair(np.array([0.0, np.nan]), None)))
-    assert found.name == "result[1].b" or found.name == "result[1].a"
+    assert found.name == "result[1].a"
     assert "nan at index [1]" in found.problem
     found = first_divergence(expected, (expected[0], Pair(np.zeros(2), np.ones(1))))
     assert found.problem == "expected None, got an array of shape (1,) (float64)"

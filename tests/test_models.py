@@ -77,13 +77,13 @@ def test_simple_rnn_matches_torch(data):
     rel = F64_REL if dtype == np.float64 else tolerance(dtype, T, num_layers)
     assert y.shape == tuple(yt.shape) == ((B, 2) if batched else (2,))
     assert_close(y, yt.detach().numpy(), "y", rel)
-    for ours, theirs in zip(as_tuple(h_n), as_tuple(h_nt)):
+    for ours, theirs in zip(as_tuple(h_n), as_tuple(h_nt), strict=True):
         assert_close(ours, theirs.detach().numpy(), "h_n", rel)
     assert_close(dx, xt.grad.numpy(), "dx", rel)
     if hx is None:
         assert dhx is None
     else:
-        for ours, theirs in zip(as_tuple(dhx), as_tuple(hxt)):
+        for ours, theirs in zip(as_tuple(dhx), as_tuple(hxt), strict=True):
             assert_close(ours, theirs.grad.numpy(), "dhx", rel)
     for name, param in twin.named_parameters():
         assert param.grad is not None, name
@@ -149,12 +149,12 @@ def test_char_lm_matches_torch(data):
     logits_t.backward(torch.tensor(dlogits))
     assert logits.shape == tuple(logits_t.shape)
     assert_close(logits, logits_t.detach().numpy(), "logits")
-    for ours, theirs in zip(as_tuple(h_n), as_tuple(h_nt)):
+    for ours, theirs in zip(as_tuple(h_n), as_tuple(h_nt), strict=True):
         assert_close(ours, theirs.detach().numpy(), "h_n")
     if hx is None:
         assert dhx is None
     else:
-        for ours, theirs in zip(as_tuple(dhx), as_tuple(hxt)):
+        for ours, theirs in zip(as_tuple(dhx), as_tuple(hxt), strict=True):
             assert_close(ours, theirs.grad.numpy(), "dhx")
     for name, param in twin.named_parameters():
         assert param.grad is not None, name
@@ -184,7 +184,7 @@ def test_state_dict_keys_are_torchs_and_twins_round_trip():
     assert list(model.state_dict())[-2:] == ["head.weight", "head.bias"]
     back = torch_impl.from_torch(twin)
     assert type(back) is scratch.SimpleRNN and back.kind == "lstm" and back.rnn.num_layers == 2
-    for (k, a), (_, b) in zip(model.named_parameters(), back.named_parameters()):
+    for (k, a), (_, b) in zip(model.named_parameters(), back.named_parameters(), strict=True):
         assert np.array_equal(a, b), k
 
     lm = scratch.CharLM(9, 3, 4, kind="gru", seed=6)
@@ -193,7 +193,7 @@ def test_state_dict_keys_are_torchs_and_twins_round_trip():
     assert list(lm.state_dict())[0] == "embedding.weight"
     lm_back = torch_impl.from_torch(lm_twin)
     assert type(lm_back) is scratch.CharLM and lm_back.kind == "gru"
-    for (k, a), (_, b) in zip(lm.named_parameters(), lm_back.named_parameters()):
+    for (k, a), (_, b) in zip(lm.named_parameters(), lm_back.named_parameters(), strict=True):
         assert np.array_equal(a, b), k
 
 
@@ -204,13 +204,13 @@ def test_layer_twins_round_trip():
         back = torch_impl.from_torch(twin)
         assert type(back) is type(module)
         assert repr(back) == repr(module)
-        for (k, a), (_, b) in zip(module.named_parameters(), back.named_parameters()):
+        for (k, a), (_, b) in zip(module.named_parameters(), back.named_parameters(), strict=True):
             assert np.array_equal(a, b), k
 
 
 def test_seeds_make_models_reproducible():
     a, b, c = (scratch.CharLM(5, 2, 3, seed=s) for s in (1, 1, 2))
-    pairs = list(zip(a.named_parameters(), b.named_parameters(), c.named_parameters()))
+    pairs = list(zip(a.named_parameters(), b.named_parameters(), c.named_parameters(), strict=True))
     assert all(np.array_equal(pa, pb) for (_, pa), (_, pb), _ in pairs)
     assert not any(np.array_equal(pa, pc) for (_, pa), _, (_, pc) in pairs)
 

@@ -87,6 +87,69 @@ def test_tolerances():
         tolerances.tolerance(np.float16, 1, 1)
 
 
+def test_tolerance_constants_are_pinned():
+    """The numbers docs/parity.md argues for; changing one is a decision, not a side effect."""
+    assert tolerances.FLOAT64_TOL == 1e-10
+    assert tolerances.FLOAT32_BASE == 2e-5
+    assert tolerances.FLOAT32_PER_STEP == 2e-6
+    assert tolerances.TRAINING_TOL == 1e-9
+    assert tolerances.tolerance(np.float32, 3, 2) == pytest.approx(3.2e-5, rel=1e-12)
+
+
+class _Skewed:
+    """scratch's module with ``delta`` added to one element of forward's output."""
+
+    def __init__(self, module, delta):
+        self.module, self.delta = module, delta
+
+    def __getattr__(self, name):
+        return getattr(self.module, name)
+
+    def __call__(self, *args, **kwargs):
+        output, state = self.module(*args, **kwargs)
+        output = output.copy()
+        output[0, 0, 0] += output.dtype.type(self.delta)
+        return output, state
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-10), ("float32", 2e-5 + 2e-6 * 3 * 2)])
+@pytest.mark.parametrize("factor, passes", [(1.1, False), (0.9, True)])
+def test_an_error_just_over_the_tolerance_fails_and_just_under_passes(dtype, tol, factor,
+                                                                     passes):
+    """tol is written out here, not read from parity.tolerances: loosening the constants
+    (by 2x or anything over 10%) lets the 1.1x error through and fails this test."""
+    from parity.reference import torch_outcome
+
+    case = Case(kind="RNN_TANH", input_size=3, hidden_size=4, num_layers=2, seq_len=3,
+                batch=2, dtype=dtype, seed=4)
+    ref = torch_outcome(case, make_data(case))
+    delta = factor * tol * tolerances.scale(ref.output.astype(np.float64))
+    impl = types.SimpleNamespace(RNN=lambda *a, **k: _Skewed(scratch.RNN(*a, **k), delta),
+                                 LSTM=scratch.LSTM, GRU=scratch.GRU)
+    result = run_case(case, impl, "skewed")
+    assert result.passed is passes, result.report()
+    output = next(c for c in result.checks if c.name == "output")
+    assert output.tol == pytest.approx(tol, rel=1e-12)
+    assert output.error == pytest.approx(factor * tol, rel=0.01)
+
+
+@pytest.mark.parametrize("factor, passes", [(1.1, False), (0.9, True)])
+def test_a_training_run_just_over_the_tolerance_fails(factor, passes):
+    from parity.training import CASES, RunResult
+
+    tol = 1e-9  # written out, see above
+    torch_params = {"w": np.array([[3.0, -0.5], [0.25, 1.0]])}
+    losses = np.array([2.0, 1.5, 1.25])
+    off = {"w": torch_params["w"] + np.array([[0.0, 0.0], [0.0, factor * tol * 3.0]])}
+    params = RunResult(CASES[0], 3, losses, losses, off, torch_params, torch_params)
+    assert params.passed is passes
+    assert params.max_param_diff == pytest.approx(factor * tol, rel=1e-6)
+    curve = RunResult(CASES[0], 3, losses + np.array([0.0, factor * tol * 2.0, 0.0]), losses,
+                      torch_params, torch_params, torch_params)
+    assert curve.passed is passes
+    assert curve.row()["tolerance"] == tol
+
+
 def test_training_tolerance_lives_in_tolerances():
     import inspect
 
@@ -220,7 +283,8 @@ def test_a_copy_is_loaded_beside_the_real_scratch(tmp_path):
 # -- the command line ----------------------------------------------------------------------------
 def test_cli_quick_run_passes_and_prints_the_summary(capsys, monkeypatch):
     monkeypatch.setattr(cli, "run_training", lambda profile, name: ([], "training: not here"))
-    assert cli.main(["--profile", "quick", "--kinds", "gru,rnn_relu", "--device", "cpu"]) == 0
+    assert cli.main(["--profile", "quick", "--kinds", "gru,rnn_relu", "--device", "cpu",
+                     "--groups", "training"]) == 0
     out = capsys.readouterr().out
     for text in ("cases compared, per kind and option", "largest error seen", "GRU",
                  "RNN_RELU", "training: not here", "- cuda: ", "PASS"):
@@ -240,7 +304,7 @@ def test_cli_counts_training_rows(capsys, monkeypatch):
     # has been imported by an earlier test
     monkeypatch.setattr(parity, "training", fake, raising=False)
     monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: object())
-    assert cli.main(["--profile", "quick", "--kinds", "rnn_tanh"]) == 1
+    assert cli.main(["--profile", "quick", "--kinds", "rnn_tanh", "--groups", "training"]) == 1
     out = capsys.readouterr().out
     assert "adam/gru" in out and "1 training rows" in out
 
@@ -252,10 +316,43 @@ def test_cli_reproduce(capsys):
 
 
 def test_cli_usage_errors(capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         cli.main(["--kinds", "transformer"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --kinds: unknown kind 'transformer': choose from rnn_tanh" in err
     assert cli.main(["--impl", "no_such_module_anywhere"]) == 2
     assert "cannot import it" in capsys.readouterr().err
+
+
+def test_cli_reproduce_a_failing_case_prints_its_report(tmp_path, capsys):
+    from parity import zoo
+
+    path = zoo.materialize("gru_textbook", tmp_path)
+    case = pinned_cases("GRU")[0][1]
+    assert cli.main(["--impl", str(path), "--reproduce", case.to_json()]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL\ndiverged from torch: output, h_n")
+    assert f"case: {case.describe()}" in out
+    assert f"reproduce: python -m parity --impl {path} --reproduce" in out
+
+
+def test_cli_device_cuda_without_cuda_is_a_usage_error(capsys, monkeypatch):
+    from parity import reference
+
+    monkeypatch.setattr(reference, "cuda_available", lambda: False)
+    assert cli.main(["--device", "cuda", "--profile", "quick"]) == 2
+    captured = capsys.readouterr()
+    assert "error: --device cuda, but torch sees no CUDA device" in captured.err
+    assert "--device cpu" in captured.err and captured.out == ""
+    on_cuda = dataclasses.replace(LSTM_CASE, device="cuda")
+    assert cli.main(["--reproduce", on_cuda.to_json()]) == 2
+    assert "runs torch on CUDA, which this machine does not have" in capsys.readouterr().err
+    # --device all without CUDA runs the CPU and lists CUDA as skipped
+    monkeypatch.setattr(cli, "run_training", lambda profile, name: ([], ""))
+    assert cli.main(["--profile", "quick", "--kinds", "rnn_tanh", "--groups", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "devices cpu\n" in out and "  - cuda: torch sees no CUDA device" in out
 
 
 def test_the_bare_name_scratch_is_the_project_module(monkeypatch):

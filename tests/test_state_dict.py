@@ -88,7 +88,7 @@ def test_same_seed_same_weights_different_seeds_differ(mode):
     case = Case(mode, num_layers=2, bidirectional=True, proj_size=2 if mode == "LSTM" else 0)
     a, b, c = (make_module(case, seed=s) for s in (5, 5, 6))
     for (name, pa), (_, pb), (_, pc) in zip(a.named_parameters(), b.named_parameters(),
-                                            c.named_parameters()):
+                                            c.named_parameters(), strict=True):
         assert np.array_equal(pa, pb), f"{name} differs for the same seed"
         assert not np.array_equal(pa, pc), f"{name} equal for different seeds"
     unseeded = [make_module(case, seed=None) for _ in range(2)]
@@ -130,7 +130,7 @@ def test_torch_state_dict_loads_as_is_and_round_trips(build, dtype):
     torch_state = {k: v.detach().numpy() for k, v in theirs.state_dict().items()}
     ours.load_state_dict(torch_state)
     for (name, value), (t_name, t_value) in zip(ours.state_dict().items(),
-                                                torch_state.items()):
+                                                torch_state.items(), strict=True):
         assert name == t_name and np.array_equal(value, t_value)
     back = torch_impl.to_torch(ours).state_dict()
     assert list(back) == list(theirs.state_dict())
@@ -139,7 +139,7 @@ def test_torch_state_dict_loads_as_is_and_round_trips(build, dtype):
     again = torch_impl.from_torch(theirs)
     assert type(again) is type(ours)
     for (name, value), (_, other) in zip(again.state_dict().items(),
-                                         ours.state_dict().items()):
+                                         ours.state_dict().items(), strict=True):
         assert np.array_equal(value, other), name
 
 

@@ -67,12 +67,27 @@ def test_clip_grad_value_matches_torch(data):
         assert np.max(np.abs(model.grads[key])) <= clip_value
 
 
-def test_clip_grad_norm_nonfinite():
-    model, _ = model_with_grads(np.random.default_rng(2), 1.0)
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf])
+def test_clip_grad_norm_with_an_infinite_gradient_does_what_torch_does(norm_type):
+    model, twin = model_with_grads(np.random.default_rng(2), 1.0)
     model.grads["head.bias"][0] = np.inf
+    dict(twin.named_parameters())["head.bias"].grad[0] = math.inf
+    before = {k: g.copy() for k, g in model.grads.items()}
     with pytest.raises(RuntimeError, match="non-finite"):
-        scratch.clip_grad_norm_(model, 1.0, error_if_nonfinite=True)
-    assert scratch.clip_grad_norm_(model, 1.0) == math.inf  # as torch, without the flag
+        scratch.clip_grad_norm_(model, 1.0, norm_type, error_if_nonfinite=True)
+    for key, grad in model.grads.items():  # refused before anything was scaled
+        np.testing.assert_array_equal(grad, before[key])
+    with pytest.raises(RuntimeError, match="non-finite"):
+        torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0, norm_type,
+                                       error_if_nonfinite=True)
+    # without the flag, as torch: the norm is inf, the coefficient 0, the inf entry NaN
+    assert scratch.clip_grad_norm_(model, 1.0, norm_type) == math.inf
+    total_t = torch.nn.utils.clip_grad_norm_(twin.parameters(), 1.0, norm_type)
+    assert total_t.item() == math.inf
+    for key, param in twin.named_parameters():
+        np.testing.assert_array_equal(model.grads[key], param.grad.numpy(), err_msg=key)
+    assert np.isnan(model.grads["head.bias"][0])
+    assert np.all(model.grads["head.bias"][1:] == 0)
 
 
 def test_clip_refuses_bad_arguments():

@@ -108,6 +108,43 @@ def test_tbptt_run_matches_torch_detach(kind, optimizer):
         assert_close(ours_s, theirs_s.numpy(), "state after the last chunk")
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_tbptt_from_a_given_state_matches_torch_and_uses_it(kind):
+    model, x, y = lm_and_stream(kind, seed=6, T=18, B=2)
+    twin = torch_impl.to_torch(model)
+    rng = np.random.default_rng(6)
+    shape = (1, 2, 5)  # (num_layers, B, hidden_size)
+    hx = ((0.5 * rng.standard_normal(shape), 0.5 * rng.standard_normal(shape))
+          if kind == "lstm" else 0.5 * rng.standard_normal(shape))
+    hx_t = (tuple(torch.as_tensor(h.copy()) for h in hx) if kind == "lstm"
+            else torch.as_tensor(hx.copy()))
+    xs, ys = split_chunks(x, 6), split_chunks(y, 6)
+    loss_and_grad = partial(flat_cross_entropy, scratch.CrossEntropyLoss())
+    losses, state = train_tbptt(model, scratch.SGD(model, lr=0.3), loss_and_grad, xs, ys,
+                                hx=cut(hx))
+
+    def loss_fn(logits, targets):
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+    losses_t, state_t = torch_models.train_tbptt(
+        twin, torch.optim.SGD(twin.parameters(), lr=0.3), loss_fn,
+        [torch.as_tensor(c) for c in xs], [torch.as_tensor(c) for c in ys], hx=hx_t)
+    assert len(losses) == len(losses_t) == 3
+    assert_close(np.array(losses), np.array(losses_t), "loss of each chunk")
+    for key, param in twin.named_parameters():
+        assert_close(model.state_dict()[key], param.detach().numpy(), key)
+    states = state if isinstance(state, tuple) else (state,)
+    states_t = state_t if isinstance(state_t, tuple) else (state_t,)
+    assert len(states) == len(states_t) == (2 if kind == "lstm" else 1)
+    for ours_s, theirs_s in zip(states, states_t, strict=True):
+        assert_close(ours_s, theirs_s.numpy(), "state after the last chunk")
+    # the given state is what the first chunk starts from: from zeros its loss differs
+    fresh, _, _ = lm_and_stream(kind, seed=6, T=18, B=2)
+    from_zeros, _ = train_tbptt(fresh, scratch.SGD(fresh, lr=0.3), loss_and_grad, xs[:1],
+                                ys[:1])
+    assert abs(from_zeros[0] - losses[0]) > 1e-6
+
+
 def test_carrying_the_state_changes_the_run():
     """Starting every chunk from zeros is a different run: the carried state is used."""
     model, x, y = lm_and_stream("gru", seed=4, T=24)

@@ -15,6 +15,7 @@ from pathlib import Path
 from parity.grading.items import ITEMS_BY_ID
 from parity.grading.markers import MarkerError, Region, strip_solutions
 from parity.grading.rubric import Rubric, default_rubric
+from parity.handout import checker_files, readme_section
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,12 @@ def write_skeleton(out: str | Path, source: str | Path | None = None,
         else:
             shutil.copyfile(path, dest)
         written.append(f"scratch/{rel.as_posix()}")
-    (out / "README.md").write_text(student_readme(regions, rubric or default_rubric()))
+    rubric = rubric or default_rubric()
+    for rel, text in checker_files(rubric).items():  # the student's own check
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+        written.append(rel)
+    (out / "README.md").write_text(student_readme(regions, rubric))
     written.append("README.md")
     return Skeleton(out, tuple(written), tuple(regions))
 
@@ -85,6 +91,7 @@ def student_readme(regions: list[Region], rubric: Rubric) -> str:
         "signatures, the cache classes and their fields: the grader calls your functions",
         "with them. Use NumPy and the standard library only.",
         "",
+        *readme_section(),
         "## The parts to write",
         "",
     ]
