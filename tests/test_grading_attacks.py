@@ -344,6 +344,23 @@ def test_the_grader_side_of_the_protocol_survives_any_bytes(data):
             os.close(write_fd)
 
 
+def test_a_child_that_stops_reading_cannot_hold_the_grader(tmp_path):
+    # thousands of oracle requests, never reading the refusals: the grader's writes into the
+    # full pipe give up at the request's deadline instead of blocking for ever
+    body = """
+    import json, os, struct, sys, time
+    fd = json.loads(sys.argv[1])["write_fd"]
+    doc = json.dumps({"op": "oracle", "name": "nope", "value": None, "$n": 0}).encode()
+    os.write(fd, (struct.pack(">Q", len(doc)) + doc) * 2000)
+    time.sleep(3600)
+    """
+    path = make_submission(tmp_path, body)
+    rubric = rubric_from_dict({"max_examples": 3, "limits": dict(LIMITS, case_seconds=3)})
+    result = grade_submission(path, rubric, items=[HOSTILE], audit_hooks=False)
+    (item,) = result.items
+    assert item.score == 0 and "time limit of 3 s" in item.failure.problem
+
+
 # -- the grader's memory ---------------------------------------------------------------------
 def test_oracle_calls_larger_than_any_case_are_refused_and_the_cache_is_bounded():
     served = oracles.reference_oracles()

@@ -297,26 +297,37 @@ class Channel:
         self.write_fd = write_fd
         self.budget = budget
 
-    def send(self, message: dict, arrays: list[np.ndarray] = ()) -> None:
+    def send(self, message: dict, arrays: list[np.ndarray] = (),
+             deadline: float | None = None) -> None:
+        """Send one message; with a deadline (a time.monotonic() value), a reader that stops
+        reading cannot hold the sender past it: the write end must then be non-blocking."""
         message = dict(message, **{"$n": len(arrays)})
         data = json.dumps(message, allow_nan=True).encode()
         chunks = [_LEN.pack(len(data)), data]
         for array in arrays:
             blob = array_to_bytes(array)
             chunks += [_LEN.pack(len(blob)), blob]
-        payload = b"".join(chunks)
-        view = memoryview(payload)
+        view = memoryview(b"".join(chunks))
         while view:
             try:
                 written = os.write(self.write_fd, view)
             except BrokenPipeError:
                 raise ChannelClosed("the other side closed the channel") from None
+            except BlockingIOError:  # the pipe is full: wait until the reader takes some
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and (left <= 0 or not select.select(
+                        [], [self.write_fd], [], left)[1]):
+                    raise ChannelClosed("the other side stopped reading", timed_out=True) \
+                        from None
+                if left is None:
+                    select.select([], [self.write_fd], [])
+                continue
             view = view[written:]
 
-    def send_value(self, header: dict, value) -> None:
+    def send_value(self, header: dict, value, deadline: float | None = None) -> None:
         """Send ``header`` with ``value`` encoded into it under "value"."""
         doc, arrays = encode(value)
-        self.send(dict(header, value=doc["body"]), arrays)
+        self.send(dict(header, value=doc["body"]), arrays, deadline)
 
     def recv(self, deadline: float | None = None) -> tuple[dict, list[np.ndarray]]:
         """(message, arrays); deadline is a time.monotonic() value or None (wait forever)."""

@@ -519,6 +519,7 @@ class Child:
                 self.inner_pid = _read_child_pid(info_r, self.limits.start_seconds)
         finally:
             os.close(info_r)
+        os.set_blocking(to_child_w, False)  # a child that stops reading cannot hold us
         self.channel = protocol.Channel(from_child_r, to_child_w, self.budget)
 
     def close(self) -> None:
@@ -549,12 +550,12 @@ class Child:
         deadline = time.monotonic() + seconds
         allowed = frozenset(oracles)
         try:
-            self.channel.send_value({"op": op, "oracles": sorted(allowed)}, value)
+            self.channel.send_value({"op": op, "oracles": sorted(allowed)}, value, deadline)
             while True:
                 message, answer = self.channel.recv_value(deadline, self.resolve)
                 kind = message.get("op")
                 if kind == "oracle":
-                    self._serve_oracle(message, answer, allowed)
+                    self._serve_oracle(message, answer, allowed, deadline)
                     continue
                 if kind != "answer" or not isinstance(message.get("ok"), bool):
                     raise protocol.ProtocolError("a message that is not an answer")
@@ -571,13 +572,14 @@ class Child:
             raise ChildFailure(f"the submission's process broke the grading protocol ({exc}); "
                                "a submission must not write to the grader's pipes") from None
 
-    def _serve_oracle(self, message: dict, payload, allowed: frozenset) -> None:
+    def _serve_oracle(self, message: dict, payload, allowed: frozenset,
+                      deadline: float) -> None:
         name = message.get("name")
         oracle = self.oracles.get(name) if isinstance(name, str) and name in allowed else None
         if oracle is None:
             self.channel.send_value({"op": "oracle_answer", "ok": False,
                                      "error": "no reference is served for that function here"},
-                                    None)
+                                    None, deadline)
             return
         try:
             result = oracle(payload if isinstance(payload, dict) else {})
@@ -587,9 +589,9 @@ class Child:
                  "error": f"the reference {name.rpartition(':')[2]} could not run on the "
                           f"arguments the submission passed: {type(exc).__name__}: "
                           f"{str(exc)[:300]}"},
-                None)
+                None, deadline)
             return
-        self.channel.send_value({"op": "oracle_answer", "ok": True}, result)
+        self.channel.send_value({"op": "oracle_answer", "ok": True}, result, deadline)
 
     def _failure(self, seconds: float, timed_out: bool) -> ChildFailure:
         if timed_out:
