@@ -507,3 +507,16 @@ def test_the_bundle_installs_and_checks_the_sandbox():
     setup = bundle_files(default_rubric())["setup.sh"].decode()
     assert setup.index("apt-get update") < setup.index("apt-get install")
     assert "bubblewrap" in setup and "sandbox-check" in setup
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.clongdouble])
+def test_oracle_arguments_that_broadcast_past_any_case_are_refused(dtype):
+    """Each array within the per-array limit, but (64, 64, 1, 1) + (1, 1, 64, 64) made the
+    reference build (64, 64, 64, 64) arrays in the grader: 2.6 GiB in clongdouble."""
+    step = oracles.reference_oracles()["scratch.functional.rnn_cell:rnn_step_forward"]
+    args = (np.ones((64, 64, 1, 1), dtype), np.ones((1, 1, 64, 64), dtype),
+            np.eye(64, dtype=dtype), np.zeros(64, dtype), "tanh")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match="far larger than any case|the cases are float64"):
+        step({"args": args, "kwargs": {}})
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 50

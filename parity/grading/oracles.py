@@ -71,12 +71,17 @@ def _target(name: str):
     return obj
 
 
-def _check_sizes(value) -> None:
-    """Refuse arguments larger than any graded case's (before the reference runs)."""
+def _check_sizes(value, max_ndim: int = 4) -> None:
+    """Refuse arguments larger than any graded case's (before the reference runs): also
+    arrays of more axes than the function's arguments have (they broadcast into far larger
+    ones) and dtypes no case uses (clongdouble is 32 bytes an element)."""
     total = 0
     for array in protocol.arrays_in(value):
         array = np.asarray(array)
-        if array.size > MAX_ELEMENTS or array.ndim > 4 or any(n > MAX_DIM for n in array.shape):
+        if array.dtype not in (np.float64, np.bool_):
+            raise ValueError(f"an argument of dtype {array.dtype}: the cases are float64")
+        if array.size > MAX_ELEMENTS or array.ndim > max_ndim or any(
+                n > MAX_DIM for n in array.shape):
             raise ValueError(f"an argument of shape {array.shape} is far larger than any case")
         total += array.size
     if total > MAX_CALL_ELEMENTS:
@@ -86,12 +91,13 @@ def _check_sizes(value) -> None:
 def _function_oracle(name: str) -> Callable[[dict], object]:
     """Runs the reference function on the child's arguments and answers its result."""
     function = _target(name)
+    max_ndim = 2 if name in STEP_FUNCTIONS else 4  # a step's arrays are (B, .) or (., .)
 
     def serve(payload: dict):
         args, kwargs = payload.get("args", ()), payload.get("kwargs", {})
         if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
             raise TypeError("malformed oracle call")
-        _check_sizes((args, kwargs))
+        _check_sizes((args, kwargs), max_ndim)
         return function(*args, **kwargs)
 
     return serve
