@@ -133,6 +133,7 @@ def find_submission_package(path: Path) -> Path:
 
 MAX_SOURCE_BYTES = 1 << 20  # a .py file larger than this is not a student's source
 MAX_SOURCE_FILES = 200
+MAX_SKIPPED_NOTES = 20
 
 
 def copy_package(source: Path, target: Path) -> list[str]:
@@ -468,8 +469,11 @@ class Child:
 
     def _prepare(self, package: Path) -> None:
         sub = self.root / "sub" / "scratch"
+        skipped = copy_package(package, sub)
         self.notes += [f"skipped {p} (not a plain .py file of at most 1 MiB)"
-                       for p in copy_package(package, sub)]
+                       for p in skipped[:MAX_SKIPPED_NOTES]]
+        if len(skipped) > MAX_SKIPPED_NOTES:  # one note for the rest, however many there are
+            self.notes.append(f"skipped {len(skipped) - MAX_SKIPPED_NOTES} more files")
         for path in [self.root / "sub", *(self.root / "sub").rglob("*")]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         if not self.wall.safe:
