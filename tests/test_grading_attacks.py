@@ -535,3 +535,23 @@ def test_many_skipped_files_make_a_few_notes(tmp_path):
     assert item.passed
     skipped = [n for n in item.notes if n.startswith("skipped ")]
     assert len(skipped) == sandbox.MAX_SKIPPED_NOTES + 1 and "more files" in skipped[-1]
+
+
+def test_a_package_swapped_for_a_link_while_graded_is_not_followed(tmp_path):
+    """find_submission_package checks once; every item copies again. A scratch/ swapped for a
+    link to the reference after the check made os.walk copy the reference."""
+    path = make_submission(tmp_path, 'raise NotImplementedError\n')
+    first = sandbox.copy_package(path / "scratch", tmp_path / "copy1" / "scratch")
+    assert first == []
+    os.rename(path / "scratch", path / "scratch.orig")
+    os.symlink(REFERENCE, path / "scratch")
+    with pytest.raises(FileNotFoundError, match="no longer a plain directory"):
+        sandbox.copy_package(path / "scratch", tmp_path / "copy2" / "scratch")
+
+
+def test_grade_all_does_not_grade_a_link(tmp_path):
+    from parity.grading.batch import list_submissions
+
+    (tmp_path / "alice").mkdir()
+    os.symlink(REFERENCE.parent, tmp_path / "mallory")  # a tree holding the reference
+    assert [p.name for p in list_submissions(tmp_path)] == ["alice"]

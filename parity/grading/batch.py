@@ -33,8 +33,9 @@ def list_submissions(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"submissions directory {str(directory)!r} does not exist")
+    # a link is not a submission: it could point at any tree of the machine (the reference's)
     found = sorted(p for p in directory.iterdir()
-                   if p.is_dir() and not p.name.startswith((".", "_")))
+                   if p.is_dir() and not p.is_symlink() and not p.name.startswith((".", "_")))
     if not found:
         raise FileNotFoundError(f"no submissions in {str(directory)!r}: expected one "
                                 "subdirectory per submission")

@@ -138,36 +138,54 @@ MAX_SKIPPED_NOTES = 20
 
 def copy_package(source: Path, target: Path) -> list[str]:
     """Copy the .py files of a package tree: regular files of at most 1 MiB, opened without
-    following links; links and anything else are skipped. Returns notes on what was skipped."""
+    following links; links and anything else are skipped. Returns notes on what was skipped.
+
+    The tree is walked through directory file descriptors from one opened without following
+    a link (``os.fwalk``), so a link put in place of the package or of any directory in it
+    after it was checked, while grading runs, is not followed either."""
+    import stat
+
     skipped: list[str] = []
     copied = 0
     target.mkdir(parents=True)
-    for root, dirs, files in os.walk(source, followlinks=False):
-        rel = Path(root).relative_to(source)
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
-        for d in [d for d in dirs if (Path(root) / d).is_symlink()]:
-            skipped.append(str(rel / d))
-            dirs.remove(d)
-        (target / rel).mkdir(parents=True, exist_ok=True)
-        for name in sorted(files):
-            if not name.endswith(".py"):
-                continue
-            if copied >= MAX_SOURCE_FILES:
-                skipped.append(str(rel / name))
-                continue
-            try:
-                fd = os.open(Path(root) / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            except OSError:
-                skipped.append(str(rel / name))
-                continue
-            with os.fdopen(fd, "rb") as handle:
-                info = os.fstat(handle.fileno())
-                data = handle.read(MAX_SOURCE_BYTES + 1) if _is_regular(info.st_mode) else None
-            if data is None or len(data) > MAX_SOURCE_BYTES:
-                skipped.append(str(rel / name))
-                continue
-            (target / rel / name).write_bytes(data)
-            copied += 1
+    try:
+        top = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        raise FileNotFoundError(f"{str(source)!r} is no longer a plain directory (a symbolic "
+                                "link?); a submission must not change while it is graded"
+                                ) from None
+    try:
+        for root, dirs, files, root_fd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
+            rel = Path(root)
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+            for d in [d for d in dirs if stat.S_ISLNK(
+                    os.stat(d, dir_fd=root_fd, follow_symlinks=False).st_mode)]:
+                skipped.append(str(rel / d))
+                dirs.remove(d)
+            (target / rel).mkdir(parents=True, exist_ok=True)
+            for name in sorted(files):
+                if not name.endswith(".py"):
+                    continue
+                if copied >= MAX_SOURCE_FILES:
+                    skipped.append(str(rel / name))
+                    continue
+                try:
+                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
+                                 dir_fd=root_fd)
+                except OSError:
+                    skipped.append(str(rel / name))
+                    continue
+                with os.fdopen(fd, "rb") as handle:
+                    info = os.fstat(handle.fileno())
+                    data = (handle.read(MAX_SOURCE_BYTES + 1) if _is_regular(info.st_mode)
+                            else None)
+                if data is None or len(data) > MAX_SOURCE_BYTES:
+                    skipped.append(str(rel / name))
+                    continue
+                (target / rel / name).write_bytes(data)
+                copied += 1
+    finally:
+        os.close(top)
     return skipped
 
 
