@@ -555,3 +555,15 @@ def test_grade_all_does_not_grade_a_link(tmp_path):
     (tmp_path / "alice").mkdir()
     os.symlink(REFERENCE.parent, tmp_path / "mallory")  # a tree holding the reference
     assert [p.name for p in list_submissions(tmp_path)] == ["alice"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_a_device_node_in_the_submission_is_never_opened(tmp_path, monkeypatch):
+    path = make_submission(tmp_path, "")
+    os.mknod(path / "scratch" / "tape.py", 0o644 | 0o020000, os.makedev(1, 3))  # char device
+    opened: list = []
+    real_open = os.open
+    monkeypatch.setattr(sandbox.os, "open", lambda name, *a, **k: (
+        opened.append(str(name)), real_open(name, *a, **k))[1])
+    skipped = sandbox.copy_package(path / "scratch", tmp_path / "copy" / "scratch")
+    assert "tape.py" in skipped and "tape.py" not in opened

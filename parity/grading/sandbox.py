@@ -170,6 +170,10 @@ def copy_package(source: Path, target: Path) -> list[str]:
                     skipped.append(str(rel / name))
                     continue
                 try:
+                    # a device node is never opened (opening one can act: a watchdog, a tty)
+                    if not stat.S_ISREG(os.stat(name, dir_fd=root_fd,
+                                                follow_symlinks=False).st_mode):
+                        raise OSError(f"{name} is not a regular file")
                     fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
                                  dir_fd=root_fd)
                 except OSError:
