@@ -134,6 +134,8 @@ def find_submission_package(path: Path) -> Path:
 MAX_SOURCE_BYTES = 1 << 20  # a .py file larger than this is not a student's source
 MAX_SOURCE_FILES = 200
 MAX_SKIPPED_NOTES = 20
+MAX_SOURCE_ENTRIES = 5000  # files and directories walked in all
+TOO_MANY_ENTRIES = "\0too many"  # copy_package's mark for a walk it stopped
 
 
 def copy_package(source: Path, target: Path) -> list[str]:
@@ -155,8 +157,13 @@ def copy_package(source: Path, target: Path) -> list[str]:
                                 "link?); a submission must not change while it is graded"
                                 ) from None
     try:
+        entries = 0
         for root, dirs, files, root_fd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
             rel = Path(root)
+            entries += len(dirs) + len(files)
+            if entries > MAX_SOURCE_ENTRIES:  # a package is tens of files, not a maze
+                skipped.append(TOO_MANY_ENTRIES)
+                break
             dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
             for d in [d for d in dirs if stat.S_ISLNK(
                     os.stat(d, dir_fd=root_fd, follow_symlinks=False).st_mode)]:
@@ -492,6 +499,10 @@ class Child:
     def _prepare(self, package: Path) -> None:
         sub = self.root / "sub" / "scratch"
         skipped = copy_package(package, sub)
+        if TOO_MANY_ENTRIES in skipped:  # said to the student: only this explains what is gone
+            skipped.remove(TOO_MANY_ENTRIES)
+            self.notes.append(f"the package holds more than {MAX_SOURCE_ENTRIES} files and "
+                              "directories: the rest were not copied")
         self.notes += [f"skipped {p} (not a plain .py file of at most 1 MiB)"
                        for p in skipped[:MAX_SKIPPED_NOTES]]
         if len(skipped) > MAX_SKIPPED_NOTES:  # one note for the rest, however many there are
