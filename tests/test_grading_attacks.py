@@ -585,3 +585,15 @@ def test_a_maze_of_directories_is_walked_only_so_far(tmp_path):
     result = grade_submission(path, FAST, items=[HONEST], audit_hooks=False)
     assert result.items[0].passed
     assert any("more than" in note for note in result.items[0].notes)
+
+
+def test_an_honest_slow_import_loses_no_item(tmp_path):
+    """Every item's start was charged to one start budget: a package that imports in 0.8 s
+    lost its third item to a 2 s start limit, each import being far within it."""
+    path = make_submission(tmp_path, "", at_import="import time\ntime.sleep(0.45)\n")
+    rubric = rubric_from_dict({"max_examples": 2, "limits": dict(LIMITS, start_seconds=2)})
+    result = grade_submission(path, rubric, items=["rnn_forward", "gru_forward", HONEST,
+                                                   "lstm_forward", "rnn_backward"],
+                              audit_hooks=False)
+    assert [item.passed for item in result.items] == [True] * 5, [
+        item.failure.problem for item in result.items if item.failure]

@@ -15,6 +15,8 @@ and nothing a child sends ends the grader.
 
 Importing the submission has one time limit for the whole submission: once an import has
 failed or hung, every later item fails at once with the same reason, without a new child.
+Of each item's start, what is past an honest one's (2 s, or a quarter of the limit if less) is
+charged to that one limit, so a package that imports slowly but within it loses nothing.
 """
 
 from __future__ import annotations
@@ -247,6 +249,7 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
     results = []
     import_failure: Failure | None = None
     start_left = rubric.limits.start_seconds
+    start_grace = min(2.0, start_left / 4)  # of each item's start, not charged
     for entry in rubric.graded:
         if items is not None and entry.id not in items:
             continue
@@ -257,7 +260,9 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
             continue
         result = grade_item(item, entry, package, rubric, wall, audit_hooks,
                             max(start_left, 0.5))
-        start_left -= result.start_seconds
+        # only a start slower than an honest one is charged: a package that takes 1.6 s to
+        # import lost every item past the 13th (20 s / 14 items) to a 20 s limit
+        start_left -= max(0.0, result.start_seconds - start_grace)
         if result.failure is not None and result.failure.kind == "import":
             import_failure = result.failure
         results.append(result)
