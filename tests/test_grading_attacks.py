@@ -588,12 +588,57 @@ def test_a_maze_of_directories_is_walked_only_so_far(tmp_path):
 
 
 def test_an_honest_slow_import_loses_no_item(tmp_path):
-    """Every item's start was charged to one start budget: a package that imports in 0.8 s
-    lost its third item to a 2 s start limit, each import being far within it."""
-    path = make_submission(tmp_path, "", at_import="import time\ntime.sleep(0.45)\n")
-    rubric = rubric_from_dict({"max_examples": 2, "limits": dict(LIMITS, start_seconds=2)})
+    """Every item's whole start was once charged to one start budget: a package importing in
+    1.2 s lost its fourth item to a 5 s start limit, each import being far within it."""
+    path = make_submission(tmp_path, "", at_import="import time\ntime.sleep(1.2)\n")
+    rubric = rubric_from_dict({"max_examples": 2, "limits": dict(LIMITS, start_seconds=5)})
     result = grade_submission(path, rubric, items=["rnn_forward", "gru_forward", HONEST,
                                                    "lstm_forward", "rnn_backward"],
                               audit_hooks=False)
     assert [item.passed for item in result.items] == [True] * 5, [
         item.failure.problem for item in result.items if item.failure]
+
+
+# -- a table of answers to the cases -----------------------------------------------------------
+def _drawn_cases(course_seed: int) -> list:
+    from dataclasses import replace
+
+    from parity.grading.grade import run_item
+    from parity.grading.items import ITEMS_BY_ID
+
+    seen: list = []
+    item = replace(ITEMS_BY_ID["rnn_forward"], check=lambda child, case, s: seen.append(case))
+    assert run_item(item, None, sandbox.Limits(), 10, course_seed) == (None, 10)
+    return seen
+
+
+def test_the_course_seed_decides_the_cases_and_the_bundle_draws_a_secret_one(tmp_path):
+    assert _drawn_cases(0) == _drawn_cases(0)  # the same for every submission...
+    assert _drawn_cases(0) != _drawn_cases(12345)  # ...and another course's are others
+    import zipfile
+
+    from parity.grading.gradescope import write_bundle
+    with zipfile.ZipFile(write_bundle(tmp_path / "a.zip")) as bundle:
+        seed = json.loads(bundle.read("rubric.json"))["seed"]
+    assert seed != 0 and rubric_from_dict({"seed": seed}).seed == seed
+    with pytest.raises(ValueError, match="seed must be an int"):
+        rubric_from_dict({"seed": -1})
+
+
+def test_memory_files_are_few(tmp_path):
+    # memfd pages are not in the address space, so RLIMIT_AS does not hold them; the open-file
+    # limit bounds how many 16 MiB files a child can keep
+    body = """
+    import os
+    fds = []
+    try:
+        while len(fds) < 1000:
+            fds.append(os.memfd_create("hoard"))
+    except OSError:
+        pass
+    for fd in fds:
+        os.close(fd)
+    raise RuntimeError(f"memfds={len(fds)}")
+    """
+    text = assert_contained(make_submission(tmp_path, body), "memfds=")
+    assert int(text.split("memfds=")[1].split()[0]) < 32

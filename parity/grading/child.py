@@ -85,6 +85,9 @@ def set_limits(config):
         (resource.RLIMIT_CPU, config["cpu_seconds"]),
         (resource.RLIMIT_FSIZE, config["file_bytes"]),
         (resource.RLIMIT_CORE, 0),
+        # few open files: memory files (memfd) are not in the address space, each is held to
+        # the file-size limit, and this bounds how many
+        (resource.RLIMIT_NOFILE, 32),
     ]
     if os.getuid() != 0:  # no new process or thread (root is exempt from this limit)
         limits.append((resource.RLIMIT_NPROC, 1))

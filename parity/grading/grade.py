@@ -114,7 +114,8 @@ def _hypothesis_settings(max_examples: int) -> settings:
     )
 
 
-def run_item(item: Item, child: Child, limits: Limits, max_examples: int) -> tuple:
+def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
+             course_seed: int = 0) -> tuple:
     """(failure or None, number of cases run) for one item in a started child."""
     deadline = time.monotonic() + limits.item_seconds
     state: dict = {"cases": 0, "last": None}
@@ -151,7 +152,8 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int) -> tup
     test = given(item.strategy())(one_case)
     for case in reversed(item.pinned):
         test = example(case)(test)
-    test = seed(zlib.crc32(item.id.encode()))(_hypothesis_settings(max_examples)(test))
+    test = seed(zlib.crc32(item.id.encode()) ^ course_seed)(
+        _hypothesis_settings(max_examples)(test))
     try:
         test()
     except _Stop as stop:
@@ -185,7 +187,7 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
         if not setup.ok:
             failure = _import_failure(setup.error)
         else:
-            failure, cases = run_item(item, child, limits, rubric.max_examples)
+            failure, cases = run_item(item, child, limits, rubric.max_examples, rubric.seed)
     except ChildFailure as error:
         failure = Failure("import scratch", f"while importing the package: {error.reason}",
                           "(before any case)", "import", shrunk=False)

@@ -4,7 +4,8 @@ The default gives every item of ``items.ITEMS`` its weight (100 points in all), 
 students. An instructor changes it with a TOML (Python 3.11+) or JSON file; anything the file
 does not mention keeps its default:
 
-    max_examples = 25          # cases per item (Hypothesis, derandomized) before it passes
+    max_examples = 25          # cases per item (Hypothesis, seeded) before it passes
+    seed = 0                   # the course's secret: which cases everyone meets (see below)
 
     [limits]                   # per child process; see sandbox.Limits
     case_seconds = 10
@@ -14,6 +15,11 @@ does not mention keeps its default:
     [items.bptt]
     weight = 20                # points; 0 leaves the item out
     visibility = "hidden"      # visible | hidden | after_due_date | after_published
+
+``seed`` picks the cases: every submission graded with one seed meets the same cases, so
+grades are fair within a course, and a table of answers to one seed's cases (passed between
+students, or built from another year's feedback) is useless under another. Keep it secret:
+``gradescope-bundle`` draws a fresh one when the rubric sets none.
 
 ``visibility`` is Gradescope's: a hidden item is graded and counts, and students do not see it.
 """
@@ -43,6 +49,7 @@ class Rubric:
     entries: tuple[Entry, ...]
     max_examples: int = 25
     limits: Limits = field(default_factory=Limits)
+    seed: int = 0  # mixed into every item's Hypothesis seed
 
     @property
     def graded(self) -> tuple[Entry, ...]:
@@ -56,6 +63,7 @@ class Rubric:
     def to_dict(self) -> dict:
         return {
             "max_examples": self.max_examples,
+            "seed": self.seed,
             "limits": {f.name: getattr(self.limits, f.name) for f in fields(Limits)},
             "items": {e.id: {"weight": e.weight, "visibility": e.visibility}
                       for e in self.entries},
@@ -98,9 +106,13 @@ def rubric_from_dict(data, source: str = "rubric") -> Rubric:
     if not isinstance(data, dict):
         raise ValueError(f"{source}: expected a table of settings, got {type(data).__name__}")
     problems: list[str] = []
-    unknown = sorted(set(data) - {"max_examples", "limits", "items"})
+    unknown = sorted(set(data) - {"max_examples", "seed", "limits", "items"})
     if unknown:
-        problems.append(f"unknown keys {unknown} (known: max_examples, limits, items)")
+        problems.append(f"unknown keys {unknown} (known: max_examples, seed, limits, items)")
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        problems.append(f"seed must be an int in 0..2**32-1, got {seed!r}")
+        seed = 0
     rubric = default_rubric()
 
     max_examples = data.get("max_examples", rubric.max_examples)
@@ -153,7 +165,7 @@ def rubric_from_dict(data, source: str = "rubric") -> Rubric:
         entries[item_id] = Entry(item_id, float(weight), visibility)
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems))
-    result = Rubric(tuple(entries[item.id] for item in ITEMS), max_examples, limits)
+    result = Rubric(tuple(entries[item.id] for item in ITEMS), max_examples, limits, seed)
     if not result.graded:
         raise ValueError(f"{source}: every item has weight 0: nothing would be graded")
     return result
