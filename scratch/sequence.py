@@ -149,7 +149,9 @@ def direction_backward(doutput, dh_n, dc_n, cache, weights):
 
     # The weight gradients are sums over the steps: one product (or sum) over the T*B stacked
     # rows of all steps, instead of T small products inside the loop.
-    dgh = np.stack(dgh)  # (T, B, G*H)
+    dx_proj = np.stack(dx_proj)  # (T, B, G*H)
+    # the hidden projection's gradient: for RNN and LSTM the same as dx_proj, not the GRU's
+    dgh = dx_proj if mode != "GRU" else np.stack(dgh)  # (T, B, G*H)
     h_prev = np.stack([step.h_prev for step in steps])  # (T, B, H_out)
     dW_hh = flatten_steps(dgh).T @ flatten_steps(h_prev)  # (G*H, H_out)  {#seq-dw-hh}
     db_hh = None if weights.b_hh is None else dgh.sum(axis=(0, 1))  # (G*H,)  {#seq-db-hh}
@@ -157,5 +159,5 @@ def direction_backward(doutput, dh_n, dc_n, cache, weights):
     if weights.W_hr is not None:
         h_full = np.stack([step.h_full for step in steps])  # (T, B, H)
         dW_hr = flatten_steps(np.stack(dh_steps)).T @ flatten_steps(h_full)  # (P, H)  {#seq-dw-hr}
-    return np.stack(dx_proj), dh_next, dc_next, DirectionGrads(dW_hh, db_hh, dW_hr)
+    return dx_proj, dh_next, dc_next, DirectionGrads(dW_hh, db_hh, dW_hr)
     ### END SOLUTION

@@ -111,7 +111,7 @@ MUTANTS: list[Mutant] = [
         "GRU grad of bias_hh",
         ("GRU",), ("grad[bias_hh",),
         (Patch(SEQ, "direction_backward", "dgh.sum(axis=(0, 1))",
-               "np.stack(dx_proj).sum(axis=(0, 1))"),),
+               "dx_proj.sum(axis=(0, 1))"),),
     ),
     Mutant(
         "weight_hr_grad_missing",
