@@ -41,9 +41,9 @@ def header(results: dict) -> str:
         "",
         f"- CPU: {e['cpu']}, {e['cpu_count']} cores; Python {e['python']}",
         f"- scratch: NumPy {e['numpy']} with {e['numpy_blas']}, OpenBLAS core "
-        f"{blas.get('core', '?')}, {blas.get('threads', '?')} threads",
+        f"{blas.get('core', '?')}, {threads_text(blas['threads']) if 'threads' in blas else '?'}",
         f"- torch {e['torch']}, BLAS {e['torch_blas']}, oneDNN {e['torch_onednn']}, ISA "
-        f"{e['torch_cpu_capability']}, {e['torch_threads']} threads",
+        f"{e['torch_cpu_capability']}, {threads_text(e['torch_threads'])}",
         f"- environment: {env}",
         f"- each side timed in a process of its own (scratch's never loads torch, torch's "
         f"multiplies no NumPy matrix), {threads_text(e['threads_each_side'])} a side",
