@@ -56,20 +56,22 @@ def _spread(r: dict, key: str) -> str:
 
 
 def pairs_1x1(rows: list[dict]) -> str:
+    ones = [r for r in rows if (r["case"]["layers"], r["case"]["directions"]) == (1, 1)]
+    inproc = any("torch_in_s" in r for r in ones)  # the secondary columns, when measured
     body = []
-    for r in rows:
+    for r in ones:
         c = r["case"]
-        if (c["layers"], c["directions"]) != (1, 1):
-            continue
-        floor, inproc = r.get("floor_s"), r.get("torch_in_s")
-        body.append([
-            KIND_LABEL[c["kind"]], c["dtype"], _size(c), ms(r["scratch_s"]),
-            ms(r["torch_alone_s"]), f"{r['ratio']:.2f}", _spread(r, "ratio"),
-            "-" if floor is None else f"{r['scratch_s'] / floor:.2f}", ms(inproc),
-            "-" if inproc is None else f"{r['ratio_in']:.2f}",
-        ])
+        floor = r.get("floor_s")
+        line = [KIND_LABEL[c["kind"]], c["dtype"], _size(c), ms(r["scratch_s"]),
+                ms(r["torch_alone_s"]), f"{r['ratio']:.2f}", _spread(r, "ratio"),
+                "-" if floor is None else f"{r['scratch_s'] / floor:.2f}"]
+        if inproc:
+            line += [ms(r.get("torch_in_s")),
+                     "-" if "ratio_in" not in r else f"{r['ratio_in']:.2f}"]
+        body.append(line)
     return md_table(["kind", "dtype", "T,B,I,H", "scratch", "torch alone", "ratio", "q1-q3",
-                     "scratch/floor", "torch in process", "ratio in process"], body, left=3)
+                     "scratch/floor"] + (["torch in process", "ratio in process"]
+                                         if inproc else []), body, left=3)
 
 
 def stackings(rows: list[dict]) -> str:
@@ -146,9 +148,11 @@ def markdown(results: dict) -> str:
              "of the per-round ratios scratch / torch alone, with its quartiles; floor = "
              "scratch's matrix products alone; torch in process = torch timed in one process "
              "with scratch (secondary: it reads torch slower when NumPy's threads spin beside "
-             "it).", "", pairs_1x1(rows), "", "### Every stacking", "",
-             "Ratio scratch / torch alone (median of rounds), layers x directions:", "",
-             stackings(rows)]
+             "it).", "", pairs_1x1(rows)]
+    if any((r["case"]["layers"], r["case"]["directions"]) != (1, 1) for r in rows):
+        parts += ["", "### Every stacking", "",
+                  "Ratio scratch / torch alone (median of rounds), layers x directions:", "",
+                  stackings(rows)]
     if any("baseline_s" in r for r in rows):
         trees = results["environment"]["trees"]
         parts += ["", "### Side by side: the baseline tree (old) and this one (new)", "",
