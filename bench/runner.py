@@ -301,8 +301,9 @@ def _measure(args, settings: dict, sizes, configs, tree: Path, workers: dict[str
                     old = peak_memory(case, "scratch", args.threads, args.baseline_tree)
                     entry["baseline_mib"] = None if old is None else old["peak_mib"]
                 memory.append(entry)
+                theirs_text = "-" if theirs is None else f"{theirs['peak_mib']:.0f}"
                 print(f"  {entry['label']:42s} scratch {entry['scratch_mib']:.0f} MiB  torch "
-                      f"{entry['torch_mib'] or float('nan'):.0f} MiB", flush=True)
+                      f"{theirs_text} MiB", flush=True)
         results["memory"] = memory
 
     if not args.no_parity and (not quick or args.parity):
