@@ -5,8 +5,9 @@ Both sides get the same input, the same upstream gradient and (for the in-proces
 same weights; each call is one full training-step's worth of recurrent work: forward, then
 backward to the input and to every parameter.
 
-This module imports NumPy, and torch only inside the functions that need it, so that the
-scratch-only measurements (peak memory) run in a process without torch.
+This module imports NumPy, and torch and scratch only inside the functions that need them, so
+that a scratch process never loads torch, a torch process never loads scratch, and a process
+can choose which checkout's scratch it imports (bench.env.use_tree) before it does.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def floor_step(case: Case) -> Callable[[], None]:
                 X=arr(TB, I_layer), W_ih=arr(GH, I_layer), W_hh=arr(GH, H_out),
                 W_hr=arr(P, H) if P else None, h=arr(B, H_out), h_full=arr(B, H),
                 gates=np.empty((B, GH), dt),  # as h_prev @ W_hh.T gives it
-                dgates=np.empty((B, GH), dt), dh=np.empty((B, H_out), dt),
+                dgates=arr(B, GH), dh=np.empty((B, H_out), dt),
                 dh_full=np.empty((B, H), dt), x_proj=np.empty((TB, GH), dt),
                 states=arr(TB, H_out), states_full=arr(TB, H), dh_all=arr(TB, H_out),
                 dW_hh=np.empty((GH, H_out), dt), dW_ih=np.empty((GH, I_layer), dt),

@@ -2,13 +2,15 @@
 
     python -m bench [--quick] [--sizes T,B,I,H ...] [--kinds rnn,lstm,lstmp,gru]
                     [--dtypes float32,float64] [--configs 1x1,2x1,1x2,2x2] [--threads N]
-                    [--rounds N] [--json PATH] [--no-scaling] [--no-memory] [--no-parity]
-                    [--no-alone] [--no-floor]
+                    [--rounds N] [--json PATH] [--tree PATH] [--baseline-tree PATH]
+                    [--no-inprocess] [--no-scaling] [--no-memory] [--no-parity] [--no-floor]
 
-Parts, in order: the pairs (scratch and torch.nn, forward + backward, interleaved in this
-process, with the matrix-product floor beside scratch's time); time against T; torch alone in
-its own process (the check on the pairs); peak memory at the largest size (each side in its
-own process); the parity harness's throughput; the targets. Threads are pinned before NumPy
+Parts, in order: the headline, scratch / torch with each side alone in a process of its own
+(forward + backward, blocks interleaved round by round, scratch's matrix-product floor in
+scratch's process; with --baseline-tree an older checkout's scratch in a third process, in
+the same rounds); the secondary in-process pair (scratch and its torch twin in this process,
+1 layer x 1 direction); time against T; peak memory at the largest size (each side in a
+fresh process); the parity harness's throughput; the targets. Threads are pinned before NumPy
 or torch is imported, so nothing here imports either at module level.
 """
 
@@ -20,7 +22,7 @@ import re
 import sys
 from pathlib import Path
 
-from bench.env import pin_threads
+from bench.env import pin_threads, use_tree
 
 
 def _csv(choices):
@@ -95,15 +97,24 @@ def parser() -> argparse.ArgumentParser:
                    help="size of the peak-memory measurement (default: the largest)")
     p.add_argument("--json", type=Path, default=None, metavar="PATH",
                    help="where to write the results (default: bench/results/bench-<time>.json)")
-    parts = {"floor": "scratch's matrix-product floor", "scaling": "time against T",
-             "alone": "torch timed alone in its own process",
+    p.add_argument("--tree", type=Path, default=None, metavar="PATH",
+                   help="the checkout whose scratch is timed (default: this one); the "
+                        "benchmark's own code stays this checkout's")
+    p.add_argument("--baseline-tree", type=Path, default=None, metavar="PATH",
+                   help="an older checkout (say a git worktree of an older commit) whose "
+                        "scratch is timed in the same rounds, in a process of its own: the "
+                        "run then reports new/old per case, their geometric mean, and each "
+                        "tree against torch alone")
+    parts = {"inprocess": "the secondary in-process pair",
+             "floor": "scratch's matrix-product floor", "scaling": "time against T",
              "memory": "peak memory", "parity": "the parity harness's throughput"}
     for part, what in parts.items():
         p.add_argument(f"--no-{part}", action="store_true", help=f"leave out {what}")
     p.add_argument("--parity", action="store_true",
                    help="time the parity harness even with --quick")
-    p.epilog = ("The full run (all sizes, kinds, dtypes and stackings) takes about 25 minutes "
-                "on an idle 2-core machine; see docs/performance.md.")
+    p.epilog = ("The full run (all sizes, kinds, dtypes and stackings) takes about 30 minutes "
+                "on an idle 2-core machine, more with --baseline-tree; see "
+                "docs/performance.md.")
     return p
 
 
@@ -112,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1:
         raise SystemExit("--threads must be at least 1")
     pin_threads(args.threads)
+    # this process's scratch (the in-process pair) comes from the same tree as the headline's
+    use_tree(args.tree.resolve() if args.tree is not None else None)
+    if args.baseline_tree is not None and not (args.baseline_tree / "scratch").is_dir():
+        raise SystemExit(f"--baseline-tree: {args.baseline_tree} has no scratch/ directory")
     from bench import runner
 
     return runner.run(args)

@@ -10,6 +10,7 @@ import ctypes
 import os
 import platform
 import re
+from pathlib import Path
 
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # Settings of the environment that change what the BLAS libraries do; shown when set.
@@ -70,17 +71,71 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def cpu_counters() -> tuple[int, int] | None:
-    """(busy jiffies of the whole machine, jiffies of this process), or None off Linux."""
+def use_tree(tree: str | Path | None) -> str:
+    """Import ``scratch`` from the checkout `tree` (this one when None), and say from where.
+
+    Call before anything imports scratch: the tree goes first on sys.path, ahead of the
+    installed (editable) one. The benchmark's own code is already imported from this
+    checkout, so only scratch (and torch_impl, where a process needs the torch twin) come
+    from the tree. Returns scratch.__file__; raises when scratch came from elsewhere.
+    """
+    import sys
+
+    if tree is not None:
+        root = Path(tree).resolve()
+        if not (root / "scratch" / "__init__.py").is_file():
+            raise SystemExit(f"--tree/--baseline-tree: {root} has no scratch/__init__.py; "
+                             "expected a checkout of this project")
+        if "scratch" in sys.modules:
+            raise RuntimeError("scratch was imported before its tree was chosen")
+        sys.path.insert(0, str(root))
+    import scratch
+
+    where = Path(scratch.__file__).resolve()
+    if tree is not None and not where.is_relative_to(Path(tree).resolve()):
+        raise SystemExit(f"scratch was imported from {where}, not from the tree {tree}")
+    return str(where)
+
+
+def tree_info(tree: str | Path) -> dict:
+    """The checkout's path, commit and whether it has uncommitted changes (best effort)."""
+    import subprocess
+
+    info: dict = {"path": str(Path(tree).resolve())}
+    try:
+        head = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(tree), "status", "--porcelain", "--",
+                                "scratch"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return info
+    info["commit"] = head
+    info["scratch_changed_since_commit"] = bool(dirty.strip())
+    return info
+
+
+def _jiffies(pid: int | str) -> int:
+    with open(f"/proc/{pid}/stat") as own:
+        fields = own.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def cpu_counters(pids: tuple[int, ...] = ()) -> tuple[int, int] | None:
+    """(busy jiffies of the whole machine, jiffies of this process and of the processes
+    `pids`, the benchmark's own workers), or None off Linux."""
     try:
         with open("/proc/stat") as stat:
             fields = [int(v) for v in stat.readline().split()[1:]]
-        with open("/proc/self/stat") as own:
-            mine = own.read().rsplit(")", 1)[1].split()
+        mine = _jiffies("self")
+        for pid in pids:
+            try:
+                mine += _jiffies(pid)
+            except OSError:  # a worker that has exited
+                pass
     except (OSError, ValueError, IndexError):
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields[:8]) - idle, int(mine[11]) + int(mine[12])  # utime + stime
+    return sum(fields[:8]) - idle, mine
 
 
 def others_cores(before, after, seconds: float) -> float | None:
@@ -92,16 +147,18 @@ def others_cores(before, after, seconds: float) -> float | None:
     return round(max(0, busy - mine) / os.sysconf("SC_CLK_TCK") / seconds, 2)
 
 
-def wait_until_quiet(max_seconds: float, threshold: float = 0.3) -> float | None:
-    """Sleep in half-second looks until other processes use less than `threshold` cores, or
-    `max_seconds` have passed; returns what the last look saw."""
+def wait_until_quiet(max_seconds: float, threshold: float = 0.3,
+                     pids: tuple[int, ...] = ()) -> float | None:
+    """Sleep in half-second looks until other processes (not this one, nor its workers
+    `pids`) use less than `threshold` cores, or `max_seconds` have passed; returns what the
+    last look saw."""
     import time
 
     deadline = time.perf_counter() + max_seconds
     while True:
-        before, start = cpu_counters(), time.perf_counter()
+        before, start = cpu_counters(pids), time.perf_counter()
         time.sleep(0.5)
-        seen = others_cores(before, cpu_counters(), time.perf_counter() - start)
+        seen = others_cores(before, cpu_counters(pids), time.perf_counter() - start)
         if seen is None or seen < threshold or time.perf_counter() >= deadline:
             return seen
 
@@ -113,37 +170,44 @@ def load_average() -> float | None:
         return None
 
 
-def describe(threads: int) -> dict:
-    """Everything the header says, as a dict (it goes into the JSON as well)."""
+def numpy_info() -> dict:
+    """NumPy's version, its BLAS and what OpenBLAS chose at run time, in this process."""
     import numpy as np
 
-    info: dict = {
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "threads_each_side": threads,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "environment": {k: os.environ[k] for k in BLAS_VARIABLES if k in os.environ},
-    }
+    info: dict = {"numpy": np.__version__}
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         info["numpy_blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:  # older NumPy has no dict mode: the header says unknown
         info["numpy_blas"] = "unknown"
     info["openblas_runtime"] = _openblas_runtime()
+    return info
 
+
+def torch_info() -> dict:
+    """torch's version, BLAS, oneDNN, instruction set and thread count, in this process."""
     import torch
 
     config = torch.__config__.show()
     blas = re.search(r"BLAS_INFO=(\w+)", config)
     isa = re.search(r"CPU capability usage: (\w+)", config)
     onednn = re.search(r"(?:MKL-DNN|oneDNN) v([\d.]+)", config)
-    info["torch"] = torch.__version__
-    info["torch_blas"] = blas.group(1) if blas else "unknown"
-    info["torch_cpu_capability"] = isa.group(1) if isa else "unknown"
-    info["torch_onednn"] = onednn.group(1) if onednn else "none"
-    info["torch_threads"] = torch.get_num_threads()
-    return info
+    return {"torch": torch.__version__, "torch_blas": blas.group(1) if blas else "unknown",
+            "torch_cpu_capability": isa.group(1) if isa else "unknown",
+            "torch_onednn": onednn.group(1) if onednn else "none",
+            "torch_threads": torch.get_num_threads()}
+
+
+def machine(threads: int) -> dict:
+    """The machine's part of the header, as a dict (it goes into the JSON as well); the
+    libraries' parts come from numpy_info() and torch_info() of the processes that time."""
+    return {
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads_each_side": threads,
+        "python": platform.python_version(),
+        "environment": {k: os.environ[k] for k in BLAS_VARIABLES if k in os.environ},
+    }
 
 
 def header_lines(info: dict) -> list[str]:
@@ -152,15 +216,32 @@ def header_lines(info: dict) -> list[str]:
     numpy_threads = ob.get("threads", info["threads_each_side"])
     env = info["environment"]
     env_text = " ".join(f"{k}={v}" for k, v in env.items()) or "(none)"
-    return [
+    lines = [
         f"CPU: {info['cpu']}, {info['cpu_count']} cores; Python {info['python']}",
         f"scratch: NumPy {info['numpy']} with {info['numpy_blas']}{core}, "
-        f"{_threads(numpy_threads)}",
+        f"{threads_text(numpy_threads)}",
         f"torch:   {info['torch']} CPU, BLAS {info['torch_blas']}, oneDNN {info['torch_onednn']} "
-        f"(float32 LSTM), ISA {info['torch_cpu_capability']}, {_threads(info['torch_threads'])}",
+        f"(float32 LSTM), ISA {info['torch_cpu_capability']}, "
+        f"{threads_text(info['torch_threads'])}",
         f"environment: {env_text}",
+        f"each side in a process of its own: scratch's never loads torch, torch's multiplies "
+        f"no NumPy matrix; {threads_text(info['threads_each_side'])} a side",
     ]
+    for name, tree in info.get("trees", {}).items():
+        lines.append(f"{name} tree: {tree_text(tree)}, scratch from {tree['scratch_file']}")
+    return lines
 
 
-def _threads(n: int) -> str:
+def tree_text(tree: dict) -> str:
+    """A checkout, in a few words: its path and commit."""
+    text = tree["path"]
+    if "commit" in tree:
+        text += f" at {tree['commit'].split()[0]}"
+        if tree.get("scratch_changed_since_commit"):
+            text += " (scratch/ changed since)"
+    return text
+
+
+def threads_text(n: int) -> str:
+    """'1 thread', '2 threads'."""
     return f"{n} thread" + ("" if n == 1 else "s")

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 from bench.choices import KIND_LABEL
+from bench.env import threads_text, tree_text
 from bench.report import ms
+from bench.timing import geometric_mean
 
 
 def md_table(header: list[str], rows: list[list[str]], left: int) -> str:
@@ -39,31 +41,41 @@ def header(results: dict) -> str:
         "",
         f"- CPU: {e['cpu']}, {e['cpu_count']} cores; Python {e['python']}",
         f"- scratch: NumPy {e['numpy']} with {e['numpy_blas']}, OpenBLAS core "
-        f"{blas.get('core', '?')}, {blas.get('threads', '?')} threads",
+        f"{blas.get('core', '?')}, {threads_text(blas['threads']) if 'threads' in blas else '?'}",
         f"- torch {e['torch']}, BLAS {e['torch_blas']}, oneDNN {e['torch_onednn']}, ISA "
-        f"{e['torch_cpu_capability']}, {e['torch_threads']} threads",
+        f"{e['torch_cpu_capability']}, {threads_text(e['torch_threads'])}",
         f"- environment: {env}",
+        f"- each side timed in a process of its own (scratch's never loads torch, torch's "
+        f"multiplies no NumPy matrix), {threads_text(e['threads_each_side'])} a side",
+        *(f"- {name} tree: `{tree_text(tree)}`" for name, tree in e.get("trees", {}).items()),
     ])
 
 
+def _spread(r: dict, key: str) -> str:
+    return f"{r[key + '_q1']:.2f}-{r[key + '_q3']:.2f}"
+
+
 def pairs_1x1(rows: list[dict]) -> str:
+    ones = [r for r in rows if (r["case"]["layers"], r["case"]["directions"]) == (1, 1)]
+    inproc = any("torch_in_s" in r for r in ones)  # the secondary columns, when measured
     body = []
-    for r in rows:
+    for r in ones:
         c = r["case"]
-        if (c["layers"], c["directions"]) != (1, 1):
-            continue
         floor = r.get("floor_s")
-        body.append([
-            KIND_LABEL[c["kind"]], c["dtype"], _size(c), ms(r["scratch_s"]), ms(r["torch_s"]),
-            f"{r['ratio']:.2f}", f"{r['ratio_q1']:.2f}-{r['ratio_q3']:.2f}",
-            ms(r.get("torch_alone_s")), "-" if floor is None else f"{r['scratch_s'] / floor:.2f}",
-        ])
-    return md_table(["kind", "dtype", "T,B,I,H", "scratch", "torch", "ratio", "q1-q3",
-                     "torch alone", "scratch/floor"], body, left=3)
+        line = [KIND_LABEL[c["kind"]], c["dtype"], _size(c), ms(r["scratch_s"]),
+                ms(r["torch_alone_s"]), f"{r['ratio']:.2f}", _spread(r, "ratio"),
+                "-" if floor is None else f"{r['scratch_s'] / floor:.2f}"]
+        if inproc:
+            line += [ms(r.get("torch_in_s")),
+                     "-" if "ratio_in" not in r else f"{r['ratio_in']:.2f}"]
+        body.append(line)
+    return md_table(["kind", "dtype", "T,B,I,H", "scratch", "torch alone", "ratio", "q1-q3",
+                     "scratch/floor"] + (["torch in process", "ratio in process"]
+                                         if inproc else []), body, left=3)
 
 
 def stackings(rows: list[dict]) -> str:
-    """Ratio scratch/torch per case, one column per layers x directions."""
+    """Ratio scratch/torch alone per case, one column per layers x directions."""
     configs: list[str] = []
     table: dict[tuple, dict[str, str]] = {}
     for r in rows:
@@ -77,6 +89,24 @@ def stackings(rows: list[dict]) -> str:
     return md_table(["kind", "dtype", "T,B,I,H", *configs], body, left=3)
 
 
+def side_by_side(rows: list[dict]) -> str:
+    body = []
+    for r in rows:
+        if "baseline_s" not in r:
+            continue
+        c = r["case"]
+        config = f"{c['layers']}x{c['directions']}"
+        body.append([KIND_LABEL[c["kind"]], c["dtype"], _size(c), config, ms(r["baseline_s"]),
+                     ms(r["scratch_s"]), f"{r['new_over_old']:.2f}",
+                     _spread(r, "new_over_old"), ms(r["torch_alone_s"]),
+                     f"{r['baseline_ratio']:.2f}", f"{r['ratio']:.2f}"])
+    ratios = [r["new_over_old"] for r in rows if "new_over_old" in r]
+    return md_table(["kind", "dtype", "T,B,I,H", "LxD", "old", "new", "new/old", "q1-q3",
+                     "torch alone", "old/torch", "new/torch"], body, left=4) + (
+        f"\n\nnew/old over {len(ratios)} cases: geometric mean "
+        f"**{geometric_mean(ratios):.3f}**, from {min(ratios):.2f} to {max(ratios):.2f}.")
+
+
 def scaling(series: list[dict]) -> str:
     Ts = [p["T"] for p in series[0]["points"]]
     body = []
@@ -85,17 +115,24 @@ def scaling(series: list[dict]) -> str:
         first, last = by_T[Ts[0]], by_T[Ts[-1]]
         body.append([s["label"].split(" B=")[0], *(ms(by_T[T]["scratch_s"]) for T in Ts),
                      f"{last['scratch_s'] / first['scratch_s']:.2f}",
-                     f"{last['torch_s'] / first['torch_s']:.2f}", f"{last['ratio']:.2f}"])
+                     f"{last['torch_alone_s'] / first['torch_alone_s']:.2f}",
+                     f"{last['ratio']:.2f}"])
     return md_table(["series", *(f"T={T}" for T in Ts), f"T={Ts[-1]} / T={Ts[0]}",
-                     "torch's", f"ratio to torch at T={Ts[-1]}"], body, left=1)
+                     "torch's", f"ratio to torch alone at T={Ts[-1]}"], body, left=1)
 
 
 def memory(rows: list[dict]) -> str:
-    body = [[m["label"].split(" (")[0], f"{m['scratch_mib']:.0f}",
-             "-" if m.get("torch_mib") is None else f"{m['torch_mib']:.0f}",
-             "-" if not m.get("torch_mib") else f"{m['scratch_mib'] / m['torch_mib']:.2f}"]
-            for m in rows]
-    return md_table(["case", "scratch", "torch", "scratch/torch"], body, left=1)
+    old = any("baseline_mib" in m for m in rows)
+    body = []
+    for m in rows:
+        line = [m["label"].split(" (")[0], f"{m['scratch_mib']:.0f}",
+                "-" if m.get("torch_mib") is None else f"{m['torch_mib']:.0f}",
+                "-" if not m.get("torch_mib") else f"{m['scratch_mib'] / m['torch_mib']:.2f}"]
+        if old:
+            line.append("-" if m.get("baseline_mib") is None else f"{m['baseline_mib']:.0f}")
+        body.append(line)
+    return md_table(["case", "scratch", "torch", "scratch/torch"] + (
+        ["old scratch"] if old else []), body, left=1)
 
 
 def targets(verdicts: list[dict]) -> str:
@@ -104,13 +141,26 @@ def targets(verdicts: list[dict]) -> str:
 
 
 def markdown(results: dict) -> str:
-    parts = [header(results), "", "### scratch against torch, one layer, one direction", "",
-             "Milliseconds per forward + backward call (medians); ratio = median of the "
-             "per-round ratios scratch/torch, with its quartiles; torch alone = torch in a "
-             "process of its own; floor = scratch's matrix products alone.", "",
-             pairs_1x1(results["pairs"]), "", "### Every stacking", "",
-             "Ratio scratch/torch (median of rounds), layers x directions:", "",
-             stackings(results["pairs"])]
+    rows = results["pairs"]
+    parts = [header(results), "", "### scratch against torch alone, one layer, one direction",
+             "", "Milliseconds per forward + backward call (medians); scratch and torch each "
+             "timed alone in a process of its own, their blocks interleaved; ratio = median "
+             "of the per-round ratios scratch / torch alone, with its quartiles; floor = "
+             "scratch's matrix products alone; torch in process = torch timed in one process "
+             "with scratch (secondary: it reads torch slower when NumPy's threads spin beside "
+             "it).", "", pairs_1x1(rows)]
+    if any((r["case"]["layers"], r["case"]["directions"]) != (1, 1) for r in rows):
+        parts += ["", "### Every stacking", "",
+                  "Ratio scratch / torch alone (median of rounds), layers x directions:", "",
+                  stackings(rows)]
+    if any("baseline_s" in r for r in rows):
+        trees = results["environment"]["trees"]
+        parts += ["", "### Side by side: the baseline tree (old) and this one (new)", "",
+                  f"new = `{tree_text(trees['scratch'])}`, old = "
+                  f"`{tree_text(trees['baseline'])}`; each scratch in a process of its own, "
+                  "in the same rounds as torch alone; milliseconds per call; new/old = "
+                  "median of the per-round ratios, with its quartiles.", "",
+                  side_by_side(rows)]
     if results.get("scaling"):
         parts += ["", "### Time against T (milliseconds; one layer, one direction)", "",
                   scaling(results["scaling"])]

@@ -1,13 +1,15 @@
 """Peak memory of one forward + backward, each side in a fresh process of its own.
 
-    python -m bench.memory SIDE THREADS '<case JSON>'   (SIDE: scratch or torch; prints JSON)
+    python -m bench.memory SIDE THREADS '<case JSON>' [TREE]   (SIDE: scratch or torch;
+                                                               prints JSON)
 
 The figure is the growth of the process's resident memory at its peak during the call: the
 kernel's high-water mark (VmHWM) is reset just before (``/proc/self/clear_refs``), and the
 resident size then (VmRSS) is subtracted. Model, input and upstream gradient exist before;
 what counts is what the call allocates: the caches of the forward pass, the gradients, the
 output and every temporary. The scratch process never imports torch, so that torch's
-libraries do not share its address space.
+libraries do not share its address space; it imports scratch from the checkout TREE when
+given (bench.env.use_tree).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import resource
 import sys
 import warnings
 
-from bench.env import pin_threads
+from bench.env import pin_threads, use_tree
 
 
 def _status_kib(field: str) -> int | None:
@@ -44,6 +46,8 @@ def _reset_peak() -> bool:
 def main(argv: list[str]) -> int:
     side, threads, fields = argv[0], int(argv[1]), json.loads(argv[2])
     pin_threads(threads)
+    if side == "scratch":
+        use_tree(argv[3] if len(argv) > 3 else None)
     warnings.filterwarnings("ignore", message="LSTM with projections is not supported")
     from bench.cases import Case, scratch_step, torch_step
 

@@ -1,5 +1,8 @@
 """Timing: blocks of calls, interleaved between the sides, with pauses between them.
 
+A side is timed in this process (LocalSide) or in a process of its own (bench.worker), which
+runs one block when asked: the blocks interleave across processes just as within one.
+
 A *block* is ``number`` back-to-back calls of one side, timed together; a case's figure for a
 side is the median over its blocks of the time per call. Blocks of the sides alternate (in
 the given order in even rounds, reversed in odd ones) so that a slow spell of the shared
@@ -9,9 +12,10 @@ the noise of the measurement.
 The pause after each block matters when both libraries run threaded. OpenBLAS's idle worker
 threads spin for about 2**28 TSC cycles (0.1 s here) after each product before they sleep;
 torch's OpenMP workers spin too. A block of torch started while NumPy's workers still spin
-shares the cores with them and reads several times slower than torch is. ``pause_after``
-gives the spinning threads time to sleep. The first call after a pause pays for waking the
-thread pools up; for short calls it runs untimed before the block.
+shares the cores with them and reads several times slower than torch is, even when torch
+runs in a process of its own. ``pause_after`` gives the spinning threads time to sleep. The
+first call after a pause pays for waking the thread pools up; for short calls it runs untimed
+before the block.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 SHORT_CALL = 0.01  # seconds: below this, a block starts with one untimed call
 
@@ -65,20 +70,38 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return q1, q2, q3
 
 
-def _block(run: Callable[[], None], number: int, short: bool) -> float:
-    if short:
-        run()  # wakes the thread pools after the pause; not timed
-    return time_block(run, number)
+class LocalSide:
+    """A side timed in this process: a function that runs one call."""
+
+    def __init__(self, run: Callable[[], None]):
+        self.run = run
+
+    def warm_up(self) -> float:
+        return warm_up(self.run)
+
+    def block(self, number: int, short: bool) -> float:
+        if short:
+            self.run()  # wakes the thread pools after the pause; not timed
+        return time_block(self.run, number)
 
 
-def interleaved(sides: dict[str, Callable[[], None]], *, block_seconds: float,
-                rounds: int | None, quick: bool, pause_after: dict[str, float]) -> dict:
+class Side(Protocol):
+    """What `interleaved` needs of a side: a LocalSide, or a side in a process of its own
+    (bench.worker.RemoteSide)."""
+
+    def warm_up(self) -> float: ...
+
+    def block(self, number: int, short: bool) -> float: ...
+
+
+def interleaved(sides: dict[str, Side], *, block_seconds: float, rounds: int | None,
+                quick: bool, pause_after: dict[str, float]) -> dict:
     """Time every side in alternating blocks. Returns the per-call seconds of each round, per
     side, and the plan used (one plan for all sides, set by the slowest)."""
     names = list(sides)
     estimate = {}
     for name in names:
-        estimate[name] = warm_up(sides[name])
+        estimate[name] = sides[name].warm_up()
         time.sleep(pause_after.get(name, 0.0))
     slowest = max(estimate.values())
     number, n_rounds = plan(slowest, block_seconds, rounds, quick)
@@ -86,15 +109,18 @@ def interleaved(sides: dict[str, Callable[[], None]], *, block_seconds: float,
     per_round: dict[str, list[float]] = {name: [] for name in names}
     for r in range(n_rounds):
         for name in names if r % 2 == 0 else names[::-1]:
-            per_round[name].append(_block(sides[name], number, short))
+            per_round[name].append(sides[name].block(number, short))
             time.sleep(pause_after.get(name, 0.0))
     return {"number": number, "rounds": n_rounds, "seconds": per_round}
 
 
-def repeated(run: Callable[[], None], *, block_seconds: float, rounds: int | None,
-             quick: bool) -> dict:
-    """One side alone (torch in its own process): the same plan, no pauses."""
-    estimate = warm_up(run)
-    number, n_rounds = plan(estimate, block_seconds, rounds, quick)
-    return {"number": number, "rounds": n_rounds,
-            "seconds": [_block(run, number, estimate < SHORT_CALL) for _ in range(n_rounds)]}
+def round_ratios(numerator: list[float], denominator: list[float],
+                 key: str = "ratio") -> dict[str, float]:
+    """The ratio of two sides round by round (each round's blocks ran close together, so a
+    slow spell of the machine hits both alike): {key: median, key_q1, key_q3: quartiles}."""
+    q1, q2, q3 = quartiles([a / b for a, b in zip(numerator, denominator)])
+    return {key: q2, f"{key}_q1": q1, f"{key}_q3": q3}
+
+
+def geometric_mean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values))
