@@ -31,12 +31,12 @@ def test_a_malformed_rubric_file_is_refused_with_the_reason(tmp_path, suffix, te
 
 def test_unknown_keys_are_refused_at_every_level(tmp_path):
     path = tmp_path / "rubric.toml"
-    path.write_text('seed = 3\n[limits]\nwall_seconds = 5\n'
+    path.write_text('shuffle = 3\n[limits]\nwall_seconds = 5\n'
                     '[items.bptt]\nweight = 3\npoints = 4\n[items.attention]\nweight = 1\n')
     with pytest.raises(ValueError) as error:
         load_rubric(path)
     message = str(error.value)
-    for part in ("unknown keys ['seed'] (known: max_examples, limits, items)",
+    for part in ("unknown keys ['shuffle'] (known: max_examples, seed, limits, items)",
                  "unknown limits ['wall_seconds']",
                  "items.bptt: unknown keys ['points'] (known: weight, visibility)",
                  "unknown item 'attention'"):
