@@ -162,6 +162,11 @@ def reproduce(text: str, impl, name: str, cuda: bool) -> int:
     if result.non_finite_reference:
         print(f"torch's result is not finite for this case: no verdict\ncase: {case.describe()}")
         return 1
+    return print_verdict(result, case)
+
+
+def print_verdict(result, case) -> int:
+    """One reproduced case's verdict: PASS with its largest error, or FAIL with the report."""
     if result.passed:
         worst = max(result.checks, key=lambda c: c.error / c.tol)
         print(f"PASS: every tensor agrees with torch ({len(result.checks)} compared; largest "
@@ -185,14 +190,7 @@ def reproduce_unit(text: str, impl, name: str) -> int:
         print(f"error: --reproduce: group {case.group} cannot run: {why}", file=sys.stderr)
         return 2
     result = units.run_unit_case(case, impl, name)
-    if result.passed:
-        worst = max(result.checks, key=lambda c: c.error / c.tol)
-        print(f"PASS: every tensor agrees with torch ({len(result.checks)} compared; largest "
-              f"error {worst.error:.2e} in {worst.name}, tolerance {worst.tol:.1e})\n"
-              f"case: {case.describe()}")
-        return 0
-    print("FAIL\n" + result.report(limit=100))
-    return 1
+    return print_verdict(result, case)
 
 
 def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
