@@ -217,8 +217,11 @@ def test_every_process_in_the_sandbox_ends_with_it(tmp_path):
         time.sleep(60)
     """)
     info_r, info_w = os.pipe()
-    with sandbox.UidLease(wall.as_root) as uid:
-        argv = wall.command(sandbox.python(), ["-c", code], sub, uid, sandbox.Limits(), info_w)
+    with sandbox.UidLease(wall.leases_uid) as uid:
+        dirs = sandbox.ChildDirs(wall, uid)
+        sub.rename(dirs.sub)
+        argv = wall.command(["-c", code], dirs.runner, dirs.sub, dirs.work, uid,
+                            sandbox.Limits(), info_w)
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, pass_fds=(info_w,),
                                    start_new_session=True)
         os.close(info_w)
@@ -227,17 +230,18 @@ def test_every_process_in_the_sandbox_ends_with_it(tmp_path):
             assert process.stdout.readline() == b"ready\n"
             time.sleep(0.2)
             mine = [pid for pid, (_, owner) in processes().items() if owner == uid]
-            if wall.as_root:
+            if wall.leases_uid:
                 assert len(mine) >= 2  # the sleeper, the grandchild in its own session
             os.kill(inner, 9)
             process.wait(10)
             time.sleep(0.2)
             assert [pid for pid, (_, owner) in processes().items() if owner == uid] == [] \
-                or not wall.as_root
+                or not wall.leases_uid
         finally:
             os.close(info_r)
             if process.poll() is None:
                 process.kill()
+            dirs.remove()
                 process.wait()
 
 
@@ -451,8 +455,11 @@ def test_a_hang_at_import_costs_one_start_limit_in_all(tmp_path):
 # -- no sandbox: refuse, unless told ----------------------------------------------------------
 @pytest.fixture()
 def no_sandbox(monkeypatch):
-    monkeypatch.setattr(sandbox, "_WALL", None)
-    monkeypatch.setattr(sandbox.shutil, "which", lambda *args, **kwargs: None)
+    from parity.grading import walls
+
+    monkeypatch.setattr(walls, "_WALL", None)
+    monkeypatch.setattr(walls.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setattr(walls, "seccomp_python", lambda: None)
 
 
 def test_without_a_sandbox_grade_refuses_and_says_what_to_install(tmp_path, no_sandbox,
