@@ -41,7 +41,7 @@ def terminal_report(grade: GradeResult, verbose: bool = False) -> str:
     """The report for a terminal: one line per item, the feedback of each failing item."""
     lines = [f"Grading {grade.submission}: {grade.score:g} / {grade.max_score:g} points "
              f"({grade.seconds:.1f} s)"]
-    if grade.unsafe:
+    if grade.sandbox:  # which wall graded, first (UNSAFE where none did)
         lines.insert(0, grade.sandbox)
     if grade.error:
         lines.append(f"  {grade.error}")
@@ -73,7 +73,7 @@ def gradescope_results(grade: GradeResult) -> dict:
                "cases; a failing item shows its smallest failing case.")
     if grade.error:
         summary = f"{grade.error}\n{summary}"
-    if grade.unsafe:
+    if grade.sandbox:
         summary = f"{grade.sandbox}\n{summary}"
     return {"score": grade.score, "execution_time": round(grade.seconds, 1),
             "output": summary, "stdout_visibility": "hidden", "tests": tests}
