@@ -314,6 +314,7 @@ def _run_both(ours, twin, seed: int) -> np.ndarray:
     return x
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @pytest.mark.parametrize("build", _dtype_cases())
 def test_double_converts_parameters_and_gradients_as_torch_and_returns_self(build):
     ours = build()
