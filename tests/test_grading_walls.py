@@ -206,3 +206,59 @@ def test_the_answers_are_among_what_the_uid_wall_hides():
     assert any(p.endswith(os.path.join("scratch", "__init__.py")) for p in hidden)
     assert any(os.path.join("torch", "__init__.py") in p for p in hidden)
     assert any(os.path.join("grading", "__init__.py") in p for p in hidden)
+
+
+# -- two submissions of grade-all --------------------------------------------------------------
+RELAY = "/tmp/rnn-parity-relay", "/dev/shm/rnn-parity-relay", "/var/tmp/rnn-parity-relay"
+PUBLISH = f"""
+import os, time
+for path in {RELAY!r}:
+    try:
+        with open(path, "w") as handle:
+            handle.write("answers")
+        os.chmod(path, 0o666)
+    except OSError:
+        pass
+time.sleep(1.5)  # long enough for the other submission's child to look
+"""
+LISTEN = f"""
+import os, time
+found = []
+for attempt in range(30):
+    for path in {RELAY!r}:
+        try:
+            found.append(path + ":" + open(path).read())
+        except OSError:
+            pass
+    if found:
+        break
+    time.sleep(0.1)
+raise RuntimeError("relay: " + (" ".join(found) or "nothing"))
+"""
+
+
+def test_two_submissions_in_grade_all_reach_nothing_of_each_other(tmp_path, wall):
+    from parity.grading.batch import grade_all
+
+    books = tmp_path / "submissions"
+    books.mkdir()
+    for name, at_import, body in (("helper", PUBLISH, ""), ("cheat", "", LISTEN)):
+        (tmp_path / name).mkdir()
+        make_submission(tmp_path / name, body, at_import=at_import).rename(books / name)
+    rubric = rubric_from_dict({"max_examples": 2, "limits": {"memory_mb": 512},
+                               "items": {item: {"weight": 0} for item in _items()
+                                         if item != HOSTILE}})
+    book = grade_all(books, rubric, jobs=2, wall=wall, audit_hooks=False)
+    rows = {Path(row.submission).name: row for row in book.rows}
+    (cheat,) = rows["cheat"].items
+    assert cheat.failure is not None and "relay: nothing" in cheat.failure.problem, \
+        cheat.failure
+    assert rows["helper"].score == rows["helper"].max_score
+    for path in RELAY:
+        assert not os.path.exists(path)
+
+
+def _items() -> list[str]:
+    from parity.grading.items import ITEMS
+
+    return [item.id for item in ITEMS]
