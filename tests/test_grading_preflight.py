@@ -145,6 +145,7 @@ def test_a_child_dead_before_answering_is_the_graders_fault_only_if_its_runner_i
     assert all(item.failure.kind == "grader" for item in result.items)
     text = feedback(result.items[0])
     assert "not of your submission" in text and "What has to be right" not in text
+    assert cli.main(["grade", str(path), "--items", "rnn_forward"]) == cli.PREFLIGHT_FAILED
 
 
 def test_gradescope_grades_nothing_when_the_preflight_fails(tmp_path, monkeypatch, capsys):

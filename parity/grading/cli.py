@@ -147,6 +147,11 @@ def grade_main(argv: list[str]) -> int:
         write_json(grade.to_dict(), args.json)
     if grade.error:
         return USAGE_ERROR
+    if grade.grader_fault:
+        print("error: an item's child could not start for the grader's own reasons (not the "
+              "submission's): run `python -m parity sandbox-check` and grade again",
+              file=sys.stderr)
+        return PREFLIGHT_FAILED
     return 0 if grade.score == grade.max_score else 1
 
 
@@ -186,6 +191,8 @@ def grade_all_main(argv: list[str]) -> int:
     width = max(len(Path(row.submission).name) for row in book.rows)
     for row in book.rows:
         flag = f"  ({row.error})" if row.error else ""
+        if row.grader_fault:
+            flag += "  (a fault of the grading machine: regrade it)"
         print(f"{Path(row.submission).name:<{width}}  {row.score:>6g} / {row.max_score:g}{flag}")
     print(f"{len(book.rows)} submissions in {book.seconds:.1f} s with {book.jobs} jobs; "
           f"gradebook: {paths['csv']}, {paths['json']}")
