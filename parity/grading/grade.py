@@ -83,6 +83,12 @@ class GradeResult:
     def max_score(self) -> float:
         return float(sum(item.weight for item in self.items))
 
+    @property
+    def grader_fault(self) -> bool:
+        """Some item failed through a fault of the grading machine, not of the submission."""
+        return any(item.failure is not None and item.failure.kind == "grader"
+                   for item in self.items)
+
     def to_dict(self) -> dict:
         return {"submission": self.submission, "score": self.score,
                 "max_score": self.max_score, "seconds": round(self.seconds, 3),
@@ -188,9 +194,8 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
             failure = _import_failure(setup.error)
         else:
             failure, cases = run_item(item, child, limits, rubric.max_examples, rubric.seed)
-    except ChildFailure as error:
-        failure = Failure("import scratch", f"while importing the package: {error.reason}",
-                          "(before any case)", "import", shrunk=False)
+    except ChildFailure as error:  # before the runner answered: whose fault, the grader's?
+        failure = _start_failure(error, wall)
     except SandboxUnavailable:
         raise
     except Exception as error:  # failure is the safe default: the item scores nothing
@@ -207,6 +212,23 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
     return ItemResult(item.id, item.title, entry.weight, entry.visibility, score, cases,
                       seconds, failure, _unique(notes),
                       seconds if started is None else started)
+
+
+GRADER_FAULT = ("the autograder could not start its own process for this item: a fault of "
+                "the grading machine, not of your submission; your instructor has to fix it")
+
+
+def _start_failure(error: ChildFailure, wall: Wall) -> Failure:
+    """A child that ended before answering the import: the submission's doing (os._exit at
+    import, memory), unless the grader's own files are out of the child's reach; the grader
+    checks that itself (modes it set, nothing the child said)."""
+    from parity.grading.preflight import runner_problem  # preflight imports this module
+
+    if runner_problem(wall):
+        return Failure("import scratch", GRADER_FAULT, "(before any case)", "grader",
+                       shrunk=False)
+    return Failure("import scratch", f"while importing the package: {error.reason}",
+                   "(before any case)", "import", shrunk=False)
 
 
 def _import_failure(error: dict | None) -> Failure:
@@ -265,7 +287,7 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
         # only a start slower than an honest one is charged: a package that takes 1.6 s to
         # import lost every item past the 13th (20 s / 14 items) to a 20 s limit
         start_left -= max(0.0, result.start_seconds - start_grace)
-        if result.failure is not None and result.failure.kind == "import":
+        if result.failure is not None and result.failure.kind in ("import", "grader"):
             import_failure = result.failure
         results.append(result)
     return GradeResult(str(path), results, time.monotonic() - start, sandbox=wall.describe(),
