@@ -15,7 +15,7 @@ import pytest
 
 import scratch
 from parity import cli as parity_cli
-from parity.grading import cli, prairielearn, preflight
+from parity.grading import cli, prairielearn, preflight, walls
 from parity.grading.items import ITEMS_BY_ID, Failure
 from parity.grading.rubric import load_rubric
 
@@ -193,7 +193,7 @@ def test_a_failed_preflight_is_not_gradable(tmp_path, rubric_file, monkeypatch):
 
 def test_no_sandbox_a_bad_rubric_or_a_grader_exception_is_not_gradable(tmp_path, rubric_file,
                                                                       monkeypatch):
-    from parity.grading import grade, sandbox
+    from parity.grading import grade
 
     results = tmp_path / "results.json"
     student = uploads(tmp_path)
@@ -210,8 +210,8 @@ def test_no_sandbox_a_bad_rubric_or_a_grader_exception_is_not_gradable(tmp_path,
         run_pl(student, results, rubric_file, None)
     _fault(json.loads(results.read_text()), "failed while grading (RuntimeError)")
 
-    monkeypatch.setattr(sandbox, "_WALL", None)
-    monkeypatch.setattr(sandbox.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setattr(walls, "_WALL", None)
+    monkeypatch.setattr(walls, "candidates", lambda: ([], ["no wall here (a test)"]))
     assert run_pl(student, results, rubric_file, None) == cli.NO_SANDBOX
     _fault(json.loads(results.read_text()), "sandbox could not start")
 

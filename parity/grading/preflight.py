@@ -28,7 +28,6 @@ from parity.grading.grade import grade_item
 from parity.grading.items import ITEMS_BY_ID
 from parity.grading.rubric import Entry, Rubric, default_rubric
 from parity.grading.sandbox import (
-    HERE,
     ChildFailure,
     SandboxUnavailable,
     Wall,
@@ -39,7 +38,6 @@ from parity.grading.sandbox import (
 )
 
 ITEM = "rnn_forward"  # the cheapest item that still starts a child and runs real cases
-RUNNER_FILES = ("child.py", "protocol.py")  # what every child must be able to read
 
 
 @dataclass
@@ -100,28 +98,26 @@ def _unreadable(path: Path, by_path: bool) -> list[str]:
 
 
 def runner_problem(wall: Wall | None = None) -> str | None:
-    """What keeps a child's uid from reading its runner, Python or NumPy, or None.
+    """What keeps a child's uid from reading the Python or NumPy it runs, or None.
 
     The child never runs as the grader's user (a leased uid, or nobody in a user namespace),
-    so everything it runs must be readable by others. Without a wall the runner is copied
-    into the child's own directory, and nothing here matters."""
+    so what it runs must be readable by others. The runner's two files are copied for every
+    child, readable, whatever the source tree's modes; without a wall nothing here matters."""
     if wall is not None and not wall.safe:
         return None
-    paths = [HERE / name for name in RUNNER_FILES]
-    paths += [Path(python()), Path(numpy_dir()) / "__init__.py"]
+    interpreter = wall.python if wall is not None else python()
+    paths = [Path(interpreter), Path(numpy_dir()) / "__init__.py"]
     # bubblewrap binds each file into the child's own tree: only the file's mode counts there
-    by_path = wall is None or wall.kind != "bwrap"
+    by_path = wall is None or wall.kind not in ("bwrap", "bwrap-userns")
     problems = [p for path in paths for p in _unreadable(path, by_path)]
     return "; ".join(dict.fromkeys(problems)) if problems else None
 
 
 def _advice_for_unreadable() -> str:
-    grading = HERE
-    return (f"the child runs as an unprivileged uid and must be able to read the runner: "
-            f"chmod o+r {grading / 'child.py'} {grading / 'protocol.py'}, and chmod o+x on "
-            f"each directory above them (o+x lets others open a file whose name they know, "
-            f"not list the directory; keep the reference, the rubric and the rest of the "
-            f"harness go-rwx). Python and NumPy must be readable by others too.")
+    return ("the child runs as an unprivileged uid and must be able to read the Python and "
+            "NumPy it runs: chmod o+rx on them and o+x on each directory above them (o+x lets "
+            "others open a file whose name they know, not list the directory; keep the "
+            "reference, the rubric and the harness go-rwx).")
 
 
 def _child_stderr(package: Path, rubric: Rubric, wall: Wall) -> str:
@@ -205,7 +201,7 @@ def preflight(rubric: Rubric | None = None, wall: Wall | None = None) -> Preflig
                       "seccomp profile and process limit (pids)")
         else:
             advice = ("the child could not start its runner or import NumPy: check that "
-                      "Python, NumPy and parity/grading/child.py and protocol.py are "
+                      "the Python and NumPy it runs are "
                       "readable by others, and that the container allows what the wall "
                       "needs (run `python -m parity sandbox-check`)")
         return PreflightResult(False, described, seconds, problem, advice)
@@ -225,15 +221,13 @@ def require_preflight(rubric: Rubric | None = None, wall: Wall | None = None
 
 def hide_harness_sh(root: str, parents: tuple[str, ...] = ()) -> str:
     """Shell lines that make the tree at ``root`` (the harness, the reference, the rubric)
-    readable by root only, but for the runner every child reads as an unprivileged uid.
+    readable by root only: the uid wall starts only where it is.
 
-    parents: directories above ``root`` that may be closed (a grading job's directory); they
-    get the others' search bit, which opens no listing."""
-    grading = f"{root}/parity/grading"
-    passes = " ".join([*parents, root, f"{root}/parity", grading])
-    runner = " ".join(f"{grading}/{name}" for name in RUNNER_FILES)
-    return (f"chmod -R go-rwx {root}\n"
-            "# each child runs as a uid of its own and must read its runner, and nothing "
-            "else:\n# others may pass through (not list) the directories above it\n"
-            f"chmod o+x {passes}\n"
-            f"chmod o+r {runner}")
+    parents: directories above ``root`` (a grading job's directory) that hold what a child
+    does run, the virtual environment's Python and NumPy; they get the others' search bit,
+    which opens no listing."""
+    lines = f"chmod -R go-rwx {root}\n"
+    if parents:
+        lines += ("# a child runs as a uid of its own: it may pass through (not list) these\n"
+                  f"chmod o+x {' '.join(parents)}\n")
+    return lines
