@@ -262,3 +262,23 @@ def _items() -> list[str]:
     from parity.grading.items import ITEMS
 
     return [item.id for item in ITEMS]
+
+
+# -- whose fault a dead child is ---------------------------------------------------------------
+def test_a_child_dead_before_its_runner_is_ready_is_the_graders_fault(tmp_path):
+    """Nothing of the submission runs before the runner says it is ready: a child that dies
+    earlier (its Python missing, the wall refusing it) is the grader's fault, and the student
+    is told so; one that dies at the import is the submission's."""
+    honest = make_submission(tmp_path / "honest", "")
+    broken = walls.Wall("none", interpreter="/bin/false")  # exits before any runner line
+    result = grade_submission(honest, FAST, items=[HOSTILE], wall=broken)
+    (item,) = result.items
+    assert item.failure.kind == "grader" and result.grader_fault
+    assert "not of your submission" in item.failure.problem
+    assert "must not exit" not in item.failure.problem
+
+    exits = make_submission(tmp_path / "exits", "", at_import="import os\nos._exit(3)\n")
+    result = grade_submission(exits, FAST, items=[HOSTILE], wall=walls.Wall.unsafe())
+    (item,) = result.items
+    assert item.failure.kind == "import" and not result.grader_fault
+    assert "must not exit the process" in item.failure.problem

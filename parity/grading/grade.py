@@ -220,11 +220,12 @@ GRADER_FAULT = ("the autograder could not start its own process for this item: a
 
 def _start_failure(error: ChildFailure, wall: Wall) -> Failure:
     """A child that ended before answering the import: the submission's doing (os._exit at
-    import, memory), unless the grader's own files are out of the child's reach; the grader
-    checks that itself (modes it set, nothing the child said)."""
+    import, memory), unless it ended before its runner said it was ready (nothing of the
+    submission had run), or the grader's own files are out of the child's reach (modes the
+    grader checks itself, nothing the child said)."""
     from parity.grading.preflight import runner_problem  # preflight imports this module
 
-    if runner_problem(wall):
+    if error.grader_fault or runner_problem(wall):
         return Failure("import scratch", GRADER_FAULT, "(before any case)", "grader",
                        shrunk=False)
     return Failure("import scratch", f"while importing the package: {error.reason}",

@@ -61,10 +61,17 @@ class ChildFailure(Exception):
     """The child stopped answering: it exited, was killed, ran out of time or broke the
     protocol. ``reason`` says so in words for the student."""
 
-    def __init__(self, reason: str, timed_out: bool = False) -> None:
+    def __init__(self, reason: str, timed_out: bool = False, grader_fault: bool = False
+                 ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.timed_out = timed_out
+        self.grader_fault = grader_fault  # before the runner said it was ready
+
+
+RUNNER_DID_NOT_START = ("the grading runner did not start behind the wall (its Python, NumPy "
+                        "or the runner itself out of the child's reach, or the wall refused "
+                        "to start it)")
 
 
 @dataclass
@@ -169,6 +176,17 @@ class Child:
             os.close(info_r)
         os.set_blocking(to_child_w, False)  # a child that stops reading cannot hold us
         self.channel = protocol.Channel(from_child_r, to_child_w, self.budget)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        """The runner's first message, sent before anything of the submission runs."""
+        try:
+            message, _ = self.channel.recv_value(time.monotonic() + self.limits.start_seconds)
+        except protocol.ProtocolError:  # closed, late or garbled: nothing of the student's ran
+            message = None
+        if not isinstance(message, dict) or message.get("op") != "ready":
+            self.close_process()
+            raise ChildFailure(RUNNER_DID_NOT_START, grader_fault=True)
 
     def close(self) -> None:
         """Kill every process of the child, reap it, remove what it left, end the lease."""
