@@ -199,32 +199,31 @@ def _grade_in_workers(paths: list[Path], rubric: Rubric, wall: Wall, audit_hooks
             for worker in busy:
                 if worker.connection not in ready and worker.process.sentinel not in ready:
                     continue
-                index = worker.index
-                assert index is not None
+                held = worker.index
+                assert held is not None
                 row = None
                 try:
                     if worker.connection.poll():
                         row = worker.connection.recv()
                 except Exception:  # EOF or half a message: it died while answering
                     row = None
-                spent[index] += time.monotonic() - worker.started
+                spent[held] += time.monotonic() - worker.started
                 if isinstance(row, GradeResult):
-                    if deaths[index]:
+                    if deaths[held]:
                         row.notes.append(f"graded a second time: the first process grading "
-                                         f"it was {deaths[index][0]}")
-                    rows[index] = row
+                                         f"it was {deaths[held][0]}")
+                    rows[held] = row
                     worker.index = None
                     worker.graded += 1
                     continue
                 # no answer: the worker is dead (or broke its pipe); only its submission is
                 # charged, and not to the student
                 pool.retire(worker)
-                deaths[index].append(_death(worker.process.exitcode))
-                if len(deaths[index]) < ATTEMPTS:
-                    queue.appendleft(index)
+                deaths[held].append(_death(worker.process.exitcode))
+                if len(deaths[held]) < ATTEMPTS:
+                    queue.appendleft(held)
                 else:
-                    rows[index] = _grader_error(paths[index], rubric, deaths[index],
-                                                spent[index])
+                    rows[held] = _grader_error(paths[held], rubric, deaths[held], spent[held])
     finally:
         pool.close()
     assert all(row is not None for row in rows)

@@ -237,8 +237,8 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
         if not setup.ok:
             failure = _import_failure(setup.error)
         else:
-            failure, cases = run_item(item, child, limits, rubric.max_examples, rubric.seed,
-                                      budget)
+            failure, cases = run_item(item, child, limits, rubric.max_examples,
+                                      int(rubric.seed or 0), budget)  # seeded above
     except ChildFailure as error:
         if budget is not None and error.timed_out and budget.spent():
             failure = budget.failure(item.title, "(before any case)", before=False)
@@ -294,7 +294,6 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
     wall = wall or find_wall()
     start = time.monotonic()
     budget = Budget.starting_now(rubric.submission_budget)
-    seeds = {"seed": rubric.seed, "seed_drawn": drawn}
     try:
         package = find_submission_package(Path(path))
     except FileNotFoundError as error:
@@ -303,7 +302,8 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
                               0.0, Failure("submission", str(error), "(no case)", "import",
                                            shrunk=False)) for e in entries]
         return GradeResult(str(path), results, time.monotonic() - start, error=str(error),
-                           sandbox=wall.describe(), unsafe=not wall.safe, **seeds)
+                           sandbox=wall.describe(), unsafe=not wall.safe, seed=rubric.seed,
+                           seed_drawn=drawn)
     results = []
     import_failure: Failure | None = None
     start_left = rubric.limits.start_seconds
@@ -329,4 +329,5 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
             import_failure = result.failure
         results.append(result)
     return GradeResult(str(path), results, time.monotonic() - start, sandbox=wall.describe(),
-                       unsafe=not wall.safe, **seeds)
+                       unsafe=not wall.safe, seed=rubric.seed,
+                           seed_drawn=drawn)

@@ -47,7 +47,7 @@ def terminal_report(grade: GradeResult, verbose: bool = False, seed: bool = True
     if seed and grade.seed is not None:
         lines.append(f"  seed {grade.seed}: " + (
             f"drawn for this run (the rubric sets none); --seed {grade.seed} meets the same "
-            "cases" if grade.seed_drawn else "the rubric's"))
+            "cases" if grade.seed_drawn else "set by the rubric or --seed"))
     if grade.unsafe:
         lines.insert(0, grade.sandbox)
     if grade.error:
