@@ -1,10 +1,11 @@
 """The grading commands. Each has a ``main(argv)``; ``main`` dispatches on the first word.
 
     python -m parity skeleton OUT [--source DIR] [--rubric FILE] [--force]
-    python -m parity grade SUBMISSION [--rubric FILE] [--items a,b] [--results FILE]
-                                      [--json FILE] [--verbose] [--unsafe-no-sandbox]
+    python -m parity grade SUBMISSION [--rubric FILE] [--seed N] [--items a,b]
+                                      [--results FILE] [--json FILE] [--verbose]
+                                      [--unsafe-no-sandbox]
     python -m parity grade-all SUBMISSIONS_DIR [--out DIR] [--jobs N] [--rubric FILE]
-                                               [--unsafe-no-sandbox]
+                                               [--seed N] [--unsafe-no-sandbox]
     python -m parity gradescope-bundle OUT.zip [--rubric FILE]
     python -m parity prairielearn-bundle DIR [--rubric FILE] [--image NAME] [--timeout S]
     python -m parity sandbox-check [--rubric FILE]
@@ -62,10 +63,18 @@ def _preflight(rubric, wall) -> bool:
     return result.ok
 
 
-def _rubric(path):
+def _rubric(path, seed=None):
     from parity.grading.rubric import default_rubric, load_rubric
 
-    return load_rubric(path) if path else default_rubric()
+    rubric = load_rubric(path) if path else default_rubric()
+    return rubric if seed is None else rubric.seeded(seed)[0]
+
+
+def _seed_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=None, metavar="N",
+                        help="the course seed, instead of the rubric's: the one a report "
+                             "names meets the same cases again (default: the rubric's, or a "
+                             "fresh secret one drawn for this run)")
 
 
 def _rubric_arg(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +122,7 @@ def grade_main(argv: list[str]) -> int:
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
                    help="also write the full result as JSON here")
     p.add_argument("--verbose", action="store_true", help="feedback for passing items too")
+    _seed_arg(p)
     _unsafe_arg(p)
     args = p.parse_args(argv)
     from parity.grading.grade import grade_submission
@@ -120,7 +130,7 @@ def grade_main(argv: list[str]) -> int:
     from parity.grading.report import terminal_report, write_gradescope_results, write_json
 
     try:
-        rubric = _rubric(args.rubric)
+        rubric = _rubric(args.rubric, args.seed)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
@@ -166,12 +176,13 @@ def grade_all_main(argv: list[str]) -> int:
     p.add_argument("--jobs", type=int, default=None,
                    help="submissions graded at once (default: the number of cores)")
     _rubric_arg(p)
+    _seed_arg(p)
     _unsafe_arg(p)
     args = p.parse_args(argv)
     from parity.grading.batch import grade_all, write_gradebook
 
     try:
-        rubric = _rubric(args.rubric)
+        rubric = _rubric(args.rubric, args.seed)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
@@ -196,6 +207,9 @@ def grade_all_main(argv: list[str]) -> int:
         print(f"{Path(row.submission).name:<{width}}  {row.score:>6g} / {row.max_score:g}{flag}")
     print(f"{len(book.rows)} submissions in {book.seconds:.1f} s with {book.jobs} jobs; "
           f"gradebook: {paths['csv']}, {paths['json']}")
+    if book.seed_drawn:
+        print(f"seed {book.seed}: drawn for this run (the rubric sets none); --seed "
+              f"{book.seed} meets the same cases")
     return 0
 
 

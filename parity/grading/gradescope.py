@@ -125,10 +125,10 @@ def grader_files(rubric: Rubric) -> dict[str, bytes]:
 
 
 def with_secret_seed(rubric: Rubric | None) -> Rubric:
-    """The rubric, with a fresh secret seed where it sets none (seed 0): a course's own
-    cases, so that a table of answers to another's is useless."""
+    """The rubric, with a fresh secret seed where it sets none: a course's own cases, the same
+    for every submission, so that a table of answers to another's is useless."""
     rubric = rubric or default_rubric()
-    if rubric.seed == 0:
+    if rubric.seed is None:
         rubric = replace(rubric, seed=secrets.randbelow(2**32 - 1) + 1)
     return rubric
 

@@ -44,10 +44,17 @@ def feedback(result: ItemResult) -> str:
     return text
 
 
-def terminal_report(grade: GradeResult, verbose: bool = False) -> str:
-    """The report for a terminal: one line per item, the feedback of each failing item."""
+def terminal_report(grade: GradeResult, verbose: bool = False, seed: bool = True) -> str:
+    """The report for a terminal: one line per item, the feedback of each failing item.
+
+    seed: say which course seed drew the cases (the instructor's secret: False for a report
+    that may be handed to the student). Gradescope's results.json never holds it."""
     lines = [f"Grading {grade.submission}: {grade.score:g} / {grade.max_score:g} points "
              f"({grade.seconds:.1f} s)"]
+    if seed and grade.seed is not None:
+        lines.append(f"  seed {grade.seed}: " + (
+            f"drawn for this run (the rubric sets none); --seed {grade.seed} meets the same "
+            "cases" if grade.seed_drawn else "set by the rubric or --seed"))
     if grade.sandbox:  # which wall graded, first (UNSAFE where none did)
         lines.insert(0, grade.sandbox)
     if grade.error:
