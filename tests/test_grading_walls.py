@@ -282,3 +282,41 @@ def test_a_child_dead_before_its_runner_is_ready_is_the_graders_fault(tmp_path):
     (item,) = result.items
     assert item.failure.kind == "import" and not result.grader_fault
     assert "must not exit the process" in item.failure.problem
+
+
+def test_a_uid_wall_child_dies_with_its_grader(tmp_path):
+    """No namespace ends the uid wall's child with the grader: the kernel's parent-death
+    signal does, so a grader killed mid-item leaves no process behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_grading_hostile import command_line, processes
+
+    if "uid" not in WALLS:
+        pytest.skip("the uid wall does not start here (grading as root needed)")
+    sub = make_submission(tmp_path, "", at_import="import time\ntime.sleep(60)\n")
+    script = ("import sys; from test_grading_walls import WALLS, FAST, grade_submission; "
+              f"grade_submission({str(sub)!r}, FAST, items=['rnn_forward'], "
+              "wall=WALLS['uid'], audit_hooks=False)")
+    grader = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent,
+                              env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)))
+    try:
+        deadline = time.monotonic() + 60
+        uids: set[int] = set()
+        while not uids and time.monotonic() < deadline:  # its runner (not its probes)
+            uids = {uid for pid, (ppid, uid) in processes().items()
+                    if ppid == str(grader.pid) and walls.UID_FIRST <= uid
+                    and any(arg.endswith(b"/_grading_child.py")
+                            for arg in command_line(pid).split(b"\0"))}
+            time.sleep(0.05)
+        assert uids, "the grader never started its child"
+        time.sleep(0.5)  # the child is in the submission's import now
+    finally:
+        grader.send_signal(signal.SIGKILL)
+        grader.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sandbox_processes(uids):
+        time.sleep(0.05)
+    assert sandbox_processes(uids) == []

@@ -48,6 +48,7 @@ from parity.grading.walls import (  # noqa: F401  (the walls' names, as callers 
     SandboxUnavailable,
     UidLease,
     Wall,
+    clear,
     describe_wall,
     find_wall,
     numpy_dir,
@@ -116,6 +117,8 @@ class Child:
                 self.turn.__enter__()
                 self.waited = time.monotonic() - began
             self.uid = self.lease.__enter__()
+            if self.wall.kind == "uid":
+                clear(self.wall, self.uid)
             self.dirs = ChildDirs(self.wall, self.uid if self.wall.leases_uid else None)
             self._prepare(package)
             self._start()
@@ -199,8 +202,7 @@ class Child:
         self._fds = []
         if self.wall.kind == "uid" and self.lease.fd is not None:
             # the uid is leased again only once nothing of this child is left
-            reap(self.wall, self.uid)
-            remove_files_of(self.uid)
+            clear(self.wall, self.uid)
         if self.dirs is not None:
             self.dirs.remove()
             self.dirs = None
