@@ -221,21 +221,29 @@ def output_mismatch(printed: str, shown: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def tutorial_run():
-    """Run tutorial.md's blocks in order in one namespace: (namespace, [(printed, shown)])."""
+def run_with_outputs(page: Path) -> tuple[dict, list[tuple[str, str]]]:
+    """Run a page's python blocks in order in one namespace: (namespace, [(printed, shown)])."""
     import contextlib
     import io
 
     namespace: dict = {"__name__": "__study_page__"}
     outputs = []
-    pairs = blocks_with_output((STUDY / "tutorial.md").read_text(encoding="utf-8"))
-    for code, shown in pairs:
+    for code, shown in blocks_with_output(page.read_text(encoding="utf-8")):
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
-            exec(compile(code, "tutorial.md", "exec"), namespace)
+            exec(compile(code, page.name, "exec"), namespace)
         outputs.append((printed.getvalue(), shown))
     return namespace, outputs
+
+
+@pytest.fixture(scope="module")
+def tutorial_run():
+    return run_with_outputs(STUDY / "tutorial.md")
+
+
+@pytest.fixture(scope="module")
+def bptt_run():
+    return run_with_outputs(STUDY / "bptt.md")
 
 
 def test_the_tutorial_runs_as_shown_and_prints_what_the_page_says(tutorial_run):
@@ -267,38 +275,85 @@ def test_the_tutorial_model_is_the_tutorials(tutorial_run):
     assert (model.rnn.input_size, model.rnn.hidden_size, model.fc.out_features) == (10, 20, 1)
 
 
+# -- every number the gradient-flow pages state is one their code prints ----------------------
+DECIMAL = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d+|\d+(?:\.\d+)?[eE][-+]?\d+)(?![\w.])")
+
+
+def unprinted_numbers(text: str) -> list[str]:
+    """The decimal numbers of a page's prose (tables and formulas included, code spans and
+    blocks left out) that neither its printed output (its ```text blocks) nor its code holds."""
+    held = set()
+    for lang, body in FENCE.findall(text):
+        if lang in ("text", "python"):
+            held |= set(DECIMAL.findall(body))
+    prose = re.sub(r"`[^`]*`", "", FENCE.sub("", text))
+    return [n for n in DECIMAL.findall(prose) if n not in held]
+
+
+def test_the_bptt_page_runs_as_shown_and_prints_what_it_says(bptt_run):
+    namespace, outputs = bptt_run
+    assert len(outputs) >= 4 and all(shown.strip() for _, shown in outputs)
+    for printed, shown in outputs:
+        assert output_mismatch(printed, shown) is None, output_mismatch(printed, shown)
+    # the claims the prose draws from these numbers, checked directly too
+    flow = namespace["flow"]  # row k - 1: k steps back; columns ||dL/dh||, ||dL/dc||, cell path
+    assert flow.shape == (100, 3)
+    assert flow[-1, 1] > 100 * flow[-1, 2]  # the cell path alone carries a small part
+    assert flow[-1, 1] > 2 * flow[49, 1]  # the rise towards t = 0 ...
+    warm = namespace["warm"]
+    assert warm[-1, 0] < warm[49, 0] * 1.5 and warm[-1, 1] < warm[49, 1] * 1.5  # ... is gone
+
+
+@pytest.mark.parametrize("name", ["bptt.md", "lstm.md"])
+def test_every_number_the_gradient_pages_state_is_computed_by_their_code(name):
+    for page in (STUDY / name, ZH / name):
+        text = page.read_text(encoding="utf-8")
+        assert unprinted_numbers(text) == [], f"{page.relative_to(REPO)} states numbers its " \
+            f"code does not print: {unprinted_numbers(text)}"
+        # the check fails on a number the code does not print
+        assert unprinted_numbers(text + "\nthe radius is 0.63, the norm 2.1e-05\n") == \
+            ["0.63", "2.1e-05"]
+
+
 # -- the figures --------------------------------------------------------------------------------
-def test_the_figures_regenerate_and_the_pages_show_them(tmp_path, tutorial_run):
+def test_the_figures_regenerate_and_the_pages_show_them(tmp_path, tutorial_run, bptt_run):
+    from PIL import Image
+
     figures = load_figures()
     namespace, _ = tutorial_run
+    figures.CROSSED.clear()
     written = [figures.rnn_step(tmp_path), figures.lstm_step(tmp_path),
                figures.gru_step(tmp_path), figures.bptt_unrolled(tmp_path)]
     path, flow = figures.gradient_flow(tmp_path)
-    written += [path, figures.tutorial_loss(tmp_path, namespace)]
+    written += [path, figures.forget_gate_paths(tmp_path, bptt_run[0]),
+                figures.truncation_clipping(tmp_path)[0],
+                figures.tutorial_loss(tmp_path, namespace)]
     assert sorted(p.name for p in written) == sorted(figures.FIGURES)
+    assert figures.CROSSED == {}, f"gradient labels under an arrow: {figures.CROSSED}"
     for name in figures.FIGURES:
         data = (tmp_path / name).read_bytes()
         assert data[:8] == PNG_MAGIC, name
-        assert 3_000 < len(data) < 150_000, f"{name}: {len(data)} bytes"
-    # the committed copies are the same set, and every figure a page shows exists
+        assert 3_000 < len(data) < 400_000, f"{name}: {len(data)} bytes"
+        with Image.open(tmp_path / name) as image:
+            assert min(image.info["dpi"]) >= 150, f"{name}: {image.info['dpi']} dpi"
+    # the committed copies are the same set, at the same resolution, and every figure a page
+    # shows exists
     assert sorted(p.name for p in (STUDY / "figures").glob("*.png")) == sorted(figures.FIGURES)
+    for path in (STUDY / "figures").glob("*.png"):
+        with Image.open(path) as image:
+            assert min(image.info.get("dpi", (0, 0))) >= 150, path.name
     shown = set()
     for page, text in all_pages().items():
         for link in re.findall(r"\]\(((?:\.\./)?figures/[\w.-]+\.png)\)", text):
             assert (page.parent / link).is_file(), f"{page.name}: {link}"
             shown.add(Path(link).name)
     assert shown == set(figures.FIGURES)
-
-    # the gradient-flow numbers quoted on the BPTT page, in both editions
-    medians, radii = flow["medians"], flow["radii"]
-    quoted = [f"{radii[s]:.2f}" for s in radii]
-    quoted += [f"{medians[(mode, s)][-1]:.1e}" for mode in ("RNN_TANH", "LSTM", "GRU")
-               for s in (1.0, 4.0)]
-    quoted.append(f"{medians[('LSTM', '1, forget bias +3')][-1]:.1e}")
-    for page in (STUDY / "bptt.md", ZH / "bptt.md"):
-        text = page.read_text(encoding="utf-8")
-        missing = [q for q in quoted if q not in text]
-        assert not missing, f"{page.name} does not quote {missing}"
+    # the gradient-flow figure draws what the BPTT page prints
+    medians = flow["medians"]
+    assert f"{flow['radii'][2.0]:.2f}" == "1.24"
+    assert f"{medians[('RNN_TANH', 4.0)][-1]:.1e}" in (STUDY / "bptt.md").read_text("utf-8")
+    assert f"{medians[('LSTM', '1, forget bias +3')][-1]:.2f}" == \
+        f"{bptt_run[0]['flow'][-1, 0]:.2f}"
 
 
 # -- the exercises and the traps name what exists -----------------------------------------------
