@@ -407,6 +407,9 @@ def test_the_exercises_finite_difference_checks_run_and_pass():
     namespace, printed = figures.run_page(STUDY / "exercises.md")
     errors = [float(e) for e in re.findall(r"relative error (\S+)", printed)]
     assert len(errors) >= 35 and max(errors) < 1e-6, printed
+    differences = [float(e) for e in re.findall(r"largest difference (\S+)", printed)]
+    assert len(differences) >= 15 and max(differences) < 1e-6, printed
+    assert "WRONG" not in printed, printed
     # and the check tells a wrong gradient from a right one: tanh's, right and 1 % off
     import contextlib
     import io
@@ -421,3 +424,12 @@ def test_the_exercises_finite_difference_checks_run_and_pass():
         namespace["check"]("wrong", right * 1.01, lambda: np.tanh(v), v, dy)
     right_error, wrong_error = map(float, re.findall(r"relative error (\S+)", said.getvalue()))
     assert right_error < 1e-8 < 1e-3 < wrong_error
+    assert said.getvalue().count("WRONG") == 1 and "wrong: relative error" in said.getvalue()
+    # and the known-answer check tells a wrong output from a right one, and a wrong shape
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        namespace["expect"]("same", [[0.5, -0.25]], [[0.5, -0.25]])
+        namespace["expect"]("off", [[0.5, -0.25]], [[0.5, -0.2501]])
+        namespace["expect"]("shape", [0.5, -0.25], [[0.5, -0.25]])
+    lines = said.getvalue().splitlines()
+    assert ["WRONG" in line for line in lines] == [False, True, True], lines
