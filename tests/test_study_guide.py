@@ -159,6 +159,11 @@ def test_the_anchor_check_fails_on_a_broken_copy():
 
 
 # -- both editions ------------------------------------------------------------------------------
+def tagged_blocks(text: str) -> list[tuple[str, str]]:
+    """The fenced blocks that name a language (python, text): code that runs, and its output."""
+    return [(lang, body) for lang, body in FENCE.findall(text) if lang]
+
+
 def test_every_english_page_has_a_chinese_counterpart_and_vice_versa():
     english, chinese = pages(STUDY), pages(ZH)
     assert set(english) == set(chinese)
@@ -173,8 +178,10 @@ def test_every_english_page_has_a_chinese_counterpart_and_vice_versa():
         figures_en = re.findall(r"\]\(figures/([\w.-]+\.png)\)", english[name])
         figures_zh = re.findall(r"\]\(\.\./figures/([\w.-]+\.png)\)", text)
         assert figures_en == figures_zh, name
-        # code that runs (the tutorial, the exercises) is the same code, printing the same
-        assert FENCE.findall(text) == FENCE.findall(english[name]), name
+        # code that runs (the tutorial, the exercises, BPTT's numbers) is the same code,
+        # printing the same; untagged blocks (pseudo-code) may carry translated comments
+        assert tagged_blocks(text) == tagged_blocks(english[name]), name
+        assert len(FENCE.findall(text)) == len(FENCE.findall(english[name])), name
 
 
 def test_the_chinese_edition_has_a_glossary():
@@ -183,6 +190,17 @@ def test_the_chinese_edition_has_a_glossary():
                              ("backpropagation through time", "随时间反向传播"),
                              ("forget gate", "遗忘门")):
         assert re.search(rf"\|\s*{english}\s*\|\s*{chinese}\s*\|", text, re.I), english
+    # the terms of d2l-zh (动手学深度学习), which most Chinese readers learnt first
+    for english, d2l in (("hidden state", "隐状态"), ("cell state", "记忆元"),
+                         ("candidate cell", "候选记忆元"),
+                         ("backpropagation through time", "通过时间反向传播")):
+        row = next((line for line in text.splitlines()
+                    if re.match(rf"\|\s*{english}\s*\|", line, re.I)), "")
+        assert d2l in row, english
+    # one term for the reverse direction, which cannot be read as backpropagation (反向传播)
+    for page in ZH.glob("*.md"):
+        assert "反向方向" not in page.read_text(encoding="utf-8"), page.name
+    assert re.search(r"\|\s*bidirectional, reverse direction\s*\|[^|\n]*逆序方向", text)
 
 
 def test_links_between_pages_resolve():
