@@ -4,6 +4,8 @@
 
 Writes, into the output folder:
 
+* ``rnn_build.png``, ``lstm_build.png``, ``gru_build.png``: each cell built up in stages, what
+  each part is for before its equations;
 * ``rnn_step.png``, ``lstm_step.png``, ``gru_step.png``: one time step's computational graph,
   forward in black, the gradient each node receives in red;
 * ``bptt_unrolled.png``: the unrolled graph of four steps, with dL/dh flowing from t+1 to t;
@@ -43,7 +45,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 TUTORIAL = HERE / "tutorial.md"
 BPTT = HERE / "bptt.md"
-FIGURES = ("rnn_step.png", "lstm_step.png", "gru_step.png", "bptt_unrolled.png",
+FIGURES = ("rnn_build.png", "lstm_build.png", "gru_build.png",
+           "rnn_step.png", "lstm_step.png", "gru_step.png", "bptt_unrolled.png",
            "gradient_flow.png", "forget_gate_paths.png", "truncation_clipping.png",
            "tutorial_loss.png")
 PASSES = 6  # truncation_clipping: passes over the text
@@ -91,6 +94,18 @@ def draw_graph(ax, nodes: dict, edges: list, title: str) -> None:
         ax.annotate("", xy=end, xytext=start, zorder=2,
                     arrowprops=dict(arrowstyle="-|>", color="#444444", lw=1.1, shrinkA=0,
                                     shrinkB=0, mutation_scale=14))
+    keys = list(extent)
+    for k, a in enumerate(keys):  # no box over another, no arrow through a box it does not join
+        for b in keys[k + 1:]:
+            if extent[a].overlaps(extent[b]):
+                CROSSED.setdefault(title, []).append(f"boxes {a} and {b} overlap")
+    for (a, b), segment in zip(edges, segments):
+        (sx, sy), (ex, ey) = segment
+        if (ex - sx) ** 2 + (ey - sy) ** 2 < 0.3 ** 2:
+            CROSSED.setdefault(title, []).append(f"the arrow {a} -> {b} is too short to see")
+        for key, box in extent.items():
+            if key not in (a, b) and crosses((box.x0, box.y0, box.x1, box.y1), segment):
+                CROSSED.setdefault(title, []).append(f"the arrow {a} -> {b} crosses {key}")
     taken = list(extent.values())
     for key, (*_, grad) in nodes.items():
         if grad:
@@ -193,7 +208,7 @@ def lstm_step(out: Path) -> Path:
         "x": (0, 5, r"$x_t$", "in", r"$dx_t = dgates\,W_{ih}$"),
         "h_prev": (0, 2, r"$h_{t-1}$  (B, $H_{out}$)", "in", r"$dh_{t-1} = dgates\,W_{hh}$"),
         "c_prev": (0, 8, r"$c_{t-1}$  (B, H)", "in", r"$dc_{t-1} = dc \odot f$"),
-        "gates": (3, 3.5, r"$gates = x W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh}$"
+        "gates": (2.7, 3.5, r"$gates = x W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh}$"
                   "\n(B, 4H): $i\\,|\\,f\\,|\\,g\\,|\\,o$", "op", r"$dgates$ (B, 4H)"),
         "f": (6.5, 5.9, r"$f = \sigma(\cdot)$", "op", r"$df = dc \odot c_{t-1}$"),
         "i": (6.5, 4.5, r"$i = \sigma(\cdot)$", "op", r"$di = dc \odot g$"),
@@ -225,9 +240,9 @@ def gru_step(out: Path) -> Path:
         "gh": (3, 2.0, r"$gh = h_{t-1} W_{hh}^T + b_{hh}$" "\n(B, 3H): $r\\,|\\,z\\,|\\,n$",
                "op", r"$dgh$ ($n$ block: $\odot\, r$)"),
         "r": (6.5, 4.4, r"$r = \sigma(gi_r + gh_r)$", "op", r"$dr = dn_{pre} \odot gh_n$"),
-        "z": (6.5, 2.9, r"$z = \sigma(gi_z + gh_z)$", "op",
+        "z": (6.5, 1.3, r"$z = \sigma(gi_z + gh_z)$", "op",
               r"$dz = dh \odot (h_{t-1} - n)$"),
-        "rg": (9, 1.3, r"$r \odot gh_n$", "op", None),
+        "rg": (9, 3.0, r"$r \odot gh_n$", "op", None),
         "n": (11, 5.5, r"$n = \tanh(gi_n + r \odot gh_n)$", "op",
               (r"$dn = dh \odot (1 - z)$", 0, 0.4)),
         "h": (13.5, 1.2, r"$h_t = (1 - z) \odot n + z \odot h_{t-1}$", "out", r"$dh$"),
@@ -239,6 +254,78 @@ def gru_step(out: Path) -> Path:
     draw_graph(ax, nodes, edges, r"GRU as torch computes it: $r$ multiplies "
                r"$(h_{t-1} W_{hn}^T + b_{hn})$, not $h_{t-1}$")
     return save_small(fig, out / "gru_step.png")
+
+
+def built_up(out: Path, name: str, panels: list, width: float = 5.2) -> Path:
+    """A cell drawn in stages, one panel per stage: [(title, nodes, edges)], forward only."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 3.9))
+    for ax, (title, nodes, edges) in zip(axes, panels):
+        draw_graph(ax, nodes, edges, title)
+        ax.title.set_fontsize(10.5)
+    return save_small(fig, out / name)
+
+
+def rnn_build(out: Path) -> Path:
+    x, h_prev = (0, 2.6, r"$x_t$", "in", None), (0, 0.4, r"$h_{t-1}$", "in", None)
+    return built_up(out, "rnn_build.png", [
+        (r"1. a layer: $h = \tanh(x W^T + b)$",
+         {"x": x, "a": (3.5, 2.6, r"$\tanh(x_t W_{ih}^T + b)$", "op", None),
+          "h": (7, 2.6, r"$h_t$", "out", None)},
+         [("x", "a"), ("a", "h")]),
+        ("2. + a loop: each step also reads the state the last step wrote",
+         {"x": x, "h_prev": h_prev,
+          "a": (3.5, 1.5, "$\\tanh(x_t W_{ih}^T$\n$+\\ h_{t-1} W_{hh}^T + b)$", "op", None),
+          "h": (8.4, 1.5, "$h_t$: to the output\nand to step $t+1$", "out", None)},
+         [("x", "a"), ("h_prev", "a"), ("a", "h")]),
+    ], width=5.6)
+
+
+def lstm_build(out: Path) -> Path:
+    line = {"c_prev": (0, 3.4, r"$c_{t-1}$", "in", None),
+            "keep": (2.6, 3.4, r"$f \odot c_{t-1}$", "op", None),
+            "f": (2.6, 1.7, "$f = \\sigma(\\ldots)$\nwhat to keep", "op", None)}
+    line_edges = [("c_prev", "keep"), ("f", "keep")]
+    write = {"add": (5.4, 3.4, r"$+$", "op", None),
+             "c": (7.6, 3.4, r"$c_t$", "out", None),
+             "ig": (5.4, 1.7, r"$i \odot g$", "op", None)}
+    write_edges = [("keep", "add"), ("ig", "add"), ("add", "c")]
+    return built_up(out, "lstm_build.png", [
+        ("1. a memory line: the cell state, scaled by the forget gate",
+         {**line, "c": (5.4, 3.4, r"$c_t$", "out", None)}, [*line_edges, ("keep", "c")]),
+        ("2. + writing: the input gate lets a candidate in",
+         {**line, **write,
+          "g": (4.1, 0, "$g = \\tanh(\\ldots)$\nwhat to write", "op", None),
+          "i": (6.9, 0, "$i = \\sigma(\\ldots)$\nhow much", "op", None)},
+         [*line_edges, *write_edges, ("g", "ig"), ("i", "ig")]),
+        ("3. + showing: the output gate reads the memory out",
+         {**line, **write,
+          "t": (7.6, 1.7, r"$\tanh(c_t)$", "op", None),
+          "o": (3.4, 0, "$o = \\sigma(\\ldots)$\nhow much to show", "op", None),
+          "h": (7.6, 0, r"$h_t = o \odot \tanh(c_t)$", "out", None)},
+         [*line_edges, *write_edges, ("c", "t"), ("t", "h"), ("o", "h")]),
+    ], width=6.2)
+
+
+def gru_build(out: Path) -> Path:
+    x, h_prev = (0, 3.4, r"$x_t$", "in", None), (0, 1.6, r"$h_{t-1}$", "in", None)
+    n = (3.6, 3.4, "$n = \\tanh(x_t W_{in}^T + b_{in}$\n$+\\ h_{t-1} W_{hn}^T + b_{hn})$", "op",
+         None)
+    z = (3.6, 0, "$z = \\sigma(\\ldots)$: how much\nof the old state to keep", "op", None)
+    blend = (7.6, 1.6, "$h_t = (1 - z) \\odot n$\n$+\\ z \\odot h_{t-1}$", "out", None)
+    edges = [("x", "n"), ("h_prev", "n"), ("n", "h")]
+    return built_up(out, "gru_build.png", [
+        ("1. a candidate state from the input and the old state",
+         {"x": x, "h_prev": h_prev, "n": n, "h": (7.6, 3.4, r"$h_t = n$", "out", None)}, edges),
+        ("2. + the update gate: keep some of the old state instead",
+         {"x": x, "h_prev": h_prev, "n": n, "z": z, "h": blend},
+         [*edges, ("z", "h"), ("h_prev", "h")]),
+        ("3. + the reset gate: how much of the old state the candidate reads",
+         {"x": x, "h_prev": h_prev, "z": z, "h": blend,
+          "n": (3.6, 3.4, "$n = \\tanh(x_t W_{in}^T + b_{in}$\n"
+                "$+\\ r \\odot (h_{t-1} W_{hn}^T + b_{hn}))$", "op", None),
+          "r": (1.2, 5.0, r"$r = \sigma(\ldots)$", "op", None)},
+         [*edges, ("r", "n"), ("z", "h"), ("h_prev", "h")]),
+    ], width=6.2)
 
 
 def bptt_unrolled(out: Path) -> Path:
@@ -458,7 +545,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=HERE / "figures",
                         help="the folder to write into (default: %(default)s)")
     args = parser.parse_args(argv)
-    written = [rnn_step(args.out), lstm_step(args.out), gru_step(args.out),
+    written = [rnn_build(args.out), lstm_build(args.out), gru_build(args.out),
+               rnn_step(args.out), lstm_step(args.out), gru_step(args.out),
                bptt_unrolled(args.out)]
     path, flow = gradient_flow(args.out)
     written += [path, forget_gate_paths(args.out), truncation_clipping(args.out)[0],
