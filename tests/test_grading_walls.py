@@ -83,6 +83,7 @@ CALLS = dict(
     unshare=(0x10000000,), setns=(fd, 0), mount=(b"none", b"/tmp", b"tmpfs", 0, 0),
     shmget=(0, 4096, 0o1600), semget=(0, 1, 0o1600), msgget=(0, 0o1600),
     mq_open=(b"q", 0o100 | 2, 0o600, 0), flock=(fd, 1), fcntl=(fd, 37, 0), bpf=(5, 0, 0),
+    fcntl_high=(fd, 37 | 1 << 32, 0), fcntl_getlk=(fd, 36 | 1 << 32, 0),
     perf_event_open=(0, 0, -1, -1, 0), userfaultfd=(0,), io_uring_setup=(1, 0),
     process_vm_readv=(os.getpid(), 0, 0, 0, 0, 0), clone=(0x10000000 | 17, 0, 0, 0, 0),
     clone3=(0, 0),
@@ -90,7 +91,8 @@ CALLS = dict(
 seen = []
 for name, args in CALLS.items():
     ctypes.set_errno(0)
-    result = libc.syscall(NR[name], *args)
+    result = libc.syscall(NR[name.partition("_")[0] if name.startswith("fcntl") else name],
+                          *(ctypes.c_long(a) if isinstance(a, int) else a for a in args))
     if result == 0 and name in ("clone", "ptrace"):
         if name == "clone":
             os._exit(0)
@@ -99,7 +101,8 @@ raise RuntimeError("filter: " + " ".join(seen))
 """
 REFUSED = ("socket", "socketpair", "ptrace", "add_key", "keyctl", "request_key", "unshare",
            "setns", "mount", "shmget", "semget", "msgget", "mq_open", "flock", "fcntl", "bpf",
-           "perf_event_open", "userfaultfd", "io_uring_setup", "process_vm_readv", "clone")
+           "perf_event_open", "userfaultfd", "io_uring_setup", "process_vm_readv", "clone",
+           "fcntl_high", "fcntl_getlk")
 
 
 def test_the_filter_refuses_each_listed_call(tmp_path, wall):
@@ -119,7 +122,8 @@ def test_the_filter_lists_what_the_launcher_documents():
     pfc = subprocess.run([launcher, "-I", "-B", str(walls.LAUNCHER),
                           '{"mode": "print-filter"}'], capture_output=True, text=True,
                          check=True).stdout
-    for name in REFUSED + ("clone3", "io_uring_enter", "shmat", "semop", "msgsnd",
+    listed = tuple(n for n in REFUSED if not n.startswith("fcntl_"))  # fcntl_*: fcntl's arguments
+    for name in listed + ("clone3", "io_uring_enter", "shmat", "semop", "msgsnd",
                            "pidfd_getfd", "kcmp", "open_tree", "fsopen"):
         assert f'"{name}"' in pfc, name
 
@@ -320,3 +324,40 @@ def test_a_uid_wall_child_dies_with_its_grader(tmp_path):
     while time.monotonic() < deadline and sandbox_processes(uids):
         time.sleep(0.05)
     assert sandbox_processes(uids) == []
+
+
+# -- the stand-ins answer for this case alone ------------------------------------------------------
+RELAYED_STEP = '''
+
+_direction_forward = direction_forward
+
+
+def direction_forward(mode, x_proj, h0, c0, weights, valid=None, reverse=False):
+    import scratch.functional.rnn_cell as rc
+
+    if mode.startswith("RNN"):
+        outcome = []
+        for label, W_hh in (("own", weights.W_hh), ("foreign", weights.W_hh + 1.0)):
+            try:
+                rc.rnn_step_forward(x_proj[0], h0, W_hh, weights.b_hh, mode[4:].lower())
+                outcome.append(label + "=served")
+            except Exception as error:
+                outcome.append(label + "=refused(" + str(error)[:80] + ")")
+        raise RuntimeError("stand-in: " + " ".join(outcome))
+    return _direction_forward(mode, x_proj, h0, c0, weights, valid, reverse)
+'''
+
+
+def test_a_stand_in_serves_only_the_weights_of_the_case_being_graded(tmp_path):
+    """Two children graded at once could relay one's case to the other's stand-ins, having
+    the grader compute answers for a submission that implements nothing: a stand-in answers
+    only for weights that the request it serves gave."""
+    sub = make_submission(tmp_path, "")
+    with open(sub / "scratch" / "sequence.py", "a") as handle:
+        handle.write(RELAYED_STEP)
+    result = grade_submission(sub, FAST, items=["sequence_forward"], wall=walls.Wall.unsafe(),
+                              audit_hooks=False)
+    (item,) = result.items
+    text = item.failure.problem
+    assert "stand-in: own=served foreign=refused(" in text, text
+    assert "this case's own weights" in text

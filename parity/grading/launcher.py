@@ -103,7 +103,10 @@ def build_filter():
     for name in ("fcntl", "fcntl64"):
         for command in FCNTL_DENIED:
             try:
-                scf.add_rule(deny, name, seccomp.Arg(1, seccomp.EQ, command))
+                # the kernel reads the command as 32 bits: compare those alone, so that a
+                # command with higher bits set is refused too
+                scf.add_rule(deny, name,
+                             seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, command))
             except (RuntimeError, ValueError):
                 pass
     return scf

@@ -129,7 +129,7 @@ def _child_stderr(package: Path, rubric: Rubric, wall: Wall) -> str:
     child = None
     try:
         child = Child(package, rubric.limits, oracles=oracles.reference_oracles(),
-                      resolve=oracles.resolve, wall=wall)
+                      resolve=oracles.resolve, wall=wall, parameters=oracles.parameters_of)
         answer = child.request("setup", {"oracles": oracles.setup_list()},
                                rubric.limits.start_seconds)
         if not answer.ok:
