@@ -71,11 +71,13 @@ X86 = platform.machine() == "x86_64"
 NR = dict(socket=41, socketpair=53, ptrace=101, add_key=248, keyctl=250, request_key=249,
           unshare=272, setns=308, mount=165, shmget=29, semget=64, msgget=68, mq_open=240,
           flock=73, fcntl=72, bpf=321, perf_event_open=298, userfaultfd=323,
-          io_uring_setup=425, process_vm_readv=310, clone=56, clone3=435) if X86 else dict(
+          io_uring_setup=425, process_vm_readv=310, clone=56, clone3=435, inotify_init1=294,
+          mincore=27) if X86 else dict(
           socket=198, socketpair=199, ptrace=117, add_key=217, keyctl=219, request_key=218,
           unshare=97, setns=268, mount=40, shmget=194, semget=190, msgget=186, mq_open=180,
           flock=32, fcntl=25, bpf=280, perf_event_open=241, userfaultfd=282,
-          io_uring_setup=425, process_vm_readv=270, clone=220, clone3=435)
+          io_uring_setup=425, process_vm_readv=270, clone=220, clone3=435, inotify_init1=26,
+          mincore=232)
 fd = os.open("/proc/self/stat", os.O_RDONLY)
 CALLS = dict(
     socket=(1, 1, 0), socketpair=(1, 1, 0, 0), ptrace=(0, 0, 0, 0),
@@ -83,7 +85,8 @@ CALLS = dict(
     unshare=(0x10000000,), setns=(fd, 0), mount=(b"none", b"/tmp", b"tmpfs", 0, 0),
     shmget=(0, 4096, 0o1600), semget=(0, 1, 0o1600), msgget=(0, 0o1600),
     mq_open=(b"q", 0o100 | 2, 0o600, 0), flock=(fd, 1), fcntl=(fd, 37, 0), bpf=(5, 0, 0),
-    fcntl_high=(fd, 37 | 1 << 32, 0), fcntl_getlk=(fd, 36 | 1 << 32, 0),
+    fcntl_high=(fd, 37 | 1 << 32, 0), fcntl_getlk=(fd, 36 | 1 << 32, 0), inotify_init1=(0,),
+    mincore=(0, 4096, 0),
     perf_event_open=(0, 0, -1, -1, 0), userfaultfd=(0,), io_uring_setup=(1, 0),
     process_vm_readv=(os.getpid(), 0, 0, 0, 0, 0), clone=(0x10000000 | 17, 0, 0, 0, 0),
     clone3=(0, 0),
@@ -102,7 +105,7 @@ raise RuntimeError("filter: " + " ".join(seen))
 REFUSED = ("socket", "socketpair", "ptrace", "add_key", "keyctl", "request_key", "unshare",
            "setns", "mount", "shmget", "semget", "msgget", "mq_open", "flock", "fcntl", "bpf",
            "perf_event_open", "userfaultfd", "io_uring_setup", "process_vm_readv", "clone",
-           "fcntl_high", "fcntl_getlk")
+           "fcntl_high", "fcntl_getlk", "inotify_init1", "mincore")
 
 
 def test_the_filter_refuses_each_listed_call(tmp_path, wall):
@@ -124,7 +127,8 @@ def test_the_filter_lists_what_the_launcher_documents():
                          check=True).stdout
     listed = tuple(n for n in REFUSED if not n.startswith("fcntl_"))  # fcntl_*: fcntl's arguments
     for name in listed + ("clone3", "io_uring_enter", "shmat", "semop", "msgsnd",
-                           "pidfd_getfd", "kcmp", "open_tree", "fsopen"):
+                          "pidfd_getfd", "kcmp", "open_tree", "fsopen", "inotify_init1",
+                          "inotify_add_watch", "fanotify_init", "mincore", "fadvise64"):
         assert f'"{name}"' in pfc, name
 
 
