@@ -365,3 +365,33 @@ def test_a_stand_in_serves_only_the_weights_of_the_case_being_graded(tmp_path):
     text = item.failure.problem
     assert "stand-in: own=served foreign=refused(" in text, text
     assert "this case's own weights" in text
+
+
+def test_the_uid_wall_refuses_a_seed_or_an_open_path_on_the_graders_command_line(monkeypatch):
+    """Behind the uid wall a child reads every process's command line: a --seed there, or a
+    rubric or a directory of other students' submissions that any uid can open, is refused."""
+    import shutil
+    import tempfile
+
+    uid_wall = walls.Wall("uid", "/usr/bin/python3", as_root=True)
+    top = Path(tempfile.mkdtemp(prefix="rnn-parity-open-", dir="/tmp"))  # not pytest's 0700
+    try:
+        rubric, submissions = top / "rubric.json", top / "submissions"
+        rubric.write_text("{}")
+        submissions.mkdir()
+        top.chmod(0o755)
+        rubric.chmod(0o644)
+        submissions.chmod(0o711)  # not listable, but open to a name read off /proc
+        with pytest.raises(walls.SandboxUnavailable, match="not with --seed"):
+            walls.check_hidden(uid_wall, [], seed_on_command_line=True)
+        for path in (rubric, submissions):
+            with pytest.raises(walls.SandboxUnavailable, match=str(path)):
+                walls.check_hidden(uid_wall, [path])
+        rubric.chmod(0o600)
+        submissions.chmod(0o700)
+        walls.check_hidden(uid_wall, [rubric, submissions, None])
+        bwrap = walls.Wall("bwrap", "/usr/bin/python3")  # shows no other process's command line
+        top.chmod(0o755)
+        walls.check_hidden(bwrap, [top], seed_on_command_line=True)
+    finally:
+        shutil.rmtree(top)
