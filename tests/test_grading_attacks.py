@@ -399,7 +399,7 @@ def test_oracle_calls_larger_than_any_case_are_refused_and_the_cache_is_bounded(
     big = np.zeros((512, 512))
     with pytest.raises(ValueError, match="far larger than any case"):
         step({"args": (big, big, big, None), "kwargs": {}})
-    accumulate = served[oracles.ACCUMULATE]
+    accumulate = served[oracles.METHODS[0]]
     config = {"mode": "LSTM", "input_size": 4096, "hidden_size": 4096, "num_layers": 4,
               "bias": True, "bidirectional": True, "proj_size": 0}
     with pytest.raises(ValueError, match="outside the graded cases"):
