@@ -19,7 +19,7 @@ from typing import Protocol
 
 from parity import spec
 from parity.case import Case, FunctionCase, make_data, make_function_data
-from parity.diff import ANYTHING, Divergence, first_divergence
+from parity.diff import ANYTHING, TOL, Divergence, first_divergence
 
 
 @dataclass
@@ -82,31 +82,43 @@ def describe_error(error: dict | None, function: str) -> tuple[str, str]:
     return kind, f"{function} raised {error.get('type')}: {message}{where}"
 
 
-def compare_named(expected, actual, names) -> Divergence | None:
+def compare_named(expected, actual, names, tol: float = TOL) -> Divergence | None:
     if names is None:
-        return first_divergence(expected, actual, "its result")
+        return first_divergence(expected, actual, "its result", tol)
     if not isinstance(actual, tuple) or len(actual) != len(names):
         what = f"{len(actual)} values" if isinstance(actual, (tuple, list)) else repr(
             type(actual).__name__)
         return Divergence("its result", f"should be the tuple ({', '.join(names)}), got {what}")
     for name, e, a in zip(names, expected, actual):
-        found = first_divergence(e, a, name)
+        found = first_divergence(e, a, name, tol)
         if found is not None:
             return found
     return None
 
 
 def judge(call: Call, ok: bool, value, error: dict | None, case_words: str,
-          notes=()) -> Failure | None:
+          notes=(), tol: float = TOL) -> Failure | None:
     """The failure of one answered call, or None."""
     if not ok:
         kind, words = describe_error(error, call.function)
         return Failure(call.function, words, case_words, kind, notes=list(notes))
-    found = compare_named(call.expected, value, call.names)
+    found = compare_named(call.expected, value, call.names, tol)
     if found is not None:
         return Failure(call.function, f"{call.function} returned {found}", case_words,
                        notes=list(notes))
     return None
+
+
+def failure_text(failure: Failure, item: spec.ItemSpec) -> str:
+    """What a student reads of a failed item: the grader's feedback and the check's."""
+    label = "Smallest failing case" if failure.shrunk else "Failing case"
+    if failure.kind in ("import", "missing", "grader"):
+        label = "Case"
+    text = f"{failure.problem}\n{label}: {failure.case}"
+    if failure.kind != "grader":  # nothing for the student to fix
+        text += f"\nWhat has to be right: {item.about}."
+        text += f"\nGraded functions: {', '.join(f.name for f in item.grades)}."
+    return text
 
 
 # -- one cell, one direction ---------------------------------------------------------------------
@@ -115,7 +127,7 @@ def graded(item: spec.ItemSpec, level: str, way: str) -> list[str]:
     return [f.name for f in item.grades if f.case_level == level and f.name.endswith(way)]
 
 
-def _step_args(mode: str, d, h, x_proj):
+def step_args(mode: str, d, h, x_proj):
     m = spec.MODES[mode]
     if m.cell == "rnn":
         return (x_proj, h, d.W_hh, d.b_hh, m.nonlinearity)
@@ -124,7 +136,7 @@ def _step_args(mode: str, d, h, x_proj):
     return (x_proj, h, d.W_hh, d.b_hh)
 
 
-def _cell_args(mode: str, d, x, h):
+def cell_args(mode: str, d, x, h):
     m = spec.MODES[mode]
     if m.cell == "rnn":
         return (x, h, d.W_ih, d.W_hh, d.b_ih, d.b_hh, m.nonlinearity)
@@ -150,7 +162,7 @@ def cell_calls(case: FunctionCase, names: list[str], reference: Reference) -> li
     calls = []
     for name in names:
         level, way = name.split("_")[1:]
-        args = _step_args(case.mode, d, h, x_proj) if level == "step" else _cell_args(
+        args = step_args(case.mode, d, h, x_proj) if level == "step" else cell_args(
             case.mode, d, x, h)
         if way == "backward":  # handed the reference forward's cache
             forward = name.replace("backward", "forward")

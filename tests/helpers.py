@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 import scratch
+from parity.diff import numerical_gradient as _central_differences
 from parity.tolerances import FLOAT64_TOL, tolerance
 
 F64_REL = FLOAT64_TOL
@@ -272,18 +273,8 @@ def assert_results_close(ours: Result, theirs: Result, rel: float = F64_REL) -> 
 
 # -- finite differences ---------------------------------------------------------------------
 def numerical_gradient(loss_fn, array: np.ndarray, eps: float = FD_EPS) -> np.ndarray:
-    """Central differences of loss_fn() with respect to every element of ``array``, which
-    is perturbed in place (and restored)."""
-    grad = np.zeros(array.shape, dtype=np.float64)
-    for idx in np.ndindex(array.shape):
-        old = array[idx]
-        array[idx] = old + eps
-        loss_plus = loss_fn()
-        array[idx] = old - eps
-        loss_minus = loss_fn()
-        array[idx] = old
-        grad[idx] = (loss_plus - loss_minus) / (2.0 * eps)
-    return grad
+    """parity.diff's central differences, at the tests' step (modules of many parameters)."""
+    return _central_differences(loss_fn, array, eps)
 
 
 def assert_matches_fd(analytic, loss_fn, array: np.ndarray, name: str) -> None:
