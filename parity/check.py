@@ -575,14 +575,12 @@ def fd_expected(call: Call, case):
 # -- the report ----------------------------------------------------------------------------------
 def visible_items() -> list[spec.ItemSpec]:
     """The items the grader shows: the handout's list (VISIBLE_FILE beside this file), or all."""
-    shipped = Path(__file__).with_name(VISIBLE_FILE)
+    shipped = Path(__file__).with_name(spec.VISIBLE_FILE)
     if shipped.is_file():
         ids = shipped.read_text().split()
         return [i for i in spec.ITEMS if i.id in ids]
     return list(spec.ITEMS)
 
-
-VISIBLE_FILE = "visible_items.txt"
 
 
 def run_check(root: Path, only: list[str] | None = None, out=sys.stdout) -> int:

@@ -136,6 +136,7 @@ def _output_name(node: ast.expr) -> str:
 
 
 OUTPUTS_FILE = "outputs.json"  # the handout's copy of output_names(), beside this file
+VISIBLE_FILE = "visible_items.txt"  # the handout's list of the items the grader shows
 
 
 @functools.cache
@@ -290,12 +291,14 @@ def stand_in_targets() -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for f in FUNCTIONS for t in f.callees))
 
 
-def items_table(ids=None) -> list[str]:
-    """The Markdown table of the items (all, or those of ``ids``): what the handout's README
-    and docs/grading.md show."""
+def items_table(weights: dict[str, float] | None = None) -> list[str]:
+    """The Markdown table of the items (those of ``weights``, with those points; all, with
+    their own, by default): what the handout's README and docs/grading.md show."""
+    weights = weights if weights is not None else {i.id: i.weight for i in ITEMS}
     lines = ["| item | points | grades | what has to be right |", "| --- | --- | --- | --- |"]
     for item in ITEMS:
-        if ids is None or item.id in ids:
+        if item.id in weights:
             grades = ", ".join(f"`{f.name}`" for f in item.grades)
-            lines.append(f"| {item.title} | {item.weight:g} | {grades} | {item.about} |")
+            lines.append(f"| `{item.id}`: {item.title} | {weights[item.id]:g} | {grades} | "
+                         f"{item.about} |")
     return lines
