@@ -57,10 +57,12 @@ def handout_with(tmp_path: Path, *edits: tuple[str, str, str], filled=True) -> P
     return root
 
 
-def run_check(root: Path, torch: bool, *args: str) -> subprocess.CompletedProcess:
+def run_check(root: Path, torch: bool, *args: str, handout=True) -> subprocess.CompletedProcess:
+    """The check in a child, in root; handout=False: the project's own check (on a copy
+    given in args), not blocked from the project."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-    prelude = BLOCK.format(blocked=[] if torch else ["torch"])
+    prelude = BLOCK.format(blocked=[] if torch else ["torch"]) if handout else "import sys\n"
     code = prelude + ("import runpy; sys.argv = ['parity', 'check', *sys.argv[1:]]; "
                       "runpy.run_module('parity', run_name='__main__', alter_sys=True)")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=root, env=env,
