@@ -14,17 +14,23 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import sys  # noqa: E402
 
-if sys.argv[1:2] == ["check"]:  # a student's check: runs with or without torch
+# The one dispatcher of the command line: each command is routed here, once. The student's
+# check runs with or without torch; the grader's commands never import torch; everything
+# else is the parity harness (parity.cli), which runs torch with one thread.
+command = sys.argv[1] if len(sys.argv) > 1 else ""
+if command == "check":
     from parity.check import main as check_main
 
     sys.exit(check_main(sys.argv[2:]))
+if command == "zoo":
+    from parity.cli import zoo_main
+
+    sys.exit(zoo_main(sys.argv[2:]))
 
 from parity.grading.cli import COMMANDS as GRADING_COMMANDS  # noqa: E402
 
-if sys.argv[1:2] and sys.argv[1] in GRADING_COMMANDS:  # grading never imports torch
-    from parity.grading.cli import main as grading_main
-
-    sys.exit(grading_main(sys.argv[1:]))
+if command in GRADING_COMMANDS:
+    sys.exit(GRADING_COMMANDS[command](sys.argv[2:]))
 
 import torch  # noqa: E402
 

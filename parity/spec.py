@@ -54,6 +54,12 @@ RNN_MODES = ("RNN_TANH", "RNN_RELU")
 ALL_MODES = tuple(MODES)
 
 
+def mode_named(word: str) -> Mode:
+    """The (first) mode a word names: the mode, its layer class (``LSTM``), its cell class
+    (``LSTMCell``) or its functions' prefix (``lstm``)."""
+    return next(m for m in MODES.values() if word in (m.name, m.cls, m.cls + "Cell", m.cell))
+
+
 def mode_of(cls: str, nonlinearity: str = "tanh") -> str:
     """The mode of a layer class (and the RNN's nonlinearity)."""
     return next(m.name for m in MODES.values()
@@ -97,13 +103,19 @@ class Function:
         return {"step": "cell", "cell": "cell", "direction": "sequence"}.get(self.level,
                                                                              self.level)
 
+    def namespace(self, package=None):
+        """Its module: in ``package`` (a ``scratch`` package object, maybe a copy loaded under
+        another name), or the importable ``scratch``."""
+        if package is None:
+            return importlib.import_module(self.module)
+        obj = package
+        for part in self.module.split(".")[1:]:
+            obj = getattr(obj, part)
+        return obj
+
     def resolve(self, package=None):
-        """The function itself, from ``package`` (a module named like ``scratch``) or the
-        importable ``scratch``."""
-        module = self.module
-        if package is not None:
-            module = package.__name__ + module[len("scratch"):]
-        obj = importlib.import_module(module)
+        """The function itself (see ``namespace``)."""
+        obj = self.namespace(package)
         for part in self.name.split("."):
             obj = getattr(obj, part)
         return obj
