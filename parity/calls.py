@@ -209,11 +209,8 @@ def calls_of(item: spec.ItemSpec, case: FunctionCase, way: str,
 def layer_arguments(case: Case):
     """(constructor args, kwargs) of the layer a Case describes."""
     kwargs = dict(num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
-                  dropout=case.dropout, bidirectional=case.bidirectional)
-    if case.kind == "LSTM":
-        kwargs["proj_size"] = case.proj_size
-    if spec.MODES[case.kind].nonlinearity:
-        kwargs["nonlinearity"] = spec.MODES[case.kind].nonlinearity
+                  dropout=case.dropout, bidirectional=case.bidirectional,
+                  **spec.layer_options(case.kind, case.proj_size))
     return (case.input_size, case.hidden_size), kwargs
 
 

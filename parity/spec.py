@@ -66,6 +66,15 @@ def mode_of(cls: str, nonlinearity: str = "tanh") -> str:
                 if m.cls == cls and m.nonlinearity in (None, nonlinearity))
 
 
+def layer_options(mode: str, proj_size: int = 0) -> dict:
+    """What a layer of class MODES[mode].cls takes beyond the common arguments to be of this
+    mode: the RNN's nonlinearity, the LSTM's proj_size (torch.nn's and scratch's alike)."""
+    if mode == "LSTM":
+        return {"proj_size": proj_size}
+    nonlinearity = MODES[mode].nonlinearity
+    return {"nonlinearity": nonlinearity} if nonlinearity else {}
+
+
 # -- the study functions -----------------------------------------------------------------------
 LEVELS = ("step", "cell", "direction", "layer")
 

@@ -26,13 +26,15 @@ import numpy as np
 
 import scratch
 from parity.diff import numerical_gradient as _central_differences
+from parity.spec import MODES as SPEC_MODES
+from parity.spec import layer_options
 from parity.tolerances import FLOAT64_TOL, tolerance
 
 F64_REL = FLOAT64_TOL
 FD_EPS = 1e-5
 FD_REL = 1e-7
 
-MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+MODES = tuple(SPEC_MODES)
 
 
 def f32_rel(seq_len: int, num_layers: int = 1) -> float:
@@ -127,12 +129,8 @@ def make_module(case: Case, dtype=np.float64, seed: int = 0):
         dropout=case.dropout, bidirectional=case.bidirectional, dtype=dtype, seed=seed,
     )
     I, H = case.input_size, case.hidden_size
-    if case.mode == "LSTM":
-        return scratch.LSTM(I, H, proj_size=case.proj_size, **common)
-    if case.mode == "GRU":
-        return scratch.GRU(I, H, **common)
-    nonlinearity = "tanh" if case.mode == "RNN_TANH" else "relu"
-    return scratch.RNN(I, H, nonlinearity=nonlinearity, **common)
+    return getattr(scratch, SPEC_MODES[case.mode].cls)(
+        I, H, **layer_options(case.mode, case.proj_size), **common)
 
 
 @dataclass

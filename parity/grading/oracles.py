@@ -125,12 +125,9 @@ def _reference_module(key: tuple) -> scratch.RNNBase:
     """A reference layer of the same configuration (weights do not matter: only the
     gradient bookkeeping of the method is run)."""
     mode, input_size, hidden_size, num_layers, bias, bidirectional, proj_size = key
-    kwargs = dict(num_layers=num_layers, bias=bias, bidirectional=bidirectional, seed=0)
-    if mode == "LSTM":
-        kwargs["proj_size"] = proj_size
-    if spec.MODES[mode].nonlinearity:
-        kwargs["nonlinearity"] = spec.MODES[mode].nonlinearity
-    return getattr(scratch, spec.MODES[mode].cls)(input_size, hidden_size, **kwargs)
+    return getattr(scratch, spec.MODES[mode].cls)(
+        input_size, hidden_size, num_layers=num_layers, bias=bias, bidirectional=bidirectional,
+        seed=0, **spec.layer_options(mode, proj_size))
 
 
 def _method_oracle(name: str) -> Callable[[dict], object]:
