@@ -312,14 +312,39 @@ def stand_in_targets() -> tuple[str, ...]:
     return tuple(dict.fromkeys(t for f in FUNCTIONS for t in f.callees))
 
 
-def items_table(weights: dict[str, float] | None = None) -> list[str]:
+def items_table(weights: dict[str, float] | None = None, stand_ins: bool = False) -> list[str]:
     """The Markdown table of the items (those of ``weights``, with those points; all, with
-    their own, by default): what the handout's README and docs/grading.md show."""
+    their own, by default): what the handout's README shows, and, with the study functions
+    the reference answers for (``stand_ins``), docs/grading.md."""
     weights = weights if weights is not None else {i.id: i.weight for i in ITEMS}
-    lines = ["| item | points | grades | what has to be right |", "| --- | --- | --- | --- |"]
+    head = "| item | points | grades | what has to be right |"
+    lines = [head + (" runs as the reference |" if stand_ins else ""),
+             "| --- | --- | --- | --- |" + (" --- |" if stand_ins else "")]
     for item in ITEMS:
-        if item.id in weights:
-            grades = ", ".join(f"`{f.name}`" for f in item.grades)
-            lines.append(f"| `{item.id}`: {item.title} | {weights[item.id]:g} | {grades} | "
-                         f"{item.about} |")
+        if item.id not in weights:
+            continue
+        grades = ", ".join(f"`{f.name}`" for f in item.grades)
+        line = f"| `{item.id}`: {item.title} | {weights[item.id]:g} | {grades} | {item.about} |"
+        if stand_ins:
+            targets = dict.fromkeys(t for level in ("cell", "sequence", "layer")
+                                    for t in item.stand_ins(level))
+            line += " " + (", ".join(f"`{BY_TARGET[t].name}`" for t in targets) or "nothing")
+            line += " |"
+        lines.append(line)
     return lines
+
+
+DOCS_BEGIN = "<!-- the items: written from parity/spec.py (python -m parity.spec) -->"
+DOCS_END = "<!-- end of the items -->"
+
+
+def with_items_table(text: str) -> str:
+    """docs/grading.md's text with its items table written anew from this table."""
+    head, _, rest = text.partition(DOCS_BEGIN)
+    _, _, tail = rest.partition(DOCS_END)
+    return "\n".join([head + DOCS_BEGIN, *items_table(stand_ins=True), DOCS_END]) + tail
+
+
+if __name__ == "__main__":  # rewrite docs/grading.md's table
+    docs = Path(__file__).resolve().parents[1] / "docs" / "grading.md"
+    docs.write_text(with_items_table(docs.read_text()))
