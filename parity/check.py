@@ -434,19 +434,11 @@ def _copied(reference: TorchReference, value):
     return copied
 
 
-def _target(target: str):
-    module, _, name = target.partition(":")
-    obj = importlib.import_module(module)
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def run_calls(calls: list[Call], reference, root: Path, words: str,
               tol: float = tolerances.FLOAT64_TOL) -> Failure | None:
     for call in calls:
         try:
-            value = _target(call.target)(*_copied(reference, call.args),
+            value = spec.BY_TARGET[call.target].resolve()(*_copied(reference, call.args),
                                          **_copied(reference, call.kwargs))
             ok, error = True, None
         except Exception as exc:

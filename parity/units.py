@@ -45,7 +45,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from parity import spec, tolerances
-from parity.compare import ParityFailure, TensorCheck, compare_tensor
+from parity.compare import ParityFailure, TensorCheck, compare_tensor, report_tail
 from parity.strategies import Profile
 from torch_impl import equations
 
@@ -127,13 +127,7 @@ class UnitResult:
         tol = tolerances.tolerance(self.case.dtype, 1, 1)
         lines.append(f"criterion: |impl - torch| <= {tol:.3g} * max(1, max|torch|)  "
                      f"({self.case.dtype}, one step)")
-        lines.append(f"case: {self.case.describe()}")
-        if self.story:
-            lines.append("as Hypothesis drew it:")
-            lines += ["  " + line for line in self.story]
-        lines.append(f"implementation: {self.impl}")
-        lines.append(f"reproduce: {self.reproduce_command()}")
-        return "\n".join(lines)
+        return "\n".join(lines + report_tail(self))
 
 
 class _Stage:

@@ -59,14 +59,6 @@ def resolve(module: str, name: str, fields: tuple):
     return None
 
 
-def _target(name: str):
-    module, _, qualname = name.partition(":")
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def _check_sizes(value, max_ndim: int = 4) -> None:
     """Refuse arguments larger than any graded case's (before the reference runs): also
     arrays of more axes than the function's arguments have (they broadcast into far larger
@@ -86,7 +78,7 @@ def _check_sizes(value, max_ndim: int = 4) -> None:
 
 def _function_oracle(name: str) -> Callable[[dict], object]:
     """Runs the reference function on the child's arguments and answers its result."""
-    function = _target(name)
+    function = spec.BY_TARGET[name].resolve()
     max_ndim = 2 if name in STEP_FUNCTIONS else 4  # a step's arrays are (B, .) or (., .)
 
     def serve(payload: dict):
