@@ -360,38 +360,40 @@ def _draw_function(draw, profile: Profile, group: str) -> dict:
 
 
 def _function_data(case: UnitCase):
+    """(kind, the cell forward's arguments in the order of its signature, the upstream
+    gradients dh and, for the LSTM, dc)."""
     o, rng = case.opts, _rng(case)
     kind = case.group.partition("_")[0]
     G, H, In, B = spec.mode_named(kind).gates, o["hidden_size"], o["input_size"], o["batch"]
     P = o.get("proj_size", 0)
     H_out = P or H
     k = 1.0 / math.sqrt(H)
-    d = {"x": rng.standard_normal((B, In)), "h_prev": rng.standard_normal((B, H_out)) * 0.5,
-         "W_ih": rng.uniform(-k, k, (G * H, In)), "W_hh": rng.uniform(-k, k, (G * H, H_out)),
-         "b_ih": rng.uniform(-k, k, G * H) if o["bias"] else None,
-         "b_hh": rng.uniform(-k, k, G * H) if o["bias"] else None,
-         "dh": rng.standard_normal((B, H_out))}
+    x, h = rng.standard_normal((B, In)), rng.standard_normal((B, H_out)) * 0.5
+    c = rng.standard_normal((B, H)) * 0.5 if kind == "lstm" else None
+    weights = [rng.uniform(-k, k, (G * H, In)), rng.uniform(-k, k, (G * H, H_out)),
+               rng.uniform(-k, k, G * H) if o["bias"] else None,
+               rng.uniform(-k, k, G * H) if o["bias"] else None]
+    upstream = [rng.standard_normal((B, H_out))]
     if kind == "lstm":
-        d["c_prev"] = rng.standard_normal((B, H)) * 0.5
-        d["W_hr"] = rng.uniform(-k, k, (P, H)) if P else None
-        d["dc"] = rng.standard_normal((B, H))
-    return kind, {n: None if v is None else _arr(v, case) for n, v in d.items()}
+        W_hr = rng.uniform(-k, k, (P, H)) if P else None
+        args = [x, h, c, *weights, W_hr]
+        upstream.append(rng.standard_normal((B, H)))
+    else:
+        args = [x, h, *weights] + ([o["nonlinearity"]] if kind == "rnn" else [])
+    cast = [_arr(a, case) if isinstance(a, np.ndarray) else a for a in args]
+    return kind, cast, [_arr(u, case) for u in upstream]
 
 
 def run_cell_function(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
     """A cell function (parity.spec) against torch_impl.equations' step, which takes the same
     arguments in the same order; its gradients by autograd, each field ``d<argument>`` of the
-    returned grads against that argument's."""
-    kind, d = _function_data(case)
+    returned grads (the argument named by the function's signature) against that argument's."""
+    kind, args, upstream = _function_data(case)
     forward = spec.BY_NAME[f"{kind}_cell_forward"]
-    names = forward.arguments(impl)
-    values = {**d, "nonlinearity": case.opts.get("nonlinearity")}
     stage(f"{forward.name}()")
-    got = forward.resolve(impl)(*[values[n].copy() if isinstance(values[n], np.ndarray)
-                                  else values[n] for n in names])
-    leaves = {n: _t(values[n], True) if isinstance(values[n], np.ndarray) else values[n]
-              for n in names}
-    ref_out = getattr(equations, f"{kind}_step")(*leaves.values())
+    got = forward.resolve(impl)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    leaves = [_t(a, True) if isinstance(a, np.ndarray) else a for a in args]
+    ref_out = getattr(equations, f"{kind}_step")(*leaves)
     ref_out = ref_out if isinstance(ref_out, tuple) else (ref_out,)
     c = _Checks(case)
     if case.group.endswith("_forward"):
@@ -404,14 +406,14 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[T
         for name, mine, ref in zip(outputs, got, ref_out):
             c.add(name, mine, _np(ref), "output")
         return c.list
-    upstream = [d["dh"]] + ([d["dc"]] if kind == "lstm" else [])
     sum((t * torch.tensor(g)).sum() for t, g in zip(ref_out, upstream)).backward()
     backward = spec.BY_NAME[f"{kind}_cell_backward"]
     stage(f"{backward.name}()")
     grads = backward.resolve(impl)(*[g.copy() for g in upstream], got[-1])
+    leaf_of = dict(zip(forward.arguments(impl), leaves))
     fields = getattr(forward.namespace(impl), f"{kind.upper()}CellGrads")._fields
     for i, name in enumerate(fields):
-        leaf = leaves.get(name[1:])
+        leaf = leaf_of.get(name[1:])
         want = _np(leaf.grad) if isinstance(leaf, torch.Tensor) else None
         c.add(name, _field(grads, name, i), want, "grad")
     return c.list
