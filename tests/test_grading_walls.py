@@ -432,3 +432,18 @@ def test_the_uid_wall_refuses_a_seed_or_an_open_path_on_the_graders_command_line
         walls.check_hidden(bwrap, [top], seed_on_command_line=True)
     finally:
         shutil.rmtree(top)
+
+
+def test_a_wall_the_machine_refuses_on_the_way_does_not_start(monkeypatch):
+    """A root without capabilities (docker run --cap-drop ALL) cannot hand the child its
+    directory: the wall does not start, and grading says so, instead of crashing."""
+    def refused(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(walls.os, "chown", refused)
+    uid_wall = walls.Wall("uid", walls.seccomp_python() or "/usr/bin/python3", as_root=True,
+                          interpreter=walls.child_python(True))
+    if os.geteuid() != 0:
+        pytest.skip("handing a directory to another uid needs root")
+    with pytest.raises(walls.SandboxUnavailable, match="refused what it needs"):
+        walls.probe(uid_wall)

@@ -679,7 +679,16 @@ def find_wall() -> Wall:
 
 
 def probe(wall: Wall) -> None:
-    """Start ``wall`` once, as a child would, with the runner's files and NumPy."""
+    """Start ``wall`` once, as a child would, with the runner's files and NumPy. Anything the
+    machine refuses on the way (a root without capabilities cannot hand a directory to the
+    child's uid) means that this wall does not start here."""
+    try:
+        _probe(wall)
+    except OSError as error:
+        raise SandboxUnavailable(f"the machine refused what it needs: {error}") from None
+
+
+def _probe(wall: Wall) -> None:
     with UidLease(wall.leases_uid) as uid:
         dirs = ChildDirs(wall, uid if wall.leases_uid else None)
         read_info, write_info = os.pipe()
