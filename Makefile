@@ -20,15 +20,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# The grading sandbox is bubblewrap, a system package: installed with apt where it is missing
-# and this runs as root (as on this project's machines and CI); elsewhere the command is shown.
+# The grading walls need bubblewrap and libseccomp's Python bindings (system packages):
+# installed with apt where missing and this runs as root (as on this project's machines and
+# CI); elsewhere the command is shown.
+SANDBOX_PACKAGES := bubblewrap python3-seccomp util-linux
 sandbox:
-	@command -v bwrap >/dev/null 2>&1 || { \
+	@if ! command -v bwrap >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import seccomp' 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SANDBOX_PACKAGES); \
 	  else \
-	    echo "the grading sandbox needs bubblewrap: sudo apt-get install bubblewrap" >&2; exit 1; \
-	  fi; }
+	    echo "the grading walls need: sudo apt-get install $(SANDBOX_PACKAGES)" >&2; exit 1; \
+	  fi; \
+	fi
 
 test: $(STAMP) sandbox
 	$(SINGLE_THREAD) $(BIN)/python -m pytest -q -n 2

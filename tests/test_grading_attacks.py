@@ -40,6 +40,25 @@ FAST = rubric_from_dict({"max_examples": 5, "limits": LIMITS})
 HOSTILE, HONEST = "rnn_forward", "gru_backward"
 
 
+def _walls() -> list[str]:
+    """The walls each attack runs behind: every one this machine starts, as root."""
+    from test_grading_walls import WALLS
+
+    return [kind for kind in ("bwrap", "uid") if kind in WALLS] or ["default"]
+
+
+@pytest.fixture(autouse=True, params=_walls())
+def wall_kind(request, monkeypatch) -> str:
+    """Grade behind this wall (what ``find_wall`` returns for the test)."""
+    from test_grading_walls import WALLS
+
+    from parity.grading import walls
+
+    if request.param != "default":
+        monkeypatch.setattr(walls, "_WALL", WALLS[request.param])
+    return request.param
+
+
 def grade_two(path: Path, **kwargs):
     """(result, hostile item, honest item), the child's audit hook off."""
     result = grade_submission(path, FAST, items=[HOSTILE, HONEST], audit_hooks=False, **kwargs)
@@ -85,8 +104,14 @@ def test_forged_runner_answers_from_the_skeleton_score_nothing(tmp_path, forgery
 
 
 # -- reading the reference ---------------------------------------------------------------------
-def test_reading_the_reference_past_the_hooks_finds_nothing(tmp_path):
+def test_reading_the_reference_past_the_hooks_finds_nothing(tmp_path, wall_kind):
     target = REFERENCE / "functional" / "rnn_cell.py"
+    if wall_kind == "uid":
+        # the uid wall starts only where the reference is root's alone (as the bundle's
+        # setup.sh leaves it); this checkout's is readable, so read a copy left that way
+        private = tmp_path / "private"
+        private.mkdir(mode=0o700)
+        target = Path(shutil.copy(target, private / "rnn_cell.py"))
     body = f"""
     import io, os
     target = {str(target)!r}
@@ -113,7 +138,7 @@ def test_reading_the_reference_past_the_hooks_finds_nothing(tmp_path):
     raise RuntimeError("the reference was out of reach: " + ", ".join(errors))
     """
     text = assert_contained(make_submission(tmp_path, body), "the reference was out of reach")
-    assert "FileNotFoundError" in text
+    assert ("PermissionError" if wall_kind == "uid" else "FileNotFoundError") in text
 
 
 def test_a_symlinked_package_is_refused(tmp_path):
@@ -204,6 +229,8 @@ def test_every_process_in_the_sandbox_ends_with_it(tmp_path):
     # below the runner's rlimits: a process that forks, leaves the session and sleeps ends
     # when the sandbox's first process is killed, as Child.close_process does
     wall = sandbox.find_wall()
+    if wall.kind == "uid":  # no namespace: the uid wall's reaping is tested on its own
+        pytest.skip("test_grading_walls.py::test_the_uid_wall_leaves_no_process_and_no_file")
     sub = tmp_path / "sub"
     sub.mkdir()
     code = textwrap.dedent("""
@@ -217,8 +244,11 @@ def test_every_process_in_the_sandbox_ends_with_it(tmp_path):
         time.sleep(60)
     """)
     info_r, info_w = os.pipe()
-    with sandbox.UidLease(wall.as_root) as uid:
-        argv = wall.command(sandbox.python(), ["-c", code], sub, uid, sandbox.Limits(), info_w)
+    with sandbox.UidLease(wall.leases_uid) as uid:
+        dirs = sandbox.ChildDirs(wall, uid)
+        sub.rename(dirs.sub)
+        argv = wall.command(["-c", code], dirs.runner, dirs.sub, dirs.work, uid,
+                            sandbox.Limits(), info_w)
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, pass_fds=(info_w,),
                                    start_new_session=True)
         os.close(info_w)
@@ -227,18 +257,19 @@ def test_every_process_in_the_sandbox_ends_with_it(tmp_path):
             assert process.stdout.readline() == b"ready\n"
             time.sleep(0.2)
             mine = [pid for pid, (_, owner) in processes().items() if owner == uid]
-            if wall.as_root:
+            if wall.leases_uid:
                 assert len(mine) >= 2  # the sleeper, the grandchild in its own session
             os.kill(inner, 9)
             process.wait(10)
             time.sleep(0.2)
             assert [pid for pid, (_, owner) in processes().items() if owner == uid] == [] \
-                or not wall.as_root
+                or not wall.leases_uid
         finally:
             os.close(info_r)
             if process.poll() is None:
                 process.kill()
                 process.wait()
+            dirs.remove()
 
 
 # -- malformed, huge and deeply nested messages --------------------------------------------------
@@ -406,7 +437,9 @@ def test_writes_outside_the_work_directory_change_nothing(tmp_path):
     assert shared.read_text() == "untouched"
 
 
-def test_reads_of_proc_etc_and_memory_reveal_nothing_of_the_grader(tmp_path):
+def test_reads_of_proc_etc_and_memory_reveal_nothing_of_the_grader(tmp_path, wall_kind):
+    if wall_kind == "uid":
+        return uid_wall_reads_of_the_grader(tmp_path)
     body = """
     import os
     import numpy as np
@@ -427,6 +460,26 @@ def test_reads_of_proc_etc_and_memory_reveal_nothing_of_the_grader(tmp_path):
     assert "root:" not in text and "pytest" not in text
     pids = int(text.split("pids=")[1].split()[0])
     assert pids <= 3  # the namespace's first process, the child, nothing of the machine
+
+
+def uid_wall_reads_of_the_grader(tmp_path):
+    """Without namespaces the child sees /proc, but nothing of the grader's that is not
+    public: its environment, memory, open files and working directory are the owner's."""
+    body = f"""
+    import os
+    seen = []
+    for name in ("environ", "mem", "fd", "cwd", "root", "maps"):
+        path = "/proc/{os.getpid()}/" + name
+        try:
+            seen.append(name + ":" + str(len(os.listdir(path) if name == "fd" else
+                                                  open(path, "rb").read(64))))
+        except OSError as error:
+            seen.append(name + ":" + type(error).__name__)
+    raise RuntimeError("grader: " + " ".join(seen))
+    """
+    text = assert_contained(make_submission(tmp_path, body), "grader:")
+    for name in ("environ", "mem", "fd", "cwd", "root", "maps"):
+        assert f"{name}:PermissionError" in text, text
 
 
 def test_feedback_echoes_at_most_a_few_hundred_characters(tmp_path):
@@ -451,8 +504,11 @@ def test_a_hang_at_import_costs_one_start_limit_in_all(tmp_path):
 # -- no sandbox: refuse, unless told ----------------------------------------------------------
 @pytest.fixture()
 def no_sandbox(monkeypatch):
-    monkeypatch.setattr(sandbox, "_WALL", None)
-    monkeypatch.setattr(sandbox.shutil, "which", lambda *args, **kwargs: None)
+    from parity.grading import walls
+
+    monkeypatch.setattr(walls, "_WALL", None)
+    monkeypatch.setattr(walls.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.setattr(walls, "seccomp_python", lambda: None)
 
 
 def test_without_a_sandbox_grade_refuses_and_says_what_to_install(tmp_path, no_sandbox,

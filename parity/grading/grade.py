@@ -183,7 +183,7 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
                       resolve=oracles.resolve, wall=wall, audit_hooks=audit_hooks)
         setup = child.request("setup", {"oracles": oracles.setup_list()},
                               limits.start_seconds if start_seconds is None else start_seconds)
-        started = time.monotonic() - start
+        started = time.monotonic() - start - child.waited  # the uid wall's turn is not ours
         if not setup.ok:
             failure = _import_failure(setup.error)
         else:

@@ -1,88 +1,52 @@
-"""The wall around a submission's code: each child runs in a sandbox the kernel enforces.
+"""One child process behind the wall, and the copy of the submission it runs.
 
-Every item of a submission is graded in a child process of its own, started by bubblewrap
-(``bwrap``) in fresh PID, mount, IPC, network and UTS namespaces:
-
-* its file system is empty but for, read-only, the system's shared libraries, this Python's
-  interpreter and standard library (every site-packages directory masked), NumPy, the runner
-  (``child.py`` and ``protocol.py``) and a copy of the submission's ``.py`` files; it may write
-  only to its working directory ``/work`` and a private ``/tmp``, both small tmpfs mounts;
-* it sees no process but its own and has no network;
-* it never runs as root or as the grader's user: when the grader runs as root the child runs as
-  a uid of its own, leased for that child alone (``UidLease``), with every capability dropped;
-  otherwise it runs in a user namespace of its own as ``nobody``;
-* nothing it starts outlives it: killing the namespace's first process ends every process in it.
-
-The reference, torch, the harness and every other file of the machine are not in the child's
-file system at all, so no path trick reaches them. The runner's rlimits (memory, CPU time,
-file size, one process) and its audit hooks stay as a second layer: the hooks turn common
-mistakes (importing torch, starting a process) into readable feedback, and are not the wall.
-
-Where no sandbox can be started (no bwrap, or a container that forbids namespaces),
-``find_wall`` raises ``SandboxUnavailable`` with what to install or enable. ``Wall.unsafe()``
-runs children as plain processes under the hooks alone, for a trusted class or a test; the
-report then says so on its first line.
+Every item of a submission is graded in a child process of its own, behind the strongest wall
+this machine starts (``walls``: bubblewrap's namespaces, or a uid of the child's own under a
+seccomp filter). The child sees a copy of the submission's ``.py`` files (``copy_package``),
+the runner (``child.py`` and ``protocol.py``, copied for it), the standard library and NumPy.
 
 The grader talks to the child over two pipes (``protocol``) and executes nothing the child
 sends: it reads JSON and ``.npy`` arrays, checks them, and runs the reference itself.
+``Wall.unsafe()`` runs children as plain processes under the audit hooks alone, for a trusted
+class or a test; the report then says so on its first line.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
-import random
-import shutil
 import signal
-import site
 import subprocess
-import sys
-import sysconfig
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from parity.grading import protocol
-
-HERE = Path(__file__).resolve().parent
-NOBODY = 65534
-UID_FIRST, UID_COUNT = 610_000, 20_000  # the uids leased to children when grading as root
-LEASE_DIR = Path("/run/rnn-parity-grading")
-RUNNER_DIR, SUBMISSION_DIR = "/grading-runner", "/grading-submission"
-WORK_DIR = "/grading-work"  # the child's working directory, a small tmpfs
-CHILD_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
-             "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one child may use. Times are wall-clock seconds, measured by the grader."""
-
-    case_seconds: float = 10.0  # one request (one case of an item)
-    item_seconds: float = 60.0  # a whole item, cases and shrinking together
-    start_seconds: float = 20.0  # starting the child and importing the submission, once
-    memory_mb: int = 1024  # address space of the child
-    file_mb: int = 16  # largest file the child may write; size of its /work and /tmp
-
-    def __post_init__(self) -> None:
-        for name in ("case_seconds", "item_seconds", "start_seconds"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"limits.{name} must be a positive number, got {value!r}")
-        for name in ("memory_mb", "file_mb"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"limits.{name} must be a positive int, got {value!r}")
-
-
-class SandboxUnavailable(RuntimeError):
-    """No sandbox can be started here; the message says what to install or enable."""
+from parity.grading.walls import (  # noqa: F401  (the walls' names, as callers know them)
+    CHILD_ENV,
+    INSTALL_HINT,
+    LEASE_DIR,
+    NOBODY,
+    RUNNER_DIR,
+    RUNNER_FILES,
+    SUBMISSION_DIR,
+    UID_COUNT,
+    UID_FIRST,
+    WORK_DIR,
+    ChildDirs,
+    Limits,
+    OneAtATime,
+    SandboxUnavailable,
+    UidLease,
+    Wall,
+    describe_wall,
+    find_wall,
+    numpy_dir,
+    python,
+    reap,
+    remove_files_of,
+)
 
 
 class ChildFailure(Exception):
@@ -206,265 +170,6 @@ def _is_regular(mode: int) -> bool:
     return stat.S_ISREG(mode)
 
 
-# -- the wall -----------------------------------------------------------------------------------
-def python() -> str:
-    """The interpreter children run: this one, by its real path (a virtual environment's
-    python is a link to it; the environment itself stays outside the sandbox)."""
-    return os.path.realpath(sys.executable)
-
-
-def numpy_dir() -> str:
-    return str(Path(np.__file__).resolve().parent)
-
-
-def _site_dirs() -> set[str]:
-    """Every directory of installed packages this Python or the system could hold."""
-    version = f"python3.{sys.version_info.minor}"
-    found = set(site.getsitepackages()) if hasattr(site, "getsitepackages") else set()
-    for scheme_vars in ({}, {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}):
-        for key in ("purelib", "platlib"):
-            found.add(sysconfig.get_path(key, vars=scheme_vars))
-    for prefix in ("/usr/lib", "/usr/local/lib", "/usr/lib64"):
-        found |= {f"{prefix}/python3/dist-packages", f"{prefix}/{version}/dist-packages",
-                  f"{prefix}/{version}/site-packages"}
-    return {os.path.realpath(p) for p in found if p and os.path.isdir(p)}
-
-
-class _Layout:
-    """bwrap arguments that build the child's file system, parents before children."""
-
-    def __init__(self, made=("/",)) -> None:
-        self.args: list[str] = []
-        self.made: set[str] = set(made)
-        self.bound: list[str] = []
-
-    def _parents(self, dest: str) -> None:
-        missing = []
-        parent = os.path.dirname(dest)
-        while parent not in self.made:
-            missing.append(parent)
-            parent = os.path.dirname(parent)
-        for directory in reversed(missing):
-            if not any(directory.startswith(b + "/") or directory == b for b in self.bound):
-                self.args += ["--dir", directory]
-            self.made.add(directory)
-
-    def bind(self, src: str, dest: str | None = None) -> None:
-        dest = dest or src
-        self._parents(dest)
-        self.args += ["--ro-bind", src, dest]
-        self.made.add(dest)
-        self.bound.append(dest)
-
-    def symlink(self, target: str, dest: str) -> None:
-        self._parents(dest)
-        self.args += ["--symlink", target, dest]
-        self.made.add(dest)
-
-    def mask(self, dest: str) -> None:
-        """An empty directory over dest (a site-packages inside a bound tree)."""
-        self.args += ["--tmpfs", dest]
-
-    def inside_bound(self, path: str) -> bool:
-        return any(path == b or path.startswith(b + "/") for b in self.bound)
-
-
-@dataclass(frozen=True)
-class Wall:
-    """How children are walled in: ``"bwrap"`` (the kernel's namespaces) or ``"none"``."""
-
-    kind: str
-    bwrap: str | None = None
-    setpriv: str | None = None
-    as_root: bool = False
-
-    @staticmethod
-    def unsafe() -> Wall:
-        return Wall("none")
-
-    @property
-    def safe(self) -> bool:
-        return self.kind == "bwrap"
-
-    def describe(self) -> str:
-        if not self.safe:
-            return ("UNSAFE: graded without the sandbox (--unsafe-no-sandbox): the submission's "
-                    "code runs as a plain process, contained only by Python's audit hooks")
-        who = (f"a uid of its own ({UID_FIRST}-{UID_FIRST + UID_COUNT - 1}), no capabilities"
-               if self.as_root else "nobody, in a user namespace of its own")
-        return ("each item runs in a bubblewrap sandbox (own PID, mount, IPC, network and UTS "
-                f"namespaces; read-only Python, NumPy and the submission) as {who}")
-
-    def command(self, python: str, runner_args: list[str], sub_dir: Path, uid: int,
-                limits: Limits, info_fd: int) -> list[str]:
-        """The argv that runs the child runner in its sandbox."""
-        if not self.safe:
-            return [python, "-I", "-S", "-B", *runner_args]
-        assert self.bwrap is not None
-        size = str(limits.file_mb << 20)
-        argv = [self.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-                "--info-fd", str(info_fd), "--hostname", "sandbox", "--clearenv"]
-        for key, value in CHILD_ENV.items():
-            argv += ["--setenv", key, value]
-        if not self.as_root:
-            argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
-                     "--cap-drop", "ALL"]
-        # the writable tmpfs mounts first: what is bound later may lie below one of them
-        argv += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
-                 "--perms", "1777", "--size", size, "--tmpfs", WORK_DIR]
-        layout = _Layout(("/", "/proc", "/dev", "/tmp", WORK_DIR))
-        for lib in ("/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32"):
-            if os.path.islink(lib):
-                layout.symlink(os.readlink(lib), lib)
-            elif os.path.isdir(lib):
-                layout.bind(lib)
-        if os.path.isfile("/etc/ld.so.cache"):
-            layout.bind("/etc/ld.so.cache")
-        layout.bind(python)
-        if self.as_root:
-            assert self.setpriv is not None
-            layout.bind(self.setpriv)
-        libdir, soname = sysconfig.get_config_var("LIBDIR"), sysconfig.get_config_var(
-            "INSTSONAME")
-        if sysconfig.get_config_var("Py_ENABLE_SHARED") and libdir and soname:
-            library = os.path.realpath(os.path.join(libdir, soname))
-            if os.path.isfile(library) and not layout.inside_bound(library):
-                layout.bind(library)
-                layout.bind(library, os.path.join(libdir, soname))
-        for key in ("stdlib", "platstdlib"):
-            path = os.path.realpath(sysconfig.get_path(key))
-            if not layout.inside_bound(path):
-                layout.bind(path)
-        for directory in sorted(_site_dirs()):
-            if layout.inside_bound(directory):
-                layout.mask(directory)
-        numpy = numpy_dir()
-        layout.bind(numpy)
-        libs = os.path.join(os.path.dirname(numpy), "numpy.libs")
-        if os.path.isdir(libs):
-            layout.bind(os.path.realpath(libs), libs)
-        layout.bind(str(HERE / "child.py"), f"{RUNNER_DIR}/_grading_child.py")
-        layout.bind(str(HERE / "protocol.py"), f"{RUNNER_DIR}/_grading_protocol.py")
-        layout.bind(str(sub_dir), SUBMISSION_DIR)
-        argv += layout.args + ["--chdir", WORK_DIR, "--"]
-        if self.as_root:
-            assert self.setpriv is not None
-            argv += [self.setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                     "--inh-caps=-all", "--bounding-set=-all", "--"]
-        return argv + [python, "-I", "-S", "-B", *runner_args]
-
-
-_WALL: Wall | None = None
-
-INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get update && apt-get install -y "
-                "bubblewrap), or grade with --unsafe-no-sandbox, which runs submissions without "
-                "the sandbox and is not safe against a hostile submission")
-
-
-def find_wall() -> Wall:
-    """The sandbox this machine can start, checked once per process by starting one.
-
-    Raises SandboxUnavailable, saying what to install or enable, where there is none.
-    """
-    global _WALL
-    if _WALL is not None:
-        return _WALL
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise SandboxUnavailable(f"the grading sandbox needs bubblewrap (bwrap), which is not "
-                                 f"installed: {INSTALL_HINT}")
-    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    setpriv = shutil.which("setpriv", path="/usr/bin:/bin:/usr/sbin:/sbin")
-    if as_root and setpriv is None:
-        raise SandboxUnavailable("grading as root needs setpriv (util-linux) to run each child "
-                                 "as an unprivileged uid: apt-get install util-linux")
-    wall = Wall("bwrap", bwrap, setpriv, as_root)
-    with tempfile.TemporaryDirectory(prefix="grading-probe-") as tmp:
-        sub = Path(tmp) / "scratch"
-        sub.mkdir()
-        sub.chmod(0o755)
-        read_info, write_info = os.pipe()
-        try:
-            with UidLease(as_root) as uid:
-                code = (f"import sys; sys.path.append({os.path.dirname(numpy_dir())!r}); "
-                        "import numpy")
-                argv = wall.command(python(), ["-c", code], sub, uid, Limits(), write_info)
-                probe = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                                       timeout=60, pass_fds=(write_info,), cwd="/")
-        except (OSError, subprocess.SubprocessError) as error:
-            raise SandboxUnavailable(f"bubblewrap could not be run: {error}; "
-                                     f"{INSTALL_HINT}") from None
-        finally:
-            os.close(read_info)
-            os.close(write_info)
-    if probe.returncode != 0:
-        said = probe.stderr.decode(errors="replace").strip()[-400:]
-        raise SandboxUnavailable(
-            f"bubblewrap is installed but could not start the grading sandbox here ({said}). "
-            "In a Docker container, the default seccomp profile forbids the namespaces it "
-            "needs: run the container with --security-opt seccomp=unconfined --cap-add "
-            "SYS_ADMIN (or --privileged). As a user other than root, enable unprivileged user "
-            "namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces "
-            "> 0). Otherwise grade with --unsafe-no-sandbox, which is not safe against a "
-            "hostile submission.")
-    _WALL = wall
-    return wall
-
-
-class UidLease:
-    """A uid no other child of any grader on this machine holds while this one runs.
-
-    Grading as root, each child runs as its own uid from UID_FIRST..UID_FIRST+UID_COUNT-1,
-    leased through an exclusive lock on a file in a root-only directory (released when the
-    lease's file descriptor closes, also if the grader dies). Not as root, the uid is the
-    user namespace's ``nobody``.
-    """
-
-    def __init__(self, as_root: bool) -> None:
-        self.as_root = as_root
-        self.fd: int | None = None
-        self.uid = NOBODY
-
-    def __enter__(self) -> int:
-        if not self.as_root:
-            return self.uid
-        LEASE_DIR.mkdir(mode=0o700, exist_ok=True)
-        info = os.lstat(LEASE_DIR)
-        if not os.path.isdir(LEASE_DIR) or os.path.islink(LEASE_DIR) or info.st_uid != 0 \
-                or info.st_mode & 0o077:
-            raise SandboxUnavailable(f"{LEASE_DIR} must be a directory of root's, mode 0700")
-        start = random.randrange(UID_COUNT)
-        for offset in range(UID_COUNT):
-            uid = UID_FIRST + (start + offset) % UID_COUNT
-            fd = os.open(LEASE_DIR / str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                os.close(fd)
-                if error.errno in (errno.EAGAIN, errno.EACCES):
-                    continue
-                raise
-            self.fd, self.uid = fd, uid
-            return uid
-        raise SandboxUnavailable(f"all {UID_COUNT} grading uids are in use")
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def describe_wall(wall: Wall | None = None) -> str:
-    """How children run on this machine, in one sentence (for the instructor's report)."""
-    try:
-        wall = wall or find_wall()
-    except SandboxUnavailable as error:
-        return f"no sandbox: {error}"
-    return wall.describe()
-
-
 # -- one child ----------------------------------------------------------------------------------
 class Child:
     """One child process running a copy of a submission behind the wall.
@@ -484,12 +189,20 @@ class Child:
         self.audit_hooks = audit_hooks
         self.notes: list[str] = []
         self.budget = protocol.Budget()
-        self.root = Path(tempfile.mkdtemp(prefix="grading-"))
         self.process: subprocess.Popen | None = None
         self.inner_pid: int | None = None
-        self.lease = UidLease(self.wall.safe and self.wall.as_root)
+        self.lease = UidLease(self.wall.leases_uid)
+        self.turn = OneAtATime() if self.wall.kind == "uid" else None
+        self.waited = 0.0  # seconds spent waiting for the uid wall's turn
+        self.dirs: ChildDirs | None = None
         self._fds: list[int] = []
         try:
+            if self.turn is not None:
+                began = time.monotonic()
+                self.turn.__enter__()
+                self.waited = time.monotonic() - began
+            self.uid = self.lease.__enter__()
+            self.dirs = ChildDirs(self.wall, self.uid if self.wall.leases_uid else None)
             self._prepare(package)
             self._start()
         except BaseException:
@@ -497,8 +210,8 @@ class Child:
             raise
 
     def _prepare(self, package: Path) -> None:
-        sub = self.root / "sub" / "scratch"
-        skipped = copy_package(package, sub)
+        assert self.dirs is not None
+        skipped = copy_package(package, self.dirs.sub / "scratch")
         if TOO_MANY_ENTRIES in skipped:  # said to the student: only this explains what is gone
             skipped.remove(TOO_MANY_ENTRIES)
             self.notes.append(f"the package holds more than {MAX_SOURCE_ENTRIES} files and "
@@ -507,20 +220,11 @@ class Child:
                        for p in skipped[:MAX_SKIPPED_NOTES]]
         if len(skipped) > MAX_SKIPPED_NOTES:  # one note for the rest, however many there are
             self.notes.append(f"skipped {len(skipped) - MAX_SKIPPED_NOTES} more files")
-        for path in [self.root / "sub", *(self.root / "sub").rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        if not self.wall.safe:
-            (self.root / "work").mkdir()
-            (self.root / "runner").mkdir()
-            shutil.copyfile(HERE / "child.py", self.root / "runner" / "_grading_child.py")
-            shutil.copyfile(HERE / "protocol.py", self.root / "runner" / "_grading_protocol.py")
+        self.dirs.publish()
 
     def _config(self, read_fd: int, write_fd: int) -> dict:
-        if self.wall.safe:
-            runner, sub, work = RUNNER_DIR, SUBMISSION_DIR, WORK_DIR
-        else:
-            runner, sub, work = (str(self.root / "runner"), str(self.root / "sub"),
-                                 str(self.root / "work"))
+        assert self.dirs is not None
+        runner, sub, work = self.wall.paths(self.dirs.runner, self.dirs.sub, self.dirs.work)
         return {
             "read_fd": read_fd, "write_fd": write_fd, "runner_dir": runner,
             "submission_dir": sub, "work_dir": work,
@@ -530,29 +234,29 @@ class Child:
         }
 
     def _start(self) -> None:
+        assert self.dirs is not None
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         info_r, info_w = os.pipe()
         self._fds = [to_child_w, from_child_r]
-        self.stderr_path = self.root / "stderr.txt"
-        uid = self.lease.__enter__()
+        self.stderr_path = self.dirs.root / "stderr.txt"
         config = json.dumps(self._config(to_child_r, from_child_w))
-        runner = (f"{RUNNER_DIR}/_grading_child.py" if self.wall.safe
-                  else str(self.root / "runner" / "_grading_child.py"))
-        argv = self.wall.command(python(), [runner, config], self.root / "sub", uid,
+        runner = self.wall.paths(self.dirs.runner, self.dirs.sub, self.dirs.work)[0]
+        argv = self.wall.command([f"{runner}/{RUNNER_FILES['child.py']}", config],
+                                 self.dirs.runner, self.dirs.sub, self.dirs.work, self.uid,
                                  self.limits, info_w)
         try:
             with open(self.stderr_path, "wb") as stderr:
                 self.process = subprocess.Popen(
                     argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-                    cwd=str(self.root / "work") if not self.wall.safe else "/",
+                    cwd=str(self.dirs.work) if self.wall.kind == "none" else "/",
                     env=CHILD_ENV, pass_fds=(to_child_r, from_child_w, info_w),
                     start_new_session=True)
         finally:
             for fd in (to_child_r, from_child_w, info_w):
                 os.close(fd)
         try:
-            if self.wall.safe:
+            if self.wall.kind in ("bwrap", "bwrap-userns"):
                 self.inner_pid = _read_child_pid(info_r, self.limits.start_seconds)
         finally:
             os.close(info_r)
@@ -560,7 +264,7 @@ class Child:
         self.channel = protocol.Channel(from_child_r, to_child_w, self.budget)
 
     def close(self) -> None:
-        """Kill every process of the child, reap it, remove its directory, end the lease."""
+        """Kill every process of the child, reap it, remove what it left, end the lease."""
         self.close_process(grace=0.0)
         for fd in self._fds:
             try:
@@ -568,8 +272,16 @@ class Child:
             except OSError:
                 pass
         self._fds = []
+        if self.wall.kind == "uid" and self.lease.fd is not None:
+            # the uid is leased again only once nothing of this child is left
+            reap(self.wall, self.uid)
+            remove_files_of(self.uid)
+        if self.dirs is not None:
+            self.dirs.remove()
+            self.dirs = None
         self.lease.__exit__()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.turn is not None:
+            self.turn.__exit__()
 
     def __enter__(self) -> Child:
         return self

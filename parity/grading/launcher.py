@@ -1,0 +1,241 @@
+"""The last trusted step before a child runs: its seccomp filter, its keyring, its uid.
+
+The grader runs this file as root, with a Python that has libseccomp's bindings (Debian's and
+Ubuntu's ``python3-seccomp``, for the system ``python3``), as ``python3 -I -B launcher.py
+CONFIG``. It imports the standard library and ``seccomp`` only, and never the harness: it
+is the pre-exec step of every wall, and ends in ``execve`` of what the config names.
+
+The filter is built here, with libseccomp, and nowhere else. It refuses, with EPERM:
+
+* sockets (``socket``, ``socketpair``): no network and no local socket, abstract or not;
+* reading or writing another process (``ptrace``, ``process_vm_readv``/``writev``,
+  ``pidfd_getfd``, ``kcmp``);
+* the kernel's keyrings (``add_key``, ``keyctl``, ``request_key``);
+* mounts and namespaces (``mount``, ``umount2``, ``pivot_root``, ``chroot``, the new mount
+  API, ``unshare``, ``setns``, ``clone`` with any namespace flag; ``clone3`` answers ENOSYS so
+  that the C library falls back to ``clone``, whose flags the filter can read);
+* SysV shared memory, semaphores and message queues, and POSIX message queues: memory that no
+  rlimit counts, and channels between children that share an IPC namespace;
+* file locks and leases (``flock``, ``fcntl`` lock, lease and notify commands): a lock on a
+  file that two children can both open is a channel between them;
+* ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring_*``.
+
+Everything else is allowed: the runner and NumPy need files, memory, threads of the BLAS (held
+to one by the environment and RLIMIT_NPROC) and signals to themselves. A system call that this
+libseccomp does not know by name cannot be listed, and is allowed; the walls' other layers
+(namespaces or a uid of the child's own, rlimits) do not rely on the filter.
+
+Modes (``CONFIG`` is a JSON object, ``mode`` one of):
+
+* ``bwrap``: join a fresh session keyring, then exec bubblewrap with its arguments passed
+  through a memory file (``--args``: the sandbox's first process shows no host path in its
+  command line) and the filter as compiled BPF (``--seccomp``); with ``uid``, become that uid
+  first (bubblewrap then makes a user namespace of its own);
+* ``uid``: join a fresh session keyring, clear the supplementary groups, become ``uid``/``gid``
+  (which clears every capability), empty the bounding and ambient sets, set no_new_privs and a
+  umask of 077, load the filter, change to the work directory and exec the child;
+* ``reap``: become ``uid`` and send SIGKILL to every process of that uid (``kill(-1)``),
+  again until none is left;
+* ``print-filter``: write the filter in libseccomp's pseudo-code to stdout (for the docs and
+  the tests).
+"""
+
+import ctypes
+import errno
+import json
+import os
+import signal
+import sys
+import time
+
+import seccomp
+
+DENIED = (
+    # sockets
+    "socket", "socketpair",
+    # other processes' memory and files
+    "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
+    # the keyrings
+    "add_key", "keyctl", "request_key",
+    # mounts and namespaces (clone is filtered by its flags below)
+    "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "open_tree", "move_mount",
+    "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+    # System V IPC and POSIX message queues
+    "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
+    "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend",
+    "mq_timedreceive", "mq_notify", "mq_getsetattr",
+    # locks
+    "flock",
+    # kernel interfaces a child never needs
+    "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "kexec_load", "kexec_file_load", "init_module", "finit_module",
+    "delete_module", "acct", "swapon", "swapoff", "reboot",
+)
+# clone's namespace flags: CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET,
+# NEWTIME
+NAMESPACE_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000
+                   | 0x20000000 | 0x40000000 | 0x00000080)
+# fcntl commands: F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW,
+# F_SETLEASE, F_GETLEASE, F_NOTIFY
+FCNTL_DENIED = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
+
+KEYCTL_JOIN_SESSION_KEYRING = 1
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+
+
+def build_filter():
+    """The child's seccomp filter (see the module's docstring)."""
+    deny = seccomp.ERRNO(errno.EPERM)
+    scf = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    for name in DENIED:
+        try:
+            scf.add_rule(deny, name)
+        except (RuntimeError, ValueError):  # unknown to this libseccomp: cannot be listed
+            pass
+    for bit in _bits(NAMESPACE_FLAGS):
+        scf.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, bit, bit))
+    try:
+        scf.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    except (RuntimeError, ValueError):
+        pass
+    for name in ("fcntl", "fcntl64"):
+        for command in FCNTL_DENIED:
+            try:
+                scf.add_rule(deny, name, seccomp.Arg(1, seccomp.EQ, command))
+            except (RuntimeError, ValueError):
+                pass
+    return scf
+
+
+def _bits(mask):
+    return [1 << i for i in range(64) if mask >> i & 1]
+
+
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    libc.prctl.restype = ctypes.c_int
+    return libc
+
+
+def _check(result, what):
+    if result < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+    return result
+
+
+def join_fresh_keyring(libc):
+    """A new, empty session keyring: nothing of the grader's keys is reachable."""
+    number = seccomp.resolve_syscall(seccomp.Arch.NATIVE, "keyctl")
+    if libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+        code = ctypes.get_errno()
+        # refused to this process (a container's own filter, as Docker's default profile
+        # does): then no keyring is reachable from it or from what it runs
+        if code not in (errno.EPERM, errno.ENOSYS, errno.EACCES):
+            raise OSError(code, f"keyctl(JOIN_SESSION_KEYRING): {os.strerror(code)}")
+
+
+def become(libc, uid, gid, clear_bounding):
+    """Drop to uid/gid with no groups and no capabilities in any set."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    if clear_bounding:
+        with open("/proc/sys/kernel/cap_last_cap") as handle:
+            last = int(handle.read())
+        for cap in range(last + 1):
+            _check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"PR_CAPBSET_DROP {cap}")
+    os.setresuid(uid, uid, uid)  # from root to another uid: permitted and effective emptied
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)  # absent on old kernels
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
+
+
+def _memfile(name, data):
+    fd = os.memfd_create(name, 0)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    return fd
+
+
+def run_bwrap(config, libc):
+    join_fresh_keyring(libc)
+    bpf = os.memfd_create("seccomp", 0)
+    with os.fdopen(os.dup(bpf), "wb") as handle:
+        build_filter().export_bpf(handle)
+    os.lseek(bpf, 0, os.SEEK_SET)
+    os.set_inheritable(bpf, True)
+    args = config["argv"][1:]
+    # bwrap reads its own options from --args, NUL-separated; the command follows them
+    split = args.index("--")
+    options, command = [*args[:split], "--seccomp", str(bpf)], args[split:]
+    packed = _memfile("bwrap-args", b"".join(a.encode() + b"\0" for a in options))
+    if config.get("uid") is not None:
+        become(libc, config["uid"], config["uid"], clear_bounding=True)
+    os.execv(config["argv"][0], [config["argv"][0], "--args", str(packed), *command])
+
+
+def run_uid(config, libc):
+    join_fresh_keyring(libc)
+    become(libc, config["uid"], config["uid"], clear_bounding=True)
+    os.umask(0o077)
+    scf = build_filter()
+    scf.load()
+    os.chdir(config["work"])
+    os.execve(config["argv"][0], config["argv"], config["env"])
+
+
+def run_reap(config, libc):
+    uid = config["uid"]
+    become(libc, uid, uid, clear_bounding=False)
+    me = os.getpid()
+    deadline = time.monotonic() + float(config.get("seconds", 10))
+    while time.monotonic() < deadline:
+        try:
+            os.kill(-1, signal.SIGKILL)  # every process this uid may signal, but this one
+        except ProcessLookupError:
+            pass
+        if not [p for p in processes_of(uid) if p != me]:
+            return 0
+        time.sleep(0.01)
+    return 1
+
+
+def processes_of(uid):
+    """Pids whose real or effective uid is ``uid``."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"Uid:"):
+                        real, effective = line.split()[1:3]
+                        if uid in (int(real), int(effective)):
+                            found.append(int(name))
+                        break
+        except OSError:
+            continue
+    return found
+
+
+def main(argv):
+    config = json.loads(argv[1])
+    libc = _libc()
+    mode = config["mode"]
+    if mode == "bwrap":
+        run_bwrap(config, libc)
+    elif mode == "uid":
+        run_uid(config, libc)
+    elif mode == "reap":
+        return run_reap(config, libc)
+    elif mode == "print-filter":
+        build_filter().export_pfc(sys.stdout)
+        return 0
+    raise SystemExit(f"launcher: unknown mode {mode!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

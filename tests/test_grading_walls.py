@@ -1,0 +1,208 @@
+"""Each wall, as the kernel enforces it: the seccomp filter, the keyrings, the uid wall's
+clean-up and its refusal to start where the answers are readable.
+
+Every test here that grades runs once behind each wall this machine starts (``wall``), the
+child's audit hook off, so that what holds is the kernel's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from test_grading_hostile import make_submission, sandbox_processes
+
+from parity.grading import walls
+from parity.grading.grade import grade_submission
+from parity.grading.rubric import rubric_from_dict
+
+FAST = rubric_from_dict({"max_examples": 3, "limits": {"memory_mb": 512}})
+HOSTILE, HONEST = "rnn_forward", "gru_backward"
+
+
+def available() -> dict[str, walls.Wall]:
+    found, _ = walls.candidates()
+    started = {}
+    for wall in found:
+        try:
+            walls.probe(wall)
+        except walls.SandboxUnavailable:
+            continue
+        started[wall.kind] = wall
+    return started
+
+
+WALLS = available() if os.geteuid() == 0 else {}
+
+
+@pytest.fixture(params=["bwrap", "bwrap-userns", "uid"])
+def wall(request) -> walls.Wall:
+    if request.param not in WALLS:
+        pytest.skip(f"the {request.param} wall does not start here (grading as root needed)")
+    return WALLS[request.param]
+
+
+def grade_two(path: Path, wall: walls.Wall):
+    result = grade_submission(path, FAST, items=[HOSTILE, HONEST], wall=wall,
+                              audit_hooks=False)
+    by_id = {item.id: item for item in result.items}
+    assert by_id[HONEST].passed, by_id[HONEST].failure  # the honest item keeps its points
+    hostile = by_id[HOSTILE]
+    assert not hostile.passed and hostile.score == 0
+    return hostile.failure.problem + " " + " ".join(hostile.notes)
+
+
+def said(text: str, mark: str) -> dict[str, int]:
+    """name=errno pairs the submission put after ``mark`` in its error message."""
+    words = text.split(mark, 1)[1].split()
+    return {w.split("=")[0]: int(w.split("=")[1]) for w in words if w.count("=") == 1
+            and w.split("=")[1].lstrip("-").isdigit()}
+
+
+# -- the seccomp filter ------------------------------------------------------------------------
+FILTER_PROBE = """
+import ctypes, errno, os, platform
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+X86 = platform.machine() == "x86_64"
+NR = dict(socket=41, socketpair=53, ptrace=101, add_key=248, keyctl=250, request_key=249,
+          unshare=272, setns=308, mount=165, shmget=29, semget=64, msgget=68, mq_open=240,
+          flock=73, fcntl=72, bpf=321, perf_event_open=298, userfaultfd=323,
+          io_uring_setup=425, process_vm_readv=310, clone=56, clone3=435) if X86 else dict(
+          socket=198, socketpair=199, ptrace=117, add_key=217, keyctl=219, request_key=218,
+          unshare=97, setns=268, mount=40, shmget=194, semget=190, msgget=186, mq_open=180,
+          flock=32, fcntl=25, bpf=280, perf_event_open=241, userfaultfd=282,
+          io_uring_setup=425, process_vm_readv=270, clone=220, clone3=435)
+fd = os.open("/proc/self/stat", os.O_RDONLY)
+CALLS = dict(
+    socket=(1, 1, 0), socketpair=(1, 1, 0, 0), ptrace=(0, 0, 0, 0),
+    add_key=(b"user", b"k", b"v", 1, -3), keyctl=(0, -3, 0), request_key=(b"user", b"k", 0, 0),
+    unshare=(0x10000000,), setns=(fd, 0), mount=(b"none", b"/tmp", b"tmpfs", 0, 0),
+    shmget=(0, 4096, 0o1600), semget=(0, 1, 0o1600), msgget=(0, 0o1600),
+    mq_open=(b"q", 0o100 | 2, 0o600, 0), flock=(fd, 1), fcntl=(fd, 37, 0), bpf=(5, 0, 0),
+    perf_event_open=(0, 0, -1, -1, 0), userfaultfd=(0,), io_uring_setup=(1, 0),
+    process_vm_readv=(os.getpid(), 0, 0, 0, 0, 0), clone=(0x10000000 | 17, 0, 0, 0, 0),
+    clone3=(0, 0),
+)
+seen = []
+for name, args in CALLS.items():
+    ctypes.set_errno(0)
+    result = libc.syscall(NR[name], *args)
+    if result == 0 and name in ("clone", "ptrace"):
+        if name == "clone":
+            os._exit(0)
+    seen.append(f"{name}={ctypes.get_errno() if result < 0 else 0}")
+raise RuntimeError("filter: " + " ".join(seen))
+"""
+REFUSED = ("socket", "socketpair", "ptrace", "add_key", "keyctl", "request_key", "unshare",
+           "setns", "mount", "shmget", "semget", "msgget", "mq_open", "flock", "fcntl", "bpf",
+           "perf_event_open", "userfaultfd", "io_uring_setup", "process_vm_readv", "clone")
+
+
+def test_the_filter_refuses_each_listed_call(tmp_path, wall):
+    seen = said(grade_two(make_submission(tmp_path, FILTER_PROBE), wall), "filter:")
+    assert set(seen) >= set(REFUSED) | {"clone3"}, seen
+    for name in REFUSED:
+        assert seen[name] == 1, f"{name} was not refused with EPERM: errno {seen[name]}"
+    assert seen["clone3"] == 38  # ENOSYS: the C library falls back to clone, which is read
+
+
+def test_the_filter_lists_what_the_launcher_documents():
+    import subprocess
+
+    launcher = walls.seccomp_python()
+    if launcher is None:
+        pytest.skip("libseccomp's Python bindings are not installed")
+    pfc = subprocess.run([launcher, "-I", "-B", str(walls.LAUNCHER),
+                          '{"mode": "print-filter"}'], capture_output=True, text=True,
+                         check=True).stdout
+    for name in REFUSED + ("clone3", "io_uring_enter", "shmat", "semop", "msgsnd",
+                           "pidfd_getfd", "kcmp", "open_tree", "fsopen"):
+        assert f'"{name}"' in pfc, name
+
+
+# -- the keyrings ------------------------------------------------------------------------------
+def test_a_child_starts_with_an_empty_session_keyring(tmp_path, wall):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    x86 = os.uname().machine == "x86_64"
+    add_key, keyctl = (248, 250) if x86 else (217, 219)
+    secret = f"rnn-parity-instructor-{os.getpid()}".encode()
+    key = libc.syscall(add_key, b"user", secret, b"login", 5, -3)  # the session keyring's
+    if key < 0:
+        pytest.skip(f"this machine refuses add_key (errno {ctypes.get_errno()})")
+    try:
+        body = """
+        try:
+            keys = open("/proc/keys").read()
+        except OSError as error:
+            keys = type(error).__name__
+        raise RuntimeError("keys: " + keys.replace("\\n", " | ")[:400])
+        """
+        text = grade_two(make_submission(tmp_path, body), wall)
+        assert "keys:" in text and secret.decode() not in text
+    finally:
+        libc.syscall(keyctl, 3, key)  # KEYCTL_REVOKE
+        libc.syscall(keyctl, 9, key, -3)  # KEYCTL_UNLINK from the session keyring
+
+
+# -- the uid wall ------------------------------------------------------------------------------
+def test_the_uid_wall_leaves_no_process_and_no_file(tmp_path, leased):
+    if "uid" not in WALLS:
+        pytest.skip("the uid wall does not start here (grading as root needed)")
+    marker = f"rnn-parity-left-{os.getpid()}"
+    body = f"""
+    import os, tempfile
+    made = []
+    for path in ("/tmp/{marker}", "/dev/shm/{marker}", "/var/tmp/{marker}"):
+        try:
+            with open(path, "w") as handle:
+                handle.write("left")
+            os.chmod(path, 0o666)
+            made.append(path)
+        except OSError as error:
+            made.append(type(error).__name__)
+    os.makedirs("/tmp/{marker}-dir/deeper", exist_ok=True)
+    work = tempfile.gettempdir()
+    mode = oct(os.stat(work).st_mode & 0o777)
+    raise RuntimeError(f"made {{made}} work={{work}} mode={{mode}} uid={{os.getuid()}}")
+    """
+    text = grade_two(make_submission(tmp_path, body), WALLS["uid"])
+    assert "/tmp/" + marker in text, text  # the write did happen: it is the clean-up that holds
+    assert "mode=0o700" in text and "uid=0" not in text
+    for left in (f"/tmp/{marker}", f"/dev/shm/{marker}", f"/var/tmp/{marker}",
+                 f"/tmp/{marker}-dir"):
+        assert not os.path.lexists(left), left
+    assert leased and sandbox_processes(leased) == []
+
+
+def test_the_uid_wall_refuses_where_the_answers_are_readable(monkeypatch):
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="rnn-parity-answers-", dir="/tmp"))  # not pytest's 0700
+    try:
+        answers = top / "reference.py"
+        answers.write_text("ANSWERS = 42\n")
+        top.chmod(0o755)
+        answers.chmod(0o644)
+        monkeypatch.setattr(walls, "secrets", lambda: [str(answers)])
+        uid_wall = walls.Wall("uid", "/usr/bin/python3", as_root=True)
+        with pytest.raises(walls.SandboxUnavailable, match=str(answers)):
+            walls.check_secrets(uid_wall)
+        top.chmod(0o700)  # as the bundle's setup.sh leaves the source: root's alone
+        walls.check_secrets(uid_wall)
+        assert not top.stat().st_mode & stat.S_IXOTH
+        walls.check_secrets(walls.Wall("bwrap", "/usr/bin/python3"))  # namespaces hide it
+    finally:
+        shutil.rmtree(top)
+
+
+def test_the_answers_are_among_what_the_uid_wall_hides():
+    hidden = walls.secrets()
+    assert any(p.endswith(os.path.join("scratch", "__init__.py")) for p in hidden)
+    assert any(os.path.join("torch", "__init__.py") in p for p in hidden)
+    assert any(os.path.join("grading", "__init__.py") in p for p in hidden)
