@@ -64,10 +64,12 @@ RESULTS_RECHECK_SECONDS = 15
 RUN_TIMEOUT = 600  # one container; the grader's own limits end a hostile one far sooner
 SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+# (flags, the wall that must grade there: the strongest that starts)
 CONFIGS = {
-    "defaults": [],  # Docker's defaults: root inside, default seccomp and capabilities
-    "unconfined": ["--security-opt", "seccomp=unconfined",
-                   "--security-opt", "systempaths=unconfined"],
+    # Docker's defaults: root inside, the default seccomp profile and capabilities
+    "defaults": ([], "uid"),
+    "unconfined": (["--security-opt", "seccomp=unconfined",
+                    "--security-opt", "systempaths=unconfined"], "bwrap-userns"),
 }
 
 
@@ -515,16 +517,16 @@ class Tally:
 
 
 def wall_of(docker: Docker, flags: list[str]) -> tuple[str | None, str]:
-    """(the wall's description, or None, and what sandbox-check said) in this configuration."""
+    """(the name of the wall sandbox-check finds, or None, and what it said)."""
     check = docker.run(flags, {}, "cd /autograder/source && "
                               "/autograder/venv/bin/python -m parity.grading sandbox-check")
     said = check.output.strip()
-    match = re.search(r"^sandbox: ok: (.+)$", said, re.M)
-    return (match.group(1).strip() if match else None), said
+    match = re.search(r"^sandbox: ok: wall ([\w-]+):", said, re.M)
+    return (match.group(1) if match else None), said
 
 
 def check_gradescope(tally: Tally, label: str, done: Run, expected: float, max_score: float,
-                     wall: str | None, seed: int) -> None:
+                     wall: str, seed: int) -> None:
     problems: list[str] = []
     results = done.json()
     if results is None:
@@ -536,10 +538,8 @@ def check_gradescope(tally: Tally, label: str, done: Run, expected: float, max_s
     if not isinstance(score, (int, float)) or abs(score - expected) > 1e-9:
         said = str(results.get("output", ""))[:300].replace("\n", " / ")
         problems.append(f"scored {score}, expected {expected:g} (exit {done.status}): {said}")
-    if wall is None:
-        problems.append("no wall starts in this configuration (sandbox-check refused)")
-    elif wall not in str(results.get("output", "")):
-        problems.append(f"results.json does not name the wall that graded ({wall!r})")
+    if f"wall {wall}:" not in str(results.get("output", "")):
+        problems.append(f"results.json does not say that the {wall} wall graded")
     if str(seed) in done.text:
         problems.append("the rubric's secret seed is in results.json")
     problems += done.leftovers()
@@ -692,10 +692,11 @@ def main(argv: list[str] | None = None) -> int:
         expected.update({attack: 0.0 for attack in attack_submissions(subs)})
         docker = Docker(image, tmp)
         for config in configs:
-            flags = CONFIGS[config]
-            wall, said = wall_of(docker, flags)
-            say(f"----  {config}: {' '.join(flags) or 'no extra flags'}; "
-                f"wall: {wall or 'none: ' + said[-300:]}")
+            flags, wall = CONFIGS[config]
+            found, said = wall_of(docker, flags)
+            tally.record(f"{config}: sandbox-check finds the {wall} wall",
+                         [] if found == wall else [said[-600:]],
+                         f"({' '.join(flags) or 'no extra flags'})")
             for submission, points in expected.items():
                 done = docker.run(flags, {subs / submission: "/autograder/submission"},
                                   AUTOGRADER)
