@@ -71,4 +71,9 @@ def readme_section() -> list[str]:
         "forward functions are not checked. Passing the check is a good sign, not the grade:",
         "the grader draws more cases and compares the caches too.",
         "",
+        "The project's study guide (docs/study/ in the repository this handout comes from)",
+        "shows every line of these functions' solutions; it is not part of the handout. Its",
+        "exercises page (docs/study/exercises.md) has checks of your own package and no",
+        "solution lines.",
+        "",
     ]

@@ -11,7 +11,8 @@ bookkeeping of forward and backward:
                n = tanh(gi_n + r * gh_n),  h' = (1 - z) * n + z * h
 
 Parameters (G = 1 RNNCell, 4 LSTMCell, 3 GRUCell): weight_ih (G*H, I), weight_hh (G*H, H),
-bias_ih and bias_hh (G*H,) when bias=True, each drawn from U(-1/sqrt(H), 1/sqrt(H)).
+bias_ih and bias_hh (G*H,) when bias=True (None otherwise, as torch's), each drawn from
+U(-1/sqrt(H), 1/sqrt(H)), and each an attribute as well (``cell.weight_ih``).
 
 Shapes: input (B, I) or unbatched (I,); hx (B, H) or (H,), for LSTMCell a pair (h, c);
 zeros when hx is None. ``backward`` returns (grad_input, grad_hx) shaped like input and hx
@@ -57,9 +58,9 @@ class RNNCellBase(Module):
         gate_size = num_chunks * self.hidden_size
         self.register_parameter("weight_ih", self._empty(gate_size, self.input_size))
         self.register_parameter("weight_hh", self._empty(gate_size, self.hidden_size))
-        if self.bias:
-            self.register_parameter("bias_ih", self._empty(gate_size))
-            self.register_parameter("bias_hh", self._empty(gate_size))
+        # without bias, torch's cells hold bias_ih = bias_hh = None; its layers hold no such name
+        self.register_parameter("bias_ih", self._empty(gate_size) if self.bias else None)
+        self.register_parameter("bias_hh", self._empty(gate_size) if self.bias else None)
         self.reset_parameters()
 
     def _empty(self, *shape: int) -> np.ndarray:

@@ -120,17 +120,23 @@ class RNNBase(Module):
 
         gate_size = GATES[mode] * hidden_size
         h_out = self.proj_size or hidden_size
+        self._all_weights: list[list[str]] = []  # the parameters' names, one list a direction
         for layer in range(num_layers):
             for direction in range(self.num_directions):
                 layer_input_size = input_size if layer == 0 else h_out * self.num_directions
                 sfx = self._suffix(layer, direction)
-                self.register_parameter(f"weight_ih{sfx}", self._empty(gate_size, layer_input_size))
-                self.register_parameter(f"weight_hh{sfx}", self._empty(gate_size, h_out))
+                shapes: dict[str, tuple[int, ...]] = {
+                    f"weight_ih{sfx}": (gate_size, layer_input_size),
+                    f"weight_hh{sfx}": (gate_size, h_out),
+                }
                 if bias:
-                    self.register_parameter(f"bias_ih{sfx}", self._empty(gate_size))
-                    self.register_parameter(f"bias_hh{sfx}", self._empty(gate_size))
+                    shapes[f"bias_ih{sfx}"] = (gate_size,)
+                    shapes[f"bias_hh{sfx}"] = (gate_size,)
                 if self.proj_size:
-                    self.register_parameter(f"weight_hr{sfx}", self._empty(proj_size, hidden_size))
+                    shapes[f"weight_hr{sfx}"] = (proj_size, hidden_size)
+                for name, shape in shapes.items():
+                    self.register_parameter(name, self._empty(*shape))
+                self._all_weights.append(list(shapes))
         self.reset_parameters()
 
     # -- construction helpers ---------------------------------------------------------------
@@ -154,6 +160,16 @@ class RNNBase(Module):
         """torch's init: every parameter from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)),
         drawn in registration order from the module's Generator (``self.rng``)."""
         self.fill_uniform_(self.rng, 1.0 / math.sqrt(self.hidden_size))  # {#init}
+
+    @property
+    def all_weights(self) -> list[list[np.ndarray]]:
+        """torch's all_weights: per layer, then per direction, the parameter arrays themselves
+        in the order weight_ih, weight_hh, bias_ih, bias_hh, weight_hr (those that exist)."""
+        return [[self._parameters[name] for name in names] for names in self._all_weights]
+
+    def flatten_parameters(self) -> None:
+        """A no-op, as torch's is off cuDNN: torch packs the weights into one buffer for cuDNN;
+        NumPy has nothing to pack. Here so that code written for torch runs unchanged."""
 
     def _direction_weights(self, layer: int, direction: int):
         sfx = self._suffix(layer, direction)

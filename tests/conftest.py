@@ -51,3 +51,16 @@ def leased(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(sandbox.UidLease, "__enter__", enter)
     return uids
+
+
+@pytest.fixture(autouse=True)
+def _course_seed_zero(monkeypatch):
+    """Grading draws a fresh secret course seed per run where the rubric sets none; tests
+    that grade draw 0 instead, so that every run meets the same cases (CI must not flake).
+    A test of the drawing itself restores ``rubric.fresh_seed``. (Only where the grader is
+    loaded already: the other tests do not import it.)"""
+    import sys
+
+    module = sys.modules.get("parity.grading.rubric")
+    if module is not None:
+        monkeypatch.setattr(module, "fresh_seed", lambda: 0)

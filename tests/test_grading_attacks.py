@@ -450,14 +450,25 @@ def test_reads_of_proc_etc_and_memory_reveal_nothing_of_the_grader(tmp_path, wal
         except OSError as error:
             seen.append(type(error).__name__)
     pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    hosts = [p for p in pids if b"/grading-" in open("/proc/" + p + "/cmdline", "rb").read()
+             and b"/grading-runner" not in open("/proc/" + p + "/cmdline", "rb").read()]
+    shown = {}
+    for name in ("keys", "locks", "loadavg"):
+        try:
+            shown[name] = len(open("/proc/" + name, "rb").read())
+        except OSError as error:
+            shown[name] = type(error).__name__
     class Raw:  # any address of this process, as NumPy reads it
         __array_interface__ = {"data": (id(seen), True), "shape": (64,), "typestr": "|u1",
                                "version": 3}
     np.asarray(Raw()).copy()
-    raise RuntimeError(f"pids={len(pids)} seen={seen}")
+    raise RuntimeError(f"pids={len(pids)} hosts={len(hosts)} shown={shown} seen={seen}")
     """
     text = assert_contained(make_submission(tmp_path, body), "pids=")
     assert "root:" not in text and "pytest" not in text
+    assert "hosts=0 " in text  # no command line shows the grader's directories (bwrap --args)
+    for name in ("keys", "locks", "loadavg"):  # the host-wide files are masked
+        assert f"'{name}': 'PermissionError'" in text or f"'{name}': 0" in text, text
     pids = int(text.split("pids=")[1].split()[0])
     assert pids <= 3  # the namespace's first process, the child, nothing of the machine
 

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from parity.grading.rubric import VISIBILITIES, load_rubric
+from parity.grading import rubric as rubric_module
+from parity.grading.rubric import (
+    DEFAULT_SUBMISSION_SECONDS,
+    VISIBILITIES,
+    default_rubric,
+    load_rubric,
+    rubric_from_dict,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,6 +66,57 @@ def test_every_visibility_gradescope_knows_is_accepted(tmp_path):
         path.write_text(json.dumps({"items": {"lengths": {"visibility": visibility}}}))
         entries = {e.id: e for e in load_rubric(path).entries}
         assert entries["lengths"].visibility == visibility
+
+
+def test_a_rubric_without_a_seed_leaves_it_to_each_run(monkeypatch, tmp_path):
+    assert default_rubric().seed is None
+    assert rubric_from_dict({}).seed is rubric_from_dict({"seed": None}).seed is None
+    assert rubric_from_dict({"seed": 0}).seed == 0  # a seed given is kept, 0 included
+    monkeypatch.setattr(rubric_module, "fresh_seed", lambda: 77)
+    assert default_rubric().seeded() == (rubric_from_dict({"seed": 77}), True)
+    given = rubric_from_dict({"seed": 5})
+    assert given.seeded() == (given, False)  # the rubric's own: nothing drawn
+    assert given.seeded(6) == (rubric_from_dict({"seed": 6}), False)
+    with pytest.raises(ValueError, match=r"seed must be an int in 0..2\*\*32-1, got -3"):
+        given.seeded(-3)
+    path = tmp_path / "rubric.json"  # what it writes reads back the same, unset or set
+    for rubric in (default_rubric(), given):
+        path.write_text(json.dumps(rubric.to_dict()))
+        assert load_rubric(path) == rubric
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "7", True])
+def test_a_bad_seed_is_refused_with_the_other_problems(seed):
+    with pytest.raises(ValueError) as error:
+        rubric_from_dict({"seed": seed, "max_examples": 0})
+    message = str(error.value)
+    assert f"seed must be an int in 0..2**32-1, got {seed!r}" in message
+    assert "max_examples must be an int" in message
+
+
+def test_the_time_of_a_whole_submission_is_a_limit_of_the_rubric(tmp_path):
+    assert default_rubric().submission_budget == DEFAULT_SUBMISSION_SECONDS == 60
+    # by default in proportion to the cases an item, never below the default
+    assert rubric_from_dict({"max_examples": 100}).submission_budget == 240
+    assert rubric_from_dict({"max_examples": 5}).submission_budget == 60
+    path = tmp_path / "rubric.toml"
+    path.write_text("max_examples = 100\n[limits]\nsubmission_seconds = 30\ncase_seconds = 2\n")
+    rubric = load_rubric(path)
+    assert (rubric.submission_budget, rubric.limits.case_seconds) == (30, 2)
+    assert rubric.to_dict()["limits"]["submission_seconds"] == 30
+    same = tmp_path / "rubric.json"
+    same.write_text(json.dumps(rubric.to_dict()))
+    assert load_rubric(same) == rubric
+
+
+@pytest.mark.parametrize("value", [0, -5, float("nan"), float("inf"), "60", True])
+def test_a_bad_submission_time_is_refused(value):
+    with pytest.raises(ValueError) as error:
+        rubric_from_dict({"limits": {"submission_seconds": value, "nap_seconds": 1}})
+    message = str(error.value)
+    assert f"limits.submission_seconds must be a positive number, got {value!r}" in message
+    assert "unknown limits ['nap_seconds'] (known: case_seconds, item_seconds, " \
+           "start_seconds, memory_mb, file_mb, submission_seconds)" in message
 
 
 PROGRAM = """

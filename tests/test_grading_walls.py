@@ -206,3 +206,117 @@ def test_the_answers_are_among_what_the_uid_wall_hides():
     assert any(p.endswith(os.path.join("scratch", "__init__.py")) for p in hidden)
     assert any(os.path.join("torch", "__init__.py") in p for p in hidden)
     assert any(os.path.join("grading", "__init__.py") in p for p in hidden)
+
+
+# -- two submissions of grade-all --------------------------------------------------------------
+RELAY = "/tmp/rnn-parity-relay", "/dev/shm/rnn-parity-relay", "/var/tmp/rnn-parity-relay"
+PUBLISH = f"""
+import os, time
+for path in {RELAY!r}:
+    try:
+        with open(path, "w") as handle:
+            handle.write("answers")
+        os.chmod(path, 0o666)
+    except OSError:
+        pass
+time.sleep(1.5)  # long enough for the other submission's child to look
+"""
+LISTEN = f"""
+import os, time
+found = []
+for attempt in range(30):
+    for path in {RELAY!r}:
+        try:
+            found.append(path + ":" + open(path).read())
+        except OSError:
+            pass
+    if found:
+        break
+    time.sleep(0.1)
+raise RuntimeError("relay: " + (" ".join(found) or "nothing"))
+"""
+
+
+def test_two_submissions_in_grade_all_reach_nothing_of_each_other(tmp_path, wall):
+    from parity.grading.batch import grade_all
+
+    books = tmp_path / "submissions"
+    books.mkdir()
+    for name, at_import, body in (("helper", PUBLISH, ""), ("cheat", "", LISTEN)):
+        (tmp_path / name).mkdir()
+        make_submission(tmp_path / name, body, at_import=at_import).rename(books / name)
+    rubric = rubric_from_dict({"max_examples": 2, "limits": {"memory_mb": 512},
+                               "items": {item: {"weight": 0} for item in _items()
+                                         if item != HOSTILE}})
+    book = grade_all(books, rubric, jobs=2, wall=wall, audit_hooks=False)
+    rows = {Path(row.submission).name: row for row in book.rows}
+    (cheat,) = rows["cheat"].items
+    assert cheat.failure is not None and "relay: nothing" in cheat.failure.problem, \
+        cheat.failure
+    assert rows["helper"].score == rows["helper"].max_score
+    for path in RELAY:
+        assert not os.path.exists(path)
+
+
+def _items() -> list[str]:
+    from parity.grading.items import ITEMS
+
+    return [item.id for item in ITEMS]
+
+
+# -- whose fault a dead child is ---------------------------------------------------------------
+def test_a_child_dead_before_its_runner_is_ready_is_the_graders_fault(tmp_path):
+    """Nothing of the submission runs before the runner says it is ready: a child that dies
+    earlier (its Python missing, the wall refusing it) is the grader's fault, and the student
+    is told so; one that dies at the import is the submission's."""
+    honest = make_submission(tmp_path / "honest", "")
+    broken = walls.Wall("none", interpreter="/bin/false")  # exits before any runner line
+    result = grade_submission(honest, FAST, items=[HOSTILE], wall=broken)
+    (item,) = result.items
+    assert item.failure.kind == "grader" and result.grader_fault
+    assert "not of your submission" in item.failure.problem
+    assert "must not exit" not in item.failure.problem
+
+    exits = make_submission(tmp_path / "exits", "", at_import="import os\nos._exit(3)\n")
+    result = grade_submission(exits, FAST, items=[HOSTILE], wall=walls.Wall.unsafe())
+    (item,) = result.items
+    assert item.failure.kind == "import" and not result.grader_fault
+    assert "must not exit the process" in item.failure.problem
+
+
+def test_a_uid_wall_child_dies_with_its_grader(tmp_path):
+    """No namespace ends the uid wall's child with the grader: the kernel's parent-death
+    signal does, so a grader killed mid-item leaves no process behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_grading_hostile import command_line, processes
+
+    if "uid" not in WALLS:
+        pytest.skip("the uid wall does not start here (grading as root needed)")
+    sub = make_submission(tmp_path, "", at_import="import time\ntime.sleep(60)\n")
+    script = ("import sys; from test_grading_walls import WALLS, FAST, grade_submission; "
+              f"grade_submission({str(sub)!r}, FAST, items=['rnn_forward'], "
+              "wall=WALLS['uid'], audit_hooks=False)")
+    grader = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parent,
+                              env=dict(os.environ, PYTHONPATH=str(Path(__file__).parent)))
+    try:
+        deadline = time.monotonic() + 60
+        uids: set[int] = set()
+        while not uids and time.monotonic() < deadline:  # its runner (not its probes)
+            uids = {uid for pid, (ppid, uid) in processes().items()
+                    if ppid == str(grader.pid) and walls.UID_FIRST <= uid
+                    and any(arg.endswith(b"/_grading_child.py")
+                            for arg in command_line(pid).split(b"\0"))}
+            time.sleep(0.05)
+        assert uids, "the grader never started its child"
+        time.sleep(0.5)  # the child is in the submission's import now
+    finally:
+        grader.send_signal(signal.SIGKILL)
+        grader.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sandbox_processes(uids):
+        time.sleep(0.05)
+    assert sandbox_processes(uids) == []

@@ -159,6 +159,11 @@ def test_the_anchor_check_fails_on_a_broken_copy():
 
 
 # -- both editions ------------------------------------------------------------------------------
+def tagged_blocks(text: str) -> list[tuple[str, str]]:
+    """The fenced blocks that name a language (python, text): code that runs, and its output."""
+    return [(lang, body) for lang, body in FENCE.findall(text) if lang]
+
+
 def test_every_english_page_has_a_chinese_counterpart_and_vice_versa():
     english, chinese = pages(STUDY), pages(ZH)
     assert set(english) == set(chinese)
@@ -173,8 +178,10 @@ def test_every_english_page_has_a_chinese_counterpart_and_vice_versa():
         figures_en = re.findall(r"\]\(figures/([\w.-]+\.png)\)", english[name])
         figures_zh = re.findall(r"\]\(\.\./figures/([\w.-]+\.png)\)", text)
         assert figures_en == figures_zh, name
-        # code that runs (the tutorial, the exercises) is the same code, printing the same
-        assert FENCE.findall(text) == FENCE.findall(english[name]), name
+        # code that runs (the tutorial, the exercises, BPTT's numbers) is the same code,
+        # printing the same; untagged blocks (pseudo-code) may carry translated comments
+        assert tagged_blocks(text) == tagged_blocks(english[name]), name
+        assert len(FENCE.findall(text)) == len(FENCE.findall(english[name])), name
 
 
 def test_the_chinese_edition_has_a_glossary():
@@ -183,6 +190,17 @@ def test_the_chinese_edition_has_a_glossary():
                              ("backpropagation through time", "随时间反向传播"),
                              ("forget gate", "遗忘门")):
         assert re.search(rf"\|\s*{english}\s*\|\s*{chinese}\s*\|", text, re.I), english
+    # the terms of d2l-zh (动手学深度学习), which most Chinese readers learnt first
+    for english, d2l in (("hidden state", "隐状态"), ("cell state", "记忆元"),
+                         ("candidate cell", "候选记忆元"),
+                         ("backpropagation through time", "通过时间反向传播")):
+        row = next((line for line in text.splitlines()
+                    if re.match(rf"\|\s*{english}\s*\|", line, re.I)), "")
+        assert d2l in row, english
+    # one term for the reverse direction, which cannot be read as backpropagation (反向传播)
+    for page in ZH.glob("*.md"):
+        assert "反向方向" not in page.read_text(encoding="utf-8"), page.name
+    assert re.search(r"\|\s*bidirectional, reverse direction\s*\|[^|\n]*逆序方向", text)
 
 
 def test_links_between_pages_resolve():
@@ -221,21 +239,29 @@ def output_mismatch(printed: str, shown: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def tutorial_run():
-    """Run tutorial.md's blocks in order in one namespace: (namespace, [(printed, shown)])."""
+def run_with_outputs(page: Path) -> tuple[dict, list[tuple[str, str]]]:
+    """Run a page's python blocks in order in one namespace: (namespace, [(printed, shown)])."""
     import contextlib
     import io
 
     namespace: dict = {"__name__": "__study_page__"}
     outputs = []
-    pairs = blocks_with_output((STUDY / "tutorial.md").read_text(encoding="utf-8"))
-    for code, shown in pairs:
+    for code, shown in blocks_with_output(page.read_text(encoding="utf-8")):
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
-            exec(compile(code, "tutorial.md", "exec"), namespace)
+            exec(compile(code, page.name, "exec"), namespace)
         outputs.append((printed.getvalue(), shown))
     return namespace, outputs
+
+
+@pytest.fixture(scope="module")
+def tutorial_run():
+    return run_with_outputs(STUDY / "tutorial.md")
+
+
+@pytest.fixture(scope="module")
+def bptt_run():
+    return run_with_outputs(STUDY / "bptt.md")
 
 
 def test_the_tutorial_runs_as_shown_and_prints_what_the_page_says(tutorial_run):
@@ -267,38 +293,107 @@ def test_the_tutorial_model_is_the_tutorials(tutorial_run):
     assert (model.rnn.input_size, model.rnn.hidden_size, model.fc.out_features) == (10, 20, 1)
 
 
+# -- every number the gradient-flow pages state is one their code prints ----------------------
+DECIMAL = re.compile(r"(?<![\w.])[-+]?(?:\d+\.\d+|\d+(?:\.\d+)?[eE][-+]?\d+)(?![\w.])")
+
+
+def unprinted_numbers(text: str) -> list[str]:
+    """The decimal numbers of a page's prose (tables and formulas included, code spans and
+    blocks left out) that neither its printed output (its ```text blocks) nor its code holds."""
+    held = set()
+    for lang, body in FENCE.findall(text):
+        if lang in ("text", "python"):
+            held |= set(DECIMAL.findall(body))
+    prose = re.sub(r"`[^`]*`", "", FENCE.sub("", text))
+    return [n for n in DECIMAL.findall(prose) if n not in held]
+
+
+def test_the_bptt_page_runs_as_shown_and_prints_what_it_says(bptt_run):
+    namespace, outputs = bptt_run
+    assert len(outputs) >= 4 and all(shown.strip() for _, shown in outputs)
+    for printed, shown in outputs:
+        assert output_mismatch(printed, shown) is None, output_mismatch(printed, shown)
+    # the claims the prose draws from these numbers, checked directly too
+    flow = namespace["flow"]  # row k - 1: k steps back; columns ||dL/dh||, ||dL/dc||, cell path
+    assert flow.shape == (100, 3)
+    assert flow[-1, 1] > 100 * flow[-1, 2]  # the cell path alone carries a small part
+    assert flow[-1, 1] > 2 * flow[49, 1]  # the rise towards t = 0 ...
+    warm = namespace["warm"]
+    assert warm[-1, 0] < warm[49, 0] * 1.5 and warm[-1, 1] < warm[49, 1] * 1.5  # ... is gone
+
+
+@pytest.mark.parametrize("name", ["bptt.md", "lstm.md"])
+def test_every_number_the_gradient_pages_state_is_computed_by_their_code(name):
+    for page in (STUDY / name, ZH / name):
+        text = page.read_text(encoding="utf-8")
+        assert unprinted_numbers(text) == [], f"{page.relative_to(REPO)} states numbers its " \
+            f"code does not print: {unprinted_numbers(text)}"
+        # the check fails on a number the code does not print
+        assert unprinted_numbers(text + "\nthe radius is 0.63, the norm 2.1e-05\n") == \
+            ["0.63", "2.1e-05"]
+
+
 # -- the figures --------------------------------------------------------------------------------
-def test_the_figures_regenerate_and_the_pages_show_them(tmp_path, tutorial_run):
+def test_the_figures_regenerate_and_the_pages_show_them(tmp_path, tutorial_run, bptt_run):
+    from PIL import Image
+
     figures = load_figures()
     namespace, _ = tutorial_run
-    written = [figures.rnn_step(tmp_path), figures.lstm_step(tmp_path),
-               figures.gru_step(tmp_path), figures.bptt_unrolled(tmp_path)]
+    figures.CROSSED.clear()
+    written = [figures.rnn_build(tmp_path), figures.lstm_build(tmp_path),
+               figures.gru_build(tmp_path), figures.rnn_step(tmp_path),
+               figures.lstm_step(tmp_path), figures.gru_step(tmp_path),
+               figures.bptt_unrolled(tmp_path)]
     path, flow = figures.gradient_flow(tmp_path)
-    written += [path, figures.tutorial_loss(tmp_path, namespace)]
+    written += [path, figures.forget_gate_paths(tmp_path, bptt_run[0]),
+                figures.truncation_clipping(tmp_path)[0],
+                figures.tutorial_loss(tmp_path, namespace)]
     assert sorted(p.name for p in written) == sorted(figures.FIGURES)
+    assert figures.CROSSED == {}, f"labels or boxes under an arrow: {figures.CROSSED}"
     for name in figures.FIGURES:
         data = (tmp_path / name).read_bytes()
         assert data[:8] == PNG_MAGIC, name
-        assert 3_000 < len(data) < 150_000, f"{name}: {len(data)} bytes"
-    # the committed copies are the same set, and every figure a page shows exists
+        assert 3_000 < len(data) < 400_000, f"{name}: {len(data)} bytes"
+        with Image.open(tmp_path / name) as image:
+            assert min(image.info["dpi"]) >= 150, f"{name}: {image.info['dpi']} dpi"
+    # the committed copies are the same set, at the same resolution, and every figure a page
+    # shows exists
     assert sorted(p.name for p in (STUDY / "figures").glob("*.png")) == sorted(figures.FIGURES)
+    for path in (STUDY / "figures").glob("*.png"):
+        with Image.open(path) as image:
+            assert min(image.info.get("dpi", (0, 0))) >= 150, path.name
     shown = set()
     for page, text in all_pages().items():
         for link in re.findall(r"\]\(((?:\.\./)?figures/[\w.-]+\.png)\)", text):
             assert (page.parent / link).is_file(), f"{page.name}: {link}"
             shown.add(Path(link).name)
     assert shown == set(figures.FIGURES)
+    # the gradient-flow figure draws what the BPTT page prints
+    medians = flow["medians"]
+    assert f"{flow['radii'][2.0]:.2f}" == "1.24"
+    assert f"{medians[('RNN_TANH', 4.0)][-1]:.1e}" in (STUDY / "bptt.md").read_text("utf-8")
+    assert f"{medians[('LSTM', '1, forget bias +3')][-1]:.2f}" == \
+        f"{bptt_run[0]['flow'][-1, 0]:.2f}"
 
-    # the gradient-flow numbers quoted on the BPTT page, in both editions
-    medians, radii = flow["medians"], flow["radii"]
-    quoted = [f"{radii[s]:.2f}" for s in radii]
-    quoted += [f"{medians[(mode, s)][-1]:.1e}" for mode in ("RNN_TANH", "LSTM", "GRU")
-               for s in (1.0, 4.0)]
-    quoted.append(f"{medians[('LSTM', '1, forget bias +3')][-1]:.1e}")
-    for page in (STUDY / "bptt.md", ZH / "bptt.md"):
-        text = page.read_text(encoding="utf-8")
-        missing = [q for q in quoted if q not in text]
-        assert not missing, f"{page.name} does not quote {missing}"
+
+def test_the_figures_layout_check_sees_an_arrow_through_a_label():
+    figures = load_figures()
+    label = (0.0, 0.0, 1.0, 1.0)
+    assert figures.crosses(label, ((-1.0, 0.5), (2.0, 0.5)))  # straight through
+    assert figures.crosses(label, ((0.5, -1.0), (0.5, 0.2)))  # ends inside
+    assert not figures.crosses(label, ((-1.0, 1.5), (2.0, 1.5)))  # passes above
+    assert not figures.crosses(label, ((1.2, -1.0), (3.0, 2.0)))  # passes beside
+    # and a graph with an arrow through a box that it does not join is recorded
+    import matplotlib.pyplot as plt
+
+    figures.CROSSED.clear()
+    fig, ax = plt.subplots(figsize=(3, 2))
+    nodes = {k: (x, 0, k, "op", "$dv$" if k == "b" else None)
+             for k, x in (("a", 0), ("b", 1), ("c", 2))}
+    figures.draw_graph(ax, nodes, [("a", "c")], "crowded")
+    plt.close(fig)
+    assert "crowded" in figures.CROSSED
+    figures.CROSSED.clear()
 
 
 # -- the exercises and the traps name what exists -----------------------------------------------
@@ -352,6 +447,9 @@ def test_the_exercises_finite_difference_checks_run_and_pass():
     namespace, printed = figures.run_page(STUDY / "exercises.md")
     errors = [float(e) for e in re.findall(r"relative error (\S+)", printed)]
     assert len(errors) >= 35 and max(errors) < 1e-6, printed
+    differences = [float(e) for e in re.findall(r"largest difference (\S+)", printed)]
+    assert len(differences) >= 15 and max(differences) < 1e-6, printed
+    assert "WRONG" not in printed, printed
     # and the check tells a wrong gradient from a right one: tanh's, right and 1 % off
     import contextlib
     import io
@@ -366,3 +464,12 @@ def test_the_exercises_finite_difference_checks_run_and_pass():
         namespace["check"]("wrong", right * 1.01, lambda: np.tanh(v), v, dy)
     right_error, wrong_error = map(float, re.findall(r"relative error (\S+)", said.getvalue()))
     assert right_error < 1e-8 < 1e-3 < wrong_error
+    assert said.getvalue().count("WRONG") == 1 and "wrong: relative error" in said.getvalue()
+    # and the known-answer check tells a wrong output from a right one, and a wrong shape
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        namespace["expect"]("same", [[0.5, -0.25]], [[0.5, -0.25]])
+        namespace["expect"]("off", [[0.5, -0.25]], [[0.5, -0.2501]])
+        namespace["expect"]("shape", [0.5, -0.25], [[0.5, -0.25]])
+    lines = said.getvalue().splitlines()
+    assert ["WRONG" in line for line in lines] == [False, True, True], lines

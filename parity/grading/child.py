@@ -369,7 +369,11 @@ def run_child(config):
     import _grading_protocol as protocol
     import numpy
 
-    Runner(config, protocol, numpy, notes).serve()
+    runner = Runner(config, protocol, numpy, notes)
+    # nothing of the submission has run yet: a child that dies before saying so died of the
+    # grader's making (its runner, Python or NumPy out of reach), never of the student's
+    runner.channel.send_value({"op": "ready"}, None)
+    runner.serve()
 
 
 def main():

@@ -1,17 +1,23 @@
 """The grading commands. Each has a ``main(argv)``; ``main`` dispatches on the first word.
 
     python -m parity skeleton OUT [--source DIR] [--rubric FILE] [--force]
-    python -m parity grade SUBMISSION [--rubric FILE] [--items a,b] [--results FILE]
-                                      [--json FILE] [--verbose] [--unsafe-no-sandbox]
+    python -m parity grade SUBMISSION [--rubric FILE] [--seed N] [--items a,b]
+                                      [--results FILE] [--json FILE] [--verbose]
+                                      [--unsafe-no-sandbox]
     python -m parity grade-all SUBMISSIONS_DIR [--out DIR] [--jobs N] [--rubric FILE]
-                                               [--unsafe-no-sandbox]
+                                               [--seed N] [--unsafe-no-sandbox]
     python -m parity gradescope-bundle OUT.zip [--rubric FILE]
+    python -m parity prairielearn-bundle DIR [--rubric FILE] [--image NAME] [--timeout S]
+    python -m parity sandbox-check [--rubric FILE]
 
 (``python -m parity.grading ...`` runs the same commands without loading torch.) Exit status:
 0 done (for ``grade``: full marks), 1 done with points lost, 2 a usage error or a bad input,
 3 no sandbox can be started here (the message says what to install or enable; nothing was
+graded), 4 the pre-flight failed: the reference itself did not score full marks on one item
+behind the wall (``preflight``; the message says what is wrong with the machine; nothing was
 graded).
-``gradescope`` is what the bundle's run_autograder runs: it always writes results.json.
+``gradescope`` is what the bundle's run_autograder runs, ``prairielearn`` what the
+PrairieLearn question's entrypoint runs: each always writes its results.json.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 USAGE_ERROR = 2
 NO_SANDBOX = 3
+PREFLIGHT_FAILED = 4
 
 
 def _unsafe_arg(parser: argparse.ArgumentParser) -> None:
@@ -46,10 +53,28 @@ def _wall(args):
         return None
 
 
-def _rubric(path):
+def _preflight(rubric, wall) -> bool:
+    """Grade the reference on one item behind ``wall``; False after saying what is wrong."""
+    from parity.grading.preflight import preflight
+
+    result = preflight(rubric, wall)
+    if not result.ok:
+        print(f"error: {result.message()}", file=sys.stderr)
+    return result.ok
+
+
+def _rubric(path, seed=None):
     from parity.grading.rubric import default_rubric, load_rubric
 
-    return load_rubric(path) if path else default_rubric()
+    rubric = load_rubric(path) if path else default_rubric()
+    return rubric if seed is None else rubric.seeded(seed)[0]
+
+
+def _seed_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=None, metavar="N",
+                        help="the course seed, instead of the rubric's: the one a report "
+                             "names meets the same cases again (default: the rubric's, or a "
+                             "fresh secret one drawn for this run)")
 
 
 def _rubric_arg(parser: argparse.ArgumentParser) -> None:
@@ -97,6 +122,7 @@ def grade_main(argv: list[str]) -> int:
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
                    help="also write the full result as JSON here")
     p.add_argument("--verbose", action="store_true", help="feedback for passing items too")
+    _seed_arg(p)
     _unsafe_arg(p)
     args = p.parse_args(argv)
     from parity.grading.grade import grade_submission
@@ -104,7 +130,7 @@ def grade_main(argv: list[str]) -> int:
     from parity.grading.report import terminal_report, write_gradescope_results, write_json
 
     try:
-        rubric = _rubric(args.rubric)
+        rubric = _rubric(args.rubric, args.seed)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
@@ -119,6 +145,8 @@ def grade_main(argv: list[str]) -> int:
     wall = _wall(args)
     if wall is None:
         return NO_SANDBOX
+    if not _preflight(rubric, wall):
+        return PREFLIGHT_FAILED
     grade = grade_submission(args.submission, rubric, items, wall=wall)
     if grade.error:
         print(f"error: {grade.error}", file=sys.stderr)
@@ -129,6 +157,11 @@ def grade_main(argv: list[str]) -> int:
         write_json(grade.to_dict(), args.json)
     if grade.error:
         return USAGE_ERROR
+    if grade.grader_fault:
+        print("error: an item's child could not start for the grader's own reasons (not the "
+              "submission's): run `python -m parity sandbox-check` and grade again",
+              file=sys.stderr)
+        return PREFLIGHT_FAILED
     return 0 if grade.score == grade.max_score else 1
 
 
@@ -143,18 +176,21 @@ def grade_all_main(argv: list[str]) -> int:
     p.add_argument("--jobs", type=int, default=None,
                    help="submissions graded at once (default: the number of cores)")
     _rubric_arg(p)
+    _seed_arg(p)
     _unsafe_arg(p)
     args = p.parse_args(argv)
     from parity.grading.batch import grade_all, write_gradebook
 
     try:
-        rubric = _rubric(args.rubric)
+        rubric = _rubric(args.rubric, args.seed)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
     wall = _wall(args)
     if wall is None:
         return NO_SANDBOX
+    if not _preflight(rubric, wall):  # once: a machine that cannot grade would fail everyone
+        return PREFLIGHT_FAILED
     try:
         book = grade_all(args.submissions, rubric, args.jobs, wall=wall)
     except (OSError, ValueError) as error:
@@ -166,9 +202,14 @@ def grade_all_main(argv: list[str]) -> int:
     width = max(len(Path(row.submission).name) for row in book.rows)
     for row in book.rows:
         flag = f"  ({row.error})" if row.error else ""
+        if row.grader_fault:
+            flag += "  (a fault of the grading machine: regrade it)"
         print(f"{Path(row.submission).name:<{width}}  {row.score:>6g} / {row.max_score:g}{flag}")
     print(f"{len(book.rows)} submissions in {book.seconds:.1f} s with {book.jobs} jobs; "
           f"gradebook: {paths['csv']}, {paths['json']}")
+    if book.seed_drawn:
+        print(f"seed {book.seed}: drawn for this run (the rubric sets none); --seed "
+              f"{book.seed} meets the same cases")
     return 0
 
 
@@ -192,55 +233,125 @@ def bundle_main(argv: list[str]) -> int:
 
 
 def gradescope_main(argv: list[str]) -> int:
-    """Inside the autograder: check the sandbox, grade, and always leave a results.json."""
+    """Inside the autograder: check the sandbox, run the pre-flight, grade, and always leave
+    a results.json. Where the machine is at fault nothing is graded, results.json says the
+    student is not at fault, and the exit status is not 0."""
     p = argparse.ArgumentParser(prog="python -m parity.grading gradescope")
     p.add_argument("--submission", type=Path, required=True)
     p.add_argument("--results", type=Path, required=True)
     _rubric_arg(p)
     _unsafe_arg(p)
     args = p.parse_args(argv)
-    from parity.grading.report import terminal_report, write_gradescope_results, write_json
+    from parity.grading.report import (
+        gradescope_fault_results,
+        terminal_report,
+        write_gradescope_results,
+        write_json,
+    )
 
-    def failed(words: str) -> None:
-        write_json({"score": 0, "output": words, "stdout_visibility": "hidden", "tests": []},
-                   args.results)
+    def failed(why: str) -> None:
+        write_json(gradescope_fault_results(why), args.results)
 
+    try:
+        rubric = _rubric(args.rubric)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        failed("its rubric could not be read")
+        return USAGE_ERROR
     wall = _wall(args)
     if wall is None:  # say so to the student and the instructor; grade nothing
-        failed("The autograder cannot grade safely on this machine (its sandbox could not "
-               "start), so your submission was not graded; your instructor has been told.")
+        failed("its sandbox could not start on this machine")
         return NO_SANDBOX
+    if not _preflight(rubric, wall):
+        failed("its pre-flight check failed: it could not grade the reference solution")
+        return PREFLIGHT_FAILED
     try:
         from parity.grading.grade import grade_submission
 
-        grade = grade_submission(args.submission, _rubric(args.rubric), wall=wall)
+        grade = grade_submission(args.submission, rubric, wall=wall)
     except Exception as error:  # the grader itself failed: say so, score nothing
-        failed("The autograder failed before grading your submission; your instructor has "
-               "been told. (" + type(error).__name__ + ")")
+        failed(f"it failed before grading your submission ({type(error).__name__})")
         raise
-    write_gradescope_results(grade, args.results)
     print(terminal_report(grade, verbose=True))
     print(f"isolation: {wall.describe()}")
+    if grade.grader_fault:  # an item's child could not start for the grader's own reasons
+        failed("it could not start its own process for an item")
+        return PREFLIGHT_FAILED
+    write_gradescope_results(grade, args.results)
+    return 0
+
+
+def prairielearn_main(argv: list[str]) -> int:
+    """Inside a PrairieLearn grading container: see ``prairielearn.main``."""
+    from parity.grading.prairielearn import main
+
+    return main(argv)
+
+
+def prairielearn_bundle_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m parity prairielearn-bundle",
+        description="Write a PrairieLearn question directory: info.json (external grading), "
+                    "question.html (a file upload), tests/ (this harness, the reference, the "
+                    "rubric with a secret seed, the skeleton and the entrypoint) and image/ "
+                    "(the Dockerfile of the grading image).")
+    p.add_argument("out", type=Path, help="the question directory to write (new or empty)")
+    _rubric_arg(p)
+    p.add_argument("--image", default=None,
+                   help="the grading image's name on Docker Hub, as info.json gives it "
+                        "(build and push it from OUT/image/Dockerfile)")
+    p.add_argument("--timeout", type=int, default=None,
+                   help="PrairieLearn's limit for one grading job, in seconds (1-600)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty OUT")
+    args = p.parse_args(argv)
+    from parity.grading.markers import MarkerError
+    from parity.grading.prairielearn import DEFAULT_IMAGE, DEFAULT_TIMEOUT, write_question
+
+    try:
+        path = write_question(args.out, _rubric(args.rubric), args.image or DEFAULT_IMAGE,
+                              args.timeout or DEFAULT_TIMEOUT, args.force)
+    except (OSError, ValueError, MarkerError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    print(f"wrote the question {path}: copy it into your course's questions/, build and push "
+          f"the grading image ({path / 'image' / 'Dockerfile'}) under the name info.json "
+          "gives, and sync")
     return 0
 
 
 def sandbox_main(argv: list[str]) -> int:
-    """Check that the grading sandbox starts here, and say how children are walled in."""
-    argparse.ArgumentParser(prog="python -m parity sandbox-check",
-                            description=sandbox_main.__doc__).parse_args(argv)
+    """Check that this machine can grade: start the sandbox grading uses and grade the
+    reference on one item behind it (the pre-flight); it must score full marks."""
+    p = argparse.ArgumentParser(prog="python -m parity sandbox-check",
+                                description=sandbox_main.__doc__)
+    _rubric_arg(p)
+    args = p.parse_args(argv)
+    from parity.grading.preflight import preflight
     from parity.grading.sandbox import SandboxUnavailable, find_wall
 
     try:
-        print(f"sandbox: ok: {find_wall().describe()}")
+        rubric = _rubric(args.rubric)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+    try:
+        wall = find_wall()
     except SandboxUnavailable as error:
         print(f"sandbox: unavailable: {error}", file=sys.stderr)
         return NO_SANDBOX
+    print(f"sandbox: starts: {wall.describe()}")
+    result = preflight(rubric, wall)
+    if not result.ok:
+        print(result.message(), file=sys.stderr)
+        return PREFLIGHT_FAILED
+    print(result.message())
     return 0
 
 
 COMMANDS = {"skeleton": skeleton_main, "grade": grade_main, "grade-all": grade_all_main,
             "gradescope-bundle": bundle_main, "gradescope": gradescope_main,
-            "sandbox-check": sandbox_main}
+            "prairielearn-bundle": prairielearn_bundle_main,
+            "prairielearn": prairielearn_main, "sandbox-check": sandbox_main}
 
 
 def main(argv: list[str] | None = None) -> int:

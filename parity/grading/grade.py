@@ -17,6 +17,14 @@ Importing the submission has one time limit for the whole submission: once an im
 failed or hung, every later item fails at once with the same reason, without a new child.
 Of each item's start, what is past an honest one's (2 s, or a quarter of the limit if less) is
 charged to that one limit, so a package that imports slowly but within it loses nothing.
+
+The whole submission has a time budget too (the rubric's ``limits.submission_seconds``): once it
+is spent, the item being graded fails with that reason (unless it had already failed a case),
+and so does every item after it, without a child. A case never waits past the budget.
+
+The cases are the rubric's seed's; where the rubric sets none, a fresh secret seed is drawn for
+the run and recorded in the result (``seed``, ``seed_drawn``) for the instructor, never in what
+a student is shown.
 """
 
 from __future__ import annotations
@@ -74,6 +82,8 @@ class GradeResult:
     notes: list[str] = field(default_factory=list)  # for the instructor
     sandbox: str = ""  # how the children were walled in (Wall.describe)
     unsafe: bool = False  # graded without the sandbox (--unsafe-no-sandbox)
+    seed: int | None = None  # the course seed the cases were drawn with (the instructor's)
+    seed_drawn: bool = False  # drawn for this run: the rubric set none
 
     @property
     def score(self) -> float:
@@ -83,12 +93,43 @@ class GradeResult:
     def max_score(self) -> float:
         return float(sum(item.weight for item in self.items))
 
+    @property
+    def grader_fault(self) -> bool:
+        """Some item failed through a fault of the grading machine, not of the submission."""
+        return any(item.failure is not None and item.failure.kind == "grader"
+                   for item in self.items)
+
     def to_dict(self) -> dict:
         return {"submission": self.submission, "score": self.score,
                 "max_score": self.max_score, "seconds": round(self.seconds, 3),
                 "error": self.error, "notes": self.notes, "sandbox": self.sandbox,
-                "unsafe": self.unsafe,
+                "unsafe": self.unsafe, "seed": self.seed, "seed_drawn": self.seed_drawn,
                 "items": [item.to_dict() for item in self.items]}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The time the whole submission may take: ``seconds`` from its start, until ``deadline``
+    (time.monotonic)."""
+
+    seconds: float
+    deadline: float
+
+    @classmethod
+    def starting_now(cls, seconds: float) -> Budget:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def spent(self) -> bool:
+        return self.left() <= 0
+
+    def failure(self, title: str, case: str, before: bool) -> Failure:
+        when = "before this item could be graded" if before else "while this item was graded"
+        return Failure(title, f"the time limit for the whole submission ({self.seconds:g} s, "
+                       f"every item together) was used up {when}", case, "limit",
+                       shrunk=False)
 
 
 class _Stop(BaseException):
@@ -115,24 +156,34 @@ def _hypothesis_settings(max_examples: int) -> settings:
 
 
 def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
-             course_seed: int = 0) -> tuple:
-    """(failure or None, number of cases run) for one item in a started child."""
+             course_seed: int = 0, budget: Budget | None = None) -> tuple:
+    """(failure or None, number of cases run) for one item in a started child.
+
+    budget: the whole submission's; a case waits no longer than what is left of it."""
     deadline = time.monotonic() + limits.item_seconds
     state: dict = {"cases": 0, "last": None}
 
     def one_case(case) -> None:
-        if time.monotonic() > deadline:
+        over_budget = budget is not None and budget.spent()
+        if over_budget or time.monotonic() > deadline:
             last = state["last"]
-            if last is not None:
+            if last is not None:  # it failed on its own: that case is its feedback
                 last.shrunk = False
                 raise _Stop(last)
+            if budget is not None and over_budget:
+                raise _Stop(budget.failure(item.title, case.describe(), before=False))
             raise _Stop(Failure(item.title, f"the cases of this item took longer than the "
                                 f"limit of {limits.item_seconds:g} s", case.describe(),
                                 "limit"))
         state["cases"] += 1
+        seconds = limits.case_seconds
+        if budget is not None:
+            seconds = min(seconds, max(budget.left(), 0.01))
         try:
-            failure = item.check(child, case, limits.case_seconds)
+            failure = item.check(child, case, seconds)
         except ChildFailure as error:
+            if budget is not None and error.timed_out and budget.spent():
+                raise _Stop(budget.failure(item.title, case.describe(), before=False)) from None
             raise _Stop(Failure(item.title, error.reason, case.describe(), "limit",
                                 shrunk=False)) from None
         except Exception as error:  # an answer the checks could not read: the item fails
@@ -169,11 +220,14 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
 
 
 def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wall,
-               audit_hooks: bool = True, start_seconds: float | None = None) -> ItemResult:
+               audit_hooks: bool = True, start_seconds: float | None = None,
+               budget: Budget | None = None) -> ItemResult:
     """One item in its own child process; the child is killed before this returns.
 
-    start_seconds: the time left for starting the child and importing the submission."""
+    start_seconds: the time left for starting the child and importing the submission.
+    budget: the whole submission's time; the item stops when it is spent."""
     start = time.monotonic()
+    rubric, _ = rubric.seeded()  # graded alone, without a seed: a fresh secret one
     limits = rubric.limits
     failure, cases, notes = None, 0, []
     child = None
@@ -181,16 +235,21 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
     try:
         child = Child(package, limits, oracles=oracles.reference_oracles(),
                       resolve=oracles.resolve, wall=wall, audit_hooks=audit_hooks)
-        setup = child.request("setup", {"oracles": oracles.setup_list()},
-                              limits.start_seconds if start_seconds is None else start_seconds)
+        setup_seconds = limits.start_seconds if start_seconds is None else start_seconds
+        if budget is not None:
+            setup_seconds = min(setup_seconds, max(budget.left(), 0.01))
+        setup = child.request("setup", {"oracles": oracles.setup_list()}, setup_seconds)
         started = time.monotonic() - start - child.waited  # the uid wall's turn is not ours
         if not setup.ok:
             failure = _import_failure(setup.error)
         else:
-            failure, cases = run_item(item, child, limits, rubric.max_examples, rubric.seed)
-    except ChildFailure as error:
-        failure = Failure("import scratch", f"while importing the package: {error.reason}",
-                          "(before any case)", "import", shrunk=False)
+            failure, cases = run_item(item, child, limits, rubric.max_examples,
+                                      int(rubric.seed or 0), budget)  # seeded above
+    except ChildFailure as error:  # before the runner answered: whose fault, the grader's?
+        if budget is not None and error.timed_out and budget.spent():
+            failure = budget.failure(item.title, "(before any case)", before=False)
+        else:
+            failure = _start_failure(error, wall)
     except SandboxUnavailable:
         raise
     except Exception as error:  # failure is the safe default: the item scores nothing
@@ -207,6 +266,24 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
     return ItemResult(item.id, item.title, entry.weight, entry.visibility, score, cases,
                       seconds, failure, _unique(notes),
                       seconds if started is None else started)
+
+
+GRADER_FAULT = ("the autograder could not start its own process for this item: a fault of "
+                "the grading machine, not of your submission; your instructor has to fix it")
+
+
+def _start_failure(error: ChildFailure, wall: Wall) -> Failure:
+    """A child that ended before answering the import: the submission's doing (os._exit at
+    import, memory), unless it ended before its runner said it was ready (nothing of the
+    submission had run), or the grader's own files are out of the child's reach (modes the
+    grader checks itself, nothing the child said)."""
+    from parity.grading.preflight import runner_problem  # preflight imports this module
+
+    if error.grader_fault or runner_problem(wall):
+        return Failure("import scratch", GRADER_FAULT, "(before any case)", "grader",
+                       shrunk=False)
+    return Failure("import scratch", f"while importing the package: {error.reason}",
+                   "(before any case)", "import", shrunk=False)
 
 
 def _import_failure(error: dict | None) -> Failure:
@@ -234,11 +311,12 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
     wall: how children are walled in; by default the sandbox, and ``SandboxUnavailable``
     (raised before anything is graded) where none can be started. ``Wall.unsafe()`` grades
     without it. audit_hooks=False leaves the child's audit hook out, so that a test can show
-    what the sandbox alone contains.
+    what the sandbox alone contains. A rubric without a seed gets a fresh secret one here.
     """
-    rubric = rubric or default_rubric()
+    rubric, drawn = (rubric or default_rubric()).seeded()
     wall = wall or find_wall()
     start = time.monotonic()
+    budget = Budget.starting_now(rubric.submission_budget)
     try:
         package = find_submission_package(Path(path))
     except FileNotFoundError as error:
@@ -247,7 +325,8 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
                               0.0, Failure("submission", str(error), "(no case)", "import",
                                            shrunk=False)) for e in entries]
         return GradeResult(str(path), results, time.monotonic() - start, error=str(error),
-                           sandbox=wall.describe(), unsafe=not wall.safe)
+                           sandbox=wall.describe(), unsafe=not wall.safe, seed=rubric.seed,
+                           seed_drawn=drawn)
     results = []
     import_failure: Failure | None = None
     start_left = rubric.limits.start_seconds
@@ -260,13 +339,18 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
             results.append(ItemResult(item.id, item.title, entry.weight, entry.visibility, 0.0,
                                       0, 0.0, import_failure, list(import_failure.notes)))
             continue
+        if budget.spent():  # the submission's time is up: no new child
+            results.append(ItemResult(item.id, item.title, entry.weight, entry.visibility, 0.0,
+                                      0, 0.0, budget.failure(item.title, "(no case)", True)))
+            continue
         result = grade_item(item, entry, package, rubric, wall, audit_hooks,
-                            max(start_left, 0.5))
+                            max(start_left, 0.5), budget)
         # only a start slower than an honest one is charged: a package that takes 1.6 s to
         # import lost every item past the 13th (20 s / 14 items) to a 20 s limit
         start_left -= max(0.0, result.start_seconds - start_grace)
-        if result.failure is not None and result.failure.kind == "import":
+        if result.failure is not None and result.failure.kind in ("import", "grader"):
             import_failure = result.failure
         results.append(result)
     return GradeResult(str(path), results, time.monotonic() - start, sandbox=wall.describe(),
-                       unsafe=not wall.safe)
+                       unsafe=not wall.safe, seed=rubric.seed,
+                           seed_drawn=drawn)

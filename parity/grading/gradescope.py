@@ -2,22 +2,38 @@
 
 Gradescope unpacks the zip into /autograder/source, runs ``setup.sh`` once (as root) when it
 builds the image, and ``run_autograder`` for every submission, whose files it puts in
-/autograder/submission; the grade goes to /autograder/results/results.json.
+/autograder/submission; the grade goes to /autograder/results/results.json (Gradescope's
+autograder specification: https://gradescope-autograders.readthedocs.io/en/latest/specs/).
 
-``setup.sh`` installs bubblewrap (the sandbox every item runs in) after refreshing the package
-lists, makes a virtual environment with the exact NumPy and Hypothesis versions of the machine
-that built the bundle (the same versions draw the same cases), makes the source readable by
-root only, and checks that the sandbox starts. ``run_autograder`` runs ``python -m
-parity.grading gradescope``, which checks the sandbox again, grades the submission and writes
-results.json; where the sandbox cannot start it grades nothing and writes a results.json that
-says so (Gradescope's containers may forbid the namespaces bubblewrap needs: then the
-instructor learns it from the first submission, not from a forged grade). torch is not needed
-to grade.
+``setup.sh`` installs, after refreshing the package lists, Python's venv module, bubblewrap
+(the namespace sandbox), util-linux (``setpriv``) and ``python3-seccomp`` (libseccomp's Python
+bindings, which the wall that runs each child as a uid of its own uses for its system-call
+filter). It makes a virtual environment that also sees the system's packages (so that
+``seccomp`` imports) with the exact NumPy and Hypothesis versions of the machine that built
+the bundle, makes the source readable by root only but for the runner each child must read,
+and runs the pre-flight (``sandbox-check``: the reference graded on one item behind the wall
+grading will use). If that does not score full marks, the image build FAILS with what to
+change: Gradescope shows a failed build to the instructor at upload time, never to students.
+
+The Python version: the pins are the versions that drew the instructor's cases (one Hypothesis
+version draws one set of cases), so they are kept exactly rather than loosened to whatever the
+base image's Python can install. NumPy 2.4 and this Hypothesis need Python 3.11 or newer, and
+Ubuntu 22.04's Python is 3.10 (no wheel, and pip would try to build NumPy from source), so
+``setup.sh`` checks ``python3`` against what the pins require before installing anything
+from PyPI and fails with the base image to choose (Ubuntu 24.04) instead of a long build error.
+
+``run_autograder`` runs ``python -m parity.grading gradescope``, which runs the pre-flight
+again before every submission (it costs one item). If the machine cannot grade (no sandbox,
+the pre-flight fails, the grader raises, or an item's child could not start for the grader's
+own reasons), nothing is graded: results.json says the autograder is misconfigured and that
+the student is not at fault (score 0, which Gradescope needs), and the run exits non-zero.
+torch is not needed to grade.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import zipfile
 from dataclasses import replace
@@ -27,21 +43,27 @@ from pathlib import Path
 from parity.grading.rubric import Rubric, default_rubric
 
 PROJECT = Path(__file__).resolve().parents[2]
+PACKAGES = "python3 python3-venv bubblewrap util-linux python3-seccomp"
+SOURCE = "/autograder/source"
 
 SETUP_SH = """#!/usr/bin/env bash
-# Runs once, as root, when Gradescope builds the autograder image.
+# Runs once, as root, when Gradescope builds the autograder image. Any failure fails the build.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends python3 python3-venv bubblewrap util-linux
-python3 -m venv /autograder/venv
+apt-get install -y --no-install-recommends {packages}
+{python_check}
+python3 -m venv --system-site-packages /autograder/venv
 /autograder/venv/bin/python -m pip install --quiet {requirements}
-# Only root may read the harness and the reference; submissions run in a sandbox that holds
-# neither, as a uid of their own.
-chmod -R go-rwx /autograder/source
-cd /autograder/source
-/autograder/venv/bin/python -m parity.grading sandbox-check || \
-    echo "warning: the grading sandbox cannot start in this image; run_autograder will refuse"
+{hide}
+cd {source}
+# the pre-flight: the reference must score full marks on one item behind the wall grading uses
+if ! /autograder/venv/bin/python -m parity.grading sandbox-check --rubric {source}/rubric.json
+then
+    echo "error: this image cannot grade safely (what to change is above);" >&2
+    echo "the build fails so that no student is graded by it" >&2
+    exit 1
+fi
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -56,13 +78,39 @@ exec /autograder/venv/bin/python -m parity.grading gradescope \\
 """
 
 
+def python_floor() -> tuple[int, int] | None:
+    """The oldest Python the pinned NumPy and Hypothesis install on (their Requires-Python)."""
+    floors = []
+    for name in ("numpy", "hypothesis"):
+        spec = metadata.metadata(name)["Requires-Python"] or ""
+        found = re.search(r">=\s*(\d+)\.(\d+)", spec)
+        if found:
+            floors.append((int(found[1]), int(found[2])))
+    return max(floors) if floors else None
+
+
+def python_check_sh(base_image: str = "the Ubuntu 24.04 base image") -> str:
+    """Shell lines that fail, naming what to choose, where python3 is older than the pins
+    need."""
+    floor = python_floor()
+    if floor is None:
+        return "# (the pinned packages state no oldest Python)"
+    pins = " and ".join(requirements())
+    return (f"python3 -c 'import sys; sys.exit(sys.version_info[:2] < {floor})' || {{\n"
+            f"    echo \"error: {pins} need Python >= {floor[0]}.{floor[1]}; this image's "
+            f"python3 is $(python3 -V 2>&1). Choose {base_image} (Python 3.12) in the "
+            f"assignment's autograder settings.\" >&2\n"
+            f"    exit 1\n}}")
+
+
 def requirements() -> list[str]:
     """Pinned requirements: the versions grading runs with here."""
     return [f"{name}=={metadata.version(name)}" for name in ("numpy", "hypothesis")]
 
 
-def bundle_files(rubric: Rubric) -> dict[str, bytes]:
-    """path in the zip -> content."""
+def grader_files(rubric: Rubric) -> dict[str, bytes]:
+    """What grading needs beside the platform's scripts: the reference ``scratch/``, the
+    harness ``parity/``, the rubric and the pins (path -> content)."""
     import json
 
     files: dict[str, bytes] = {}
@@ -73,7 +121,27 @@ def bundle_files(rubric: Rubric) -> dict[str, bytes]:
             files[path.relative_to(PROJECT).as_posix()] = path.read_bytes()
     files["rubric.json"] = (json.dumps(rubric.to_dict(), indent=2) + "\n").encode()
     files["requirements.txt"] = ("\n".join(requirements()) + "\n").encode()
-    files["setup.sh"] = SETUP_SH.format(requirements=" ".join(requirements())).encode()
+    return files
+
+
+def with_secret_seed(rubric: Rubric | None) -> Rubric:
+    """The rubric, with a fresh secret seed where it sets none: a course's own cases, the same
+    for every submission, so that a table of answers to another's is useless."""
+    rubric = rubric or default_rubric()
+    if rubric.seed is None:
+        rubric = replace(rubric, seed=secrets.randbelow(2**32 - 1) + 1)
+    return rubric
+
+
+def bundle_files(rubric: Rubric) -> dict[str, bytes]:
+    """path in the zip -> content."""
+    from parity.grading.preflight import hide_harness_sh
+
+    files = grader_files(rubric)
+    files["setup.sh"] = SETUP_SH.format(
+        packages=PACKAGES, python_check=python_check_sh(),
+        requirements=" ".join(requirements()), hide=hide_harness_sh(SOURCE, ("/autograder",)),
+        source=SOURCE).encode()
     files["run_autograder"] = RUN_AUTOGRADER.encode()
     return files
 
@@ -83,10 +151,7 @@ def write_bundle(out: str | Path, rubric: Rubric | None = None) -> Path:
     out = Path(out)
     if out.suffix != ".zip":
         raise ValueError(f"the bundle must be a .zip file, got {str(out)!r}")
-    rubric = rubric or default_rubric()
-    if rubric.seed == 0:  # a course's own cases: a table of answers to another's is useless
-        rubric = replace(rubric, seed=secrets.randbelow(2**32 - 1) + 1)
-    files = bundle_files(rubric)
+    files = bundle_files(with_secret_seed(rubric))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, content in sorted(files.items()):

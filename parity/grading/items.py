@@ -50,7 +50,7 @@ class Failure:
 
     kind: "wrong" (a value differs), "error" (the submission raised), "missing" (it raises
     NotImplementedError), "limit" (time, memory, or the process died), "import" (the package
-    could not be imported).
+    could not be imported), "grader" (the grading machine failed, not the submission).
     """
 
     function: str

@@ -32,8 +32,9 @@ Modes (``CONFIG`` is a JSON object, ``mode`` one of):
   command line) and the filter as compiled BPF (``--seccomp``); with ``uid``, become that uid
   first (bubblewrap then makes a user namespace of its own);
 * ``uid``: join a fresh session keyring, clear the supplementary groups, become ``uid``/``gid``
-  (which clears every capability), empty the bounding and ambient sets, set no_new_privs and a
-  umask of 077, load the filter, change to the work directory and exec the child;
+  (which clears every capability), empty the bounding and ambient sets, ask to be killed with
+  the grader (``PR_SET_PDEATHSIG``), set no_new_privs and a umask of 077, load the filter,
+  change to the work directory and exec the child;
 * ``reap``: become ``uid`` and send SIGKILL to every process of that uid (``kill(-1)``),
   again until none is left;
 * ``print-filter``: write the filter in libseccomp's pseudo-code to stdout (for the docs and
@@ -80,7 +81,7 @@ NAMESPACE_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x1000000
 FCNTL_DENIED = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
 
 KEYCTL_JOIN_SESSION_KEYRING = 1
-PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_PDEATHSIG = 38, 24, 1
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 
 
@@ -179,6 +180,11 @@ def run_bwrap(config, libc):
 def run_uid(config, libc):
     join_fresh_keyring(libc)
     become(libc, config["uid"], config["uid"], clear_bounding=True)
+    # no namespace ends this child with the grader: the kernel kills it when its parent
+    # (the grader) dies; set after the uid changed, which clears it
+    _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "PR_SET_PDEATHSIG")
+    if os.getppid() != config["parent"]:  # the grader died before that: go with it
+        return 1
     os.umask(0o077)
     scf = build_filter()
     scf.load()
@@ -228,7 +234,7 @@ def main(argv):
     if mode == "bwrap":
         run_bwrap(config, libc)
     elif mode == "uid":
-        run_uid(config, libc)
+        return run_uid(config, libc)
     elif mode == "reap":
         return run_reap(config, libc)
     elif mode == "print-filter":

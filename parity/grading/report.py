@@ -1,5 +1,11 @@
 """A grade in words: the terminal report, and Gradescope's ``results.json``.
 
+Gradescope's fields are those of its autograder specification
+(https://gradescope-autograders.readthedocs.io/en/latest/specs/): a top-level ``score``,
+``output`` (shown to the student), ``visibility``, ``stdout_visibility``, ``extra_data`` and
+``tests`` (each with ``score``, ``max_score``, ``name``, ``number``, ``output``, ``status``,
+``visibility``).
+
 The feedback of an item is the same in both: whether it passed, and if not, which function,
 what differs (the first tensor, where, by how much), on which case (the smallest failing one
 Hypothesis found), and what has to be right for the item. Notes from the sandbox (a blocked
@@ -26,22 +32,30 @@ def feedback(result: ItemResult) -> str:
         failure = result.failure
         assert failure is not None
         label = {True: "Smallest failing case", False: "Failing case"}[failure.shrunk]
-        if failure.kind in ("import", "missing"):
+        if failure.kind in ("import", "missing", "grader"):
             label = "Case"
         text = f"{failure.problem}\n{label}: {failure.case}"
-        text += f"\nWhat has to be right: {item.about}."
-        text += f"\nGraded functions: {', '.join(item.grades)}."
+        if failure.kind != "grader":  # nothing for the student to fix
+            text += f"\nWhat has to be right: {item.about}."
+            text += f"\nGraded functions: {', '.join(item.grades)}."
     notes = [n for n in result.notes if not n.startswith("skipped ")]
     if notes:
         text += "\nNotes: " + "; ".join(notes)
     return text
 
 
-def terminal_report(grade: GradeResult, verbose: bool = False) -> str:
-    """The report for a terminal: one line per item, the feedback of each failing item."""
+def terminal_report(grade: GradeResult, verbose: bool = False, seed: bool = True) -> str:
+    """The report for a terminal: one line per item, the feedback of each failing item.
+
+    seed: say which course seed drew the cases (the instructor's secret: False for a report
+    that may be handed to the student). Gradescope's results.json never holds it."""
     lines = [f"Grading {grade.submission}: {grade.score:g} / {grade.max_score:g} points "
              f"({grade.seconds:.1f} s)"]
-    if grade.unsafe:
+    if seed and grade.seed is not None:
+        lines.append(f"  seed {grade.seed}: " + (
+            f"drawn for this run (the rubric sets none); --seed {grade.seed} meets the same "
+            "cases" if grade.seed_drawn else "set by the rubric or --seed"))
+    if grade.sandbox:  # which wall graded, first (UNSAFE where none did)
         lines.insert(0, grade.sandbox)
     if grade.error:
         lines.append(f"  {grade.error}")
@@ -73,10 +87,27 @@ def gradescope_results(grade: GradeResult) -> dict:
                "cases; a failing item shows its smallest failing case.")
     if grade.error:
         summary = f"{grade.error}\n{summary}"
-    if grade.unsafe:
+    if grade.sandbox:
         summary = f"{grade.sandbox}\n{summary}"
     return {"score": grade.score, "execution_time": round(grade.seconds, 1),
             "output": summary, "stdout_visibility": "hidden", "tests": tests}
+
+
+def autograder_fault(why: str) -> str:
+    """What a student reads when the grading machine, not the submission, failed."""
+    return (f"The autograder is misconfigured: {why}. Your submission was NOT graded. This is "
+            "not your fault and says nothing about your code: any score of 0 shown for this "
+            "run is a placeholder, not a grade. Please tell your instructor; once it is fixed, "
+            "submit again or ask for a regrade.")
+
+
+def gradescope_fault_results(why: str) -> dict:
+    """Gradescope's results.json for a run that graded nothing through the machine's fault:
+    score 0 (Gradescope needs one), the reason at the top (``output``, always visible), no
+    tests, and ``extra_data`` marking it for the instructor."""
+    return {"score": 0, "output": autograder_fault(why), "visibility": "visible",
+            "stdout_visibility": "hidden", "tests": [],
+            "extra_data": {"autograder_fault": True, "reason": why}}
 
 
 def write_json(data, path: str | Path) -> Path:

@@ -1,9 +1,10 @@
-"""One child process behind the wall, and the copy of the submission it runs.
+"""One child process behind the wall: its start, the session of requests with it, its end.
 
 Every item of a submission is graded in a child process of its own, behind the strongest wall
-this machine starts (``walls``: bubblewrap's namespaces, or a uid of the child's own under a
-seccomp filter). The child sees a copy of the submission's ``.py`` files (``copy_package``),
-the runner (``child.py`` and ``protocol.py``, copied for it), the standard library and NumPy.
+this machine starts (``walls``: bubblewrap's namespaces, or a uid of the child's own, each
+under a seccomp filter put on by ``launcher``). The child sees a copy of the submission's
+``.py`` files (``submission``), the runner (``child.py`` and ``protocol.py``, copied for it),
+the standard library and NumPy.
 
 The grader talks to the child over two pipes (``protocol``) and executes nothing the child
 sends: it reads JSON and ``.npy`` arrays, checks them, and runs the reference itself.
@@ -23,6 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from parity.grading import protocol
+from parity.grading.submission import (  # noqa: F401  (as callers know them)
+    MAX_SKIPPED_NOTES,
+    MAX_SOURCE_ENTRIES,
+    TOO_MANY_ENTRIES,
+    copy_package,
+    find_submission_package,
+)
 from parity.grading.walls import (  # noqa: F401  (the walls' names, as callers know them)
     CHILD_ENV,
     INSTALL_HINT,
@@ -40,6 +48,7 @@ from parity.grading.walls import (  # noqa: F401  (the walls' names, as callers 
     SandboxUnavailable,
     UidLease,
     Wall,
+    clear,
     describe_wall,
     find_wall,
     numpy_dir,
@@ -53,10 +62,17 @@ class ChildFailure(Exception):
     """The child stopped answering: it exited, was killed, ran out of time or broke the
     protocol. ``reason`` says so in words for the student."""
 
-    def __init__(self, reason: str, timed_out: bool = False) -> None:
+    def __init__(self, reason: str, timed_out: bool = False, grader_fault: bool = False
+                 ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.timed_out = timed_out
+        self.grader_fault = grader_fault  # before the runner said it was ready
+
+
+RUNNER_DID_NOT_START = ("the grading runner did not start behind the wall (its Python, NumPy "
+                        "or the runner itself out of the child's reach, or the wall refused "
+                        "to start it)")
 
 
 @dataclass
@@ -67,107 +83,6 @@ class Answer:
     value: object
     error: dict | None
     notes: list[str] = field(default_factory=list)
-
-
-# -- the submission ------------------------------------------------------------------------------
-def find_submission_package(path: Path) -> Path:
-    """The ``scratch`` package inside a submission directory.
-
-    Accepted layouts: SUBMISSION/scratch/__init__.py, or the package's files directly in
-    SUBMISSION (SUBMISSION/__init__.py and SUBMISSION/recurrent.py), as an upload of the
-    folder's contents gives. A package that is a symbolic link is refused: it could point at
-    any directory of the grading machine.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"submission must be a directory, got {str(path)!r}")
-    package = path / "scratch"
-    if package.is_symlink():
-        raise FileNotFoundError(f"{str(package)!r} is a symbolic link; a submission's scratch "
-                                "package must be a plain directory of .py files")
-    if (package / "__init__.py").is_file():
-        return package
-    if (path / "__init__.py").is_file() and (path / "recurrent.py").is_file():
-        return path
-    raise FileNotFoundError(
-        f"no scratch package in submission {str(path)!r}: expected {path}/scratch/__init__.py "
-        "(or the package's files, __init__.py and recurrent.py, directly in it)"
-    )
-
-
-MAX_SOURCE_BYTES = 1 << 20  # a .py file larger than this is not a student's source
-MAX_SOURCE_FILES = 200
-MAX_SKIPPED_NOTES = 20
-MAX_SOURCE_ENTRIES = 5000  # files and directories walked in all
-TOO_MANY_ENTRIES = "\0too many"  # copy_package's mark for a walk it stopped
-
-
-def copy_package(source: Path, target: Path) -> list[str]:
-    """Copy the .py files of a package tree: regular files of at most 1 MiB, opened without
-    following links; links and anything else are skipped. Returns notes on what was skipped.
-
-    The tree is walked through directory file descriptors from one opened without following
-    a link (``os.fwalk``), so a link put in place of the package or of any directory in it
-    after it was checked, while grading runs, is not followed either."""
-    import stat
-
-    skipped: list[str] = []
-    copied = 0
-    target.mkdir(parents=True)
-    try:
-        top = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    except OSError:
-        raise FileNotFoundError(f"{str(source)!r} is no longer a plain directory (a symbolic "
-                                "link?); a submission must not change while it is graded"
-                                ) from None
-    try:
-        entries = 0
-        for root, dirs, files, root_fd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
-            rel = Path(root)
-            entries += len(dirs) + len(files)
-            if entries > MAX_SOURCE_ENTRIES:  # a package is tens of files, not a maze
-                skipped.append(TOO_MANY_ENTRIES)
-                break
-            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
-            for d in [d for d in dirs if stat.S_ISLNK(
-                    os.stat(d, dir_fd=root_fd, follow_symlinks=False).st_mode)]:
-                skipped.append(str(rel / d))
-                dirs.remove(d)
-            (target / rel).mkdir(parents=True, exist_ok=True)
-            for name in sorted(files):
-                if not name.endswith(".py"):
-                    continue
-                if copied >= MAX_SOURCE_FILES:
-                    skipped.append(str(rel / name))
-                    continue
-                try:
-                    # a device node is never opened (opening one can act: a watchdog, a tty)
-                    if not stat.S_ISREG(os.stat(name, dir_fd=root_fd,
-                                                follow_symlinks=False).st_mode):
-                        raise OSError(f"{name} is not a regular file")
-                    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK,
-                                 dir_fd=root_fd)
-                except OSError:
-                    skipped.append(str(rel / name))
-                    continue
-                with os.fdopen(fd, "rb") as handle:
-                    info = os.fstat(handle.fileno())
-                    data = (handle.read(MAX_SOURCE_BYTES + 1) if _is_regular(info.st_mode)
-                            else None)
-                if data is None or len(data) > MAX_SOURCE_BYTES:
-                    skipped.append(str(rel / name))
-                    continue
-                (target / rel / name).write_bytes(data)
-                copied += 1
-    finally:
-        os.close(top)
-    return skipped
-
-
-def _is_regular(mode: int) -> bool:
-    import stat
-
-    return stat.S_ISREG(mode)
 
 
 # -- one child ----------------------------------------------------------------------------------
@@ -202,6 +117,8 @@ class Child:
                 self.turn.__enter__()
                 self.waited = time.monotonic() - began
             self.uid = self.lease.__enter__()
+            if self.wall.kind == "uid":
+                clear(self.wall, self.uid)
             self.dirs = ChildDirs(self.wall, self.uid if self.wall.leases_uid else None)
             self._prepare(package)
             self._start()
@@ -262,6 +179,17 @@ class Child:
             os.close(info_r)
         os.set_blocking(to_child_w, False)  # a child that stops reading cannot hold us
         self.channel = protocol.Channel(from_child_r, to_child_w, self.budget)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        """The runner's first message, sent before anything of the submission runs."""
+        try:
+            message, _ = self.channel.recv_value(time.monotonic() + self.limits.start_seconds)
+        except protocol.ProtocolError:  # closed, late or garbled: nothing of the student's ran
+            message = None
+        if not isinstance(message, dict) or message.get("op") != "ready":
+            self.close_process()
+            raise ChildFailure(RUNNER_DID_NOT_START, grader_fault=True)
 
     def close(self) -> None:
         """Kill every process of the child, reap it, remove what it left, end the lease."""
@@ -274,8 +202,7 @@ class Child:
         self._fds = []
         if self.wall.kind == "uid" and self.lease.fd is not None:
             # the uid is leased again only once nothing of this child is left
-            reap(self.wall, self.uid)
-            remove_files_of(self.uid)
+            clear(self.wall, self.uid)
         if self.dirs is not None:
             self.dirs.remove()
             self.dirs = None

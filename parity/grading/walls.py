@@ -293,7 +293,7 @@ class Wall:
         if self.kind == "uid":
             env = {**CHILD_ENV, "TMPDIR": str(work), "HOME": str(work)}
             return [*launch, json.dumps({"mode": "uid", "uid": uid, "work": str(work),
-                                         "argv": child, "env": env})]
+                                         "argv": child, "env": env, "parent": os.getpid()})]
         argv = self._bwrap(child, runner, sub, uid, limits, info_fd)
         drop = uid if self.kind == "bwrap-userns" and self.as_root else None
         return [*launch, json.dumps({"mode": "bwrap", "argv": argv, "uid": drop})]
@@ -457,6 +457,29 @@ class OneAtATime:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def running(uid: int) -> bool:
+    """Whether any process of the machine runs as ``uid`` (its real or effective uid)."""
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/status", "rb") as handle:
+                    uids = next(line for line in handle if line.startswith(b"Uid:")).split()
+            except (OSError, StopIteration):
+                continue
+            if str(uid).encode() in uids[1:3]:
+                return True
+    return False
+
+
+def clear(wall: Wall, uid: int) -> None:
+    """Leave nothing of ``uid``: no process, no file in the shared writable directories.
+    Run after each child, and before a uid is used (a grader that died mid-item left its
+    child's files; the child itself died with it)."""
+    if running(uid):
+        reap(wall, uid)
+    remove_files_of(uid)
 
 
 def reap(wall: Wall, uid: int) -> bool:
@@ -635,8 +658,7 @@ def probe(wall: Wall) -> None:
             os.close(read_info)
             os.close(write_info)
             if wall.kind == "uid":
-                reap(wall, uid)
-                remove_files_of(uid)
+                clear(wall, uid)
             dirs.remove()
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip()[-300:]
