@@ -596,8 +596,35 @@ def check_grade_all(tally: Tally, docker: Docker, config: str, flags: list[str],
 
 
 # -- PrairieLearn ------------------------------------------------------------------------------
-PRAIRIELEARN = ("cd /autograder/source && "
-                "/autograder/venv/bin/python -m parity.grading prairielearn")
+def prairielearn_image(base: str) -> tuple[str, Path]:
+    """(the question's grading image, the question directory) from ``prairielearn-bundle``:
+    its image/Dockerfile built on the base image in place of its registry base."""
+    question = WORK / "prairielearn-question"
+    shutil.rmtree(question, ignore_errors=True)
+    done = run([sys.executable, "-m", "parity", "prairielearn-bundle", str(question)], cwd=ROOT)
+    if done.returncode != 0:
+        raise RuntimeError(f"prairielearn-bundle failed: {done.stderr.strip()}")
+    dockerfile = question / "image" / "Dockerfile"
+    text = re.sub(r"^FROM .*$", f"FROM {base}", dockerfile.read_text(), count=1, flags=re.M)
+    dockerfile.write_text(text)
+    name = f"rnn-parity-prairielearn:{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+    if not image_exists(name):
+        say(f"building {name} from the question's image/Dockerfile")
+        built = run(["docker", "build", "-t", name, str(dockerfile.parent)],
+                    env=dict(os.environ, DOCKER_BUILDKIT="0"), timeout=900)
+        if built.returncode != 0:
+            raise RuntimeError(f"the question's image failed to build: "
+                               f"{(built.stdout + built.stderr)[-1500:]}")
+    return name, question
+
+
+def uploads(package: Path, out: Path) -> Path:
+    """What a student uploads to the question: the files with marked regions, by name."""
+    out.mkdir(parents=True)
+    for path in sorted((ROOT / "scratch").rglob("*.py")):
+        if "### BEGIN SOLUTION" in path.read_text():
+            shutil.copy(package / path.relative_to(ROOT / "scratch"), out / path.name)
+    return out
 
 
 KINDS = {bool: "true or false", str: "a string", Real: "a number"}
@@ -632,12 +659,15 @@ def prairielearn_problems(results: dict) -> list[str]:
     return problems
 
 
-def check_prairielearn(tally: Tally, docker: Docker, label: str, student: Path,
-                       expected: float) -> None:
-    """PrairieLearn's layout and its default of no network: /grade/student holds the files,
-    the grade goes to /grade/results/results.json."""
-    done = docker.run(["--network", "none"], {student: "/grade/student"}, PRAIRIELEARN,
-                      results_at="/grade/results")
+def check_prairielearn(tally: Tally, docker: Docker, label: str, question: Path,
+                       student: Path, expected: float, tmp: Path) -> None:
+    """PrairieLearn's layout, its entrypoint and its default of no network: the question's
+    tests/ at /grade/tests, the uploaded files at /grade/student, the grade in
+    /grade/results/results.json."""
+    tests = tmp / f"grade-tests-{label.split()[-1]}"
+    shutil.copytree(question / "tests", tests)
+    done = docker.run(["--network", "none"], {tests: "/grade/tests", student: "/grade/student"},
+                      "/grade/tests/run.sh", results_at="/grade/results")
     results = done.json()
     if results is None:
         usage = re.search(r"usage: .*", done.output)
@@ -721,10 +751,16 @@ def main(argv: list[str] | None = None) -> int:
             for name in BESIDE:
                 (beside / name).rename(subs / name)
         if args.config is None:
-            say("----  PrairieLearn: --network none, /grade/student, /grade/results")
-            check_prairielearn(tally, docker, "prairielearn: reference", subs / "reference",
-                               1.0)
-            check_prairielearn(tally, docker, "prairielearn: skeleton", subs / "skeleton", 0.0)
+            try:
+                pl_image, question = prairielearn_image(base)
+            except RuntimeError as error:
+                tally.record("prairielearn: the question's image builds", [str(error)], "")
+            else:
+                pl = Docker(pl_image, tmp)
+                for name, score in (("reference", 1.0), ("skeleton", 0.0)):
+                    check_prairielearn(tally, pl, f"prairielearn: {name}", question,
+                                       uploads(subs / name / "scratch", tmp / f"upload-{name}"),
+                                       score, tmp)
         recheck(tally)
     say(f"{tally.passed} passed, {tally.failed} failed "
         f"({time.monotonic() - start:.0f} s)")
