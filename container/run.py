@@ -476,19 +476,21 @@ class Run:
         return [line for line in self.output.splitlines() if line.startswith("leftover: ")]
 
 
+RUN_NUMBERS = itertools.count(1)  # one per container of this test, whatever its image
+
+
 class Docker:
     """Containers of one image, each with its own name so that a stuck one can be killed."""
 
     def __init__(self, image: str, scratch_dir: Path) -> None:
         self.image = image
         self.scratch_dir = scratch_dir
-        self.count = itertools.count(1)
 
     def run(self, flags: list[str], mounts: dict[Path, str], command: str,
             results_at: str = "/autograder/results") -> Run:
         """``bash -c command`` in a fresh container; a new directory of this machine is
         mounted at ``results_at``."""
-        number = next(self.count)
+        number = next(RUN_NUMBERS)
         name = f"rnn-parity-test-{os.getpid()}-{number}"
         results = self.scratch_dir / f"results-{number}"
         results.mkdir()
@@ -527,7 +529,7 @@ def wall_of(docker: Docker, flags: list[str]) -> tuple[str | None, str]:
     check = docker.run(flags, {}, "cd /autograder/source && "
                               "/autograder/venv/bin/python -m parity.grading sandbox-check")
     said = check.output.strip()
-    match = re.search(r"^sandbox: ok: wall ([\w-]+):", said, re.M)
+    match = re.search(r"\bok: .*?\bwall ([\w-]+):", said)
     return (match.group(1) if match else None), said
 
 
