@@ -313,19 +313,21 @@ def _steal():
 _steal()
 '''
 
-# A process that leaves the child's session and, after the grader has written results.json,
-# writes full marks over it (the platform reads results.json after run_autograder exits).
+# A process that leaves the child's session and, for a minute, writes full marks over
+# results.json ten times a second: if it outlived the grader, the platform would read its score.
 OUTLIVE = """
 import os, time
 try:
     if os.fork() == 0:
         os.setsid()
-        time.sleep(5)
-        for path in ("/autograder/results/results.json", "/grade/results/results.json"):
-            try:
-                open(path, "w").write('{"score": 100, "tests": []}')
-            except OSError:
-                pass
+        for _ in range(600):
+            for path in ("/autograder/results/results.json", "/grade/results/results.json"):
+                try:
+                    with open(path, "w") as handle:
+                        handle.write('{"score": 100, "gradable": true, "tests": []}')
+                except OSError:
+                    pass
+            time.sleep(0.1)
         os._exit(0)
 except OSError:
     pass
@@ -447,9 +449,10 @@ def attack_submissions(out: Path) -> dict[str, Path]:
 
 # -- runs and their checks -------------------------------------------------------------------
 # run_autograder, then what a child may have left where other submissions' children would find
-# it (files of another uid in the shared temporary directories): there should be nothing
+# it (files of another uid, or the attacks' own, in the shared temporary directories): nothing
 AUTOGRADER = ("/autograder/run_autograder; status=$?; "
-              "find /tmp /var/tmp /dev/shm /autograder/results -mindepth 1 ! -user root "
+              "find /tmp /var/tmp /dev/shm /autograder/results -mindepth 1 "
+              "\\( ! -user root -o -name 'rnn-parity-attack*' \\) "
               "-printf 'leftover: %u %p\\n' 2>/dev/null; exit $status")
 
 
