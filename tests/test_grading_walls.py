@@ -71,11 +71,13 @@ X86 = platform.machine() == "x86_64"
 NR = dict(socket=41, socketpair=53, ptrace=101, add_key=248, keyctl=250, request_key=249,
           unshare=272, setns=308, mount=165, shmget=29, semget=64, msgget=68, mq_open=240,
           flock=73, fcntl=72, bpf=321, perf_event_open=298, userfaultfd=323,
-          io_uring_setup=425, process_vm_readv=310, clone=56, clone3=435) if X86 else dict(
+          io_uring_setup=425, process_vm_readv=310, clone=56, clone3=435, inotify_init1=294,
+          mincore=27) if X86 else dict(
           socket=198, socketpair=199, ptrace=117, add_key=217, keyctl=219, request_key=218,
           unshare=97, setns=268, mount=40, shmget=194, semget=190, msgget=186, mq_open=180,
           flock=32, fcntl=25, bpf=280, perf_event_open=241, userfaultfd=282,
-          io_uring_setup=425, process_vm_readv=270, clone=220, clone3=435)
+          io_uring_setup=425, process_vm_readv=270, clone=220, clone3=435, inotify_init1=26,
+          mincore=232)
 fd = os.open("/proc/self/stat", os.O_RDONLY)
 CALLS = dict(
     socket=(1, 1, 0), socketpair=(1, 1, 0, 0), ptrace=(0, 0, 0, 0),
@@ -83,6 +85,8 @@ CALLS = dict(
     unshare=(0x10000000,), setns=(fd, 0), mount=(b"none", b"/tmp", b"tmpfs", 0, 0),
     shmget=(0, 4096, 0o1600), semget=(0, 1, 0o1600), msgget=(0, 0o1600),
     mq_open=(b"q", 0o100 | 2, 0o600, 0), flock=(fd, 1), fcntl=(fd, 37, 0), bpf=(5, 0, 0),
+    fcntl_high=(fd, 37 | 1 << 32, 0), fcntl_getlk=(fd, 36 | 1 << 32, 0), inotify_init1=(0,),
+    mincore=(0, 4096, 0),
     perf_event_open=(0, 0, -1, -1, 0), userfaultfd=(0,), io_uring_setup=(1, 0),
     process_vm_readv=(os.getpid(), 0, 0, 0, 0, 0), clone=(0x10000000 | 17, 0, 0, 0, 0),
     clone3=(0, 0),
@@ -90,7 +94,8 @@ CALLS = dict(
 seen = []
 for name, args in CALLS.items():
     ctypes.set_errno(0)
-    result = libc.syscall(NR[name], *args)
+    result = libc.syscall(NR[name.partition("_")[0] if name.startswith("fcntl") else name],
+                          *(ctypes.c_long(a) if isinstance(a, int) else a for a in args))
     if result == 0 and name in ("clone", "ptrace"):
         if name == "clone":
             os._exit(0)
@@ -99,7 +104,8 @@ raise RuntimeError("filter: " + " ".join(seen))
 """
 REFUSED = ("socket", "socketpair", "ptrace", "add_key", "keyctl", "request_key", "unshare",
            "setns", "mount", "shmget", "semget", "msgget", "mq_open", "flock", "fcntl", "bpf",
-           "perf_event_open", "userfaultfd", "io_uring_setup", "process_vm_readv", "clone")
+           "perf_event_open", "userfaultfd", "io_uring_setup", "process_vm_readv", "clone",
+           "fcntl_high", "fcntl_getlk", "inotify_init1", "mincore")
 
 
 def test_the_filter_refuses_each_listed_call(tmp_path, wall):
@@ -119,8 +125,10 @@ def test_the_filter_lists_what_the_launcher_documents():
     pfc = subprocess.run([launcher, "-I", "-B", str(walls.LAUNCHER),
                           '{"mode": "print-filter"}'], capture_output=True, text=True,
                          check=True).stdout
-    for name in REFUSED + ("clone3", "io_uring_enter", "shmat", "semop", "msgsnd",
-                           "pidfd_getfd", "kcmp", "open_tree", "fsopen"):
+    listed = tuple(n for n in REFUSED if not n.startswith("fcntl_"))  # fcntl_*: fcntl's arguments
+    for name in listed + ("clone3", "io_uring_enter", "shmat", "semop", "msgsnd",
+                          "pidfd_getfd", "kcmp", "open_tree", "fsopen", "inotify_init1",
+                          "inotify_add_watch", "fanotify_init", "mincore", "fadvise64"):
         assert f'"{name}"' in pfc, name
 
 
@@ -320,3 +328,70 @@ def test_a_uid_wall_child_dies_with_its_grader(tmp_path):
     while time.monotonic() < deadline and sandbox_processes(uids):
         time.sleep(0.05)
     assert sandbox_processes(uids) == []
+
+
+# -- the stand-ins answer for this case alone ------------------------------------------------------
+RELAYED_STEP = '''
+
+_direction_forward = direction_forward
+
+
+def direction_forward(mode, x_proj, h0, c0, weights, valid=None, reverse=False):
+    import scratch.functional.rnn_cell as rc
+
+    if mode.startswith("RNN"):
+        outcome = []
+        for label, W_hh in (("own", weights.W_hh), ("foreign", weights.W_hh + 1.0)):
+            try:
+                rc.rnn_step_forward(x_proj[0], h0, W_hh, weights.b_hh, mode[4:].lower())
+                outcome.append(label + "=served")
+            except Exception as error:
+                outcome.append(label + "=refused(" + str(error)[:80] + ")")
+        raise RuntimeError("stand-in: " + " ".join(outcome))
+    return _direction_forward(mode, x_proj, h0, c0, weights, valid, reverse)
+'''
+
+
+def test_a_stand_in_serves_only_the_weights_of_the_case_being_graded(tmp_path):
+    """Two children graded at once could relay one's case to the other's stand-ins, having
+    the grader compute answers for a submission that implements nothing: a stand-in answers
+    only for weights that the request it serves gave."""
+    sub = make_submission(tmp_path, "")
+    with open(sub / "scratch" / "sequence.py", "a") as handle:
+        handle.write(RELAYED_STEP)
+    result = grade_submission(sub, FAST, items=["sequence_forward"], wall=walls.Wall.unsafe(),
+                              audit_hooks=False)
+    (item,) = result.items
+    text = item.failure.problem
+    assert "stand-in: own=served foreign=refused(" in text, text
+    assert "this case's own weights" in text
+
+
+def test_the_uid_wall_refuses_a_seed_or_an_open_path_on_the_graders_command_line(monkeypatch):
+    """Behind the uid wall a child reads every process's command line: a --seed there, or a
+    rubric or a directory of other students' submissions that any uid can open, is refused."""
+    import shutil
+    import tempfile
+
+    uid_wall = walls.Wall("uid", "/usr/bin/python3", as_root=True)
+    top = Path(tempfile.mkdtemp(prefix="rnn-parity-open-", dir="/tmp"))  # not pytest's 0700
+    try:
+        rubric, submissions = top / "rubric.json", top / "submissions"
+        rubric.write_text("{}")
+        submissions.mkdir()
+        top.chmod(0o755)
+        rubric.chmod(0o644)
+        submissions.chmod(0o711)  # not listable, but open to a name read off /proc
+        with pytest.raises(walls.SandboxUnavailable, match="not with --seed"):
+            walls.check_hidden(uid_wall, [], seed_on_command_line=True)
+        for path in (rubric, submissions):
+            with pytest.raises(walls.SandboxUnavailable, match=str(path)):
+                walls.check_hidden(uid_wall, [path])
+        rubric.chmod(0o600)
+        submissions.chmod(0o700)
+        walls.check_hidden(uid_wall, [rubric, submissions, None])
+        bwrap = walls.Wall("bwrap", "/usr/bin/python3")  # shows no other process's command line
+        top.chmod(0o755)
+        walls.check_hidden(bwrap, [top], seed_on_command_line=True)
+    finally:
+        shutil.rmtree(top)

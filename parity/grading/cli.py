@@ -41,13 +41,17 @@ def _unsafe_arg(parser: argparse.ArgumentParser) -> None:
 def _wall(args):
     """The wall to grade behind, or None after saying why there is none."""
     from parity.grading.sandbox import SandboxUnavailable, Wall, find_wall
+    from parity.grading.walls import check_hidden
 
     if args.unsafe_no_sandbox:
         print("warning: --unsafe-no-sandbox: submissions run without the sandbox",
               file=sys.stderr)
         return Wall.unsafe()
     try:
-        return find_wall()
+        wall = find_wall()
+        check_hidden(wall, [getattr(args, "rubric", None), getattr(args, "submissions", None)],
+                     getattr(args, "seed", None) is not None)
+        return wall
     except SandboxUnavailable as error:
         print(f"error: cannot grade safely here: {error}", file=sys.stderr)
         return None

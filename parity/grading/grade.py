@@ -234,7 +234,8 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
     started = None
     try:
         child = Child(package, limits, oracles=oracles.reference_oracles(),
-                      resolve=oracles.resolve, wall=wall, audit_hooks=audit_hooks)
+                      resolve=oracles.resolve, wall=wall, audit_hooks=audit_hooks,
+                      parameters=oracles.parameters_of)
         setup_seconds = limits.start_seconds if start_seconds is None else start_seconds
         if budget is not None:
             setup_seconds = min(setup_seconds, max(budget.left(), 0.01))

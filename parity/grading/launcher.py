@@ -16,8 +16,10 @@ The filter is built here, with libseccomp, and nowhere else. It refuses, with EP
   that the C library falls back to ``clone``, whose flags the filter can read);
 * SysV shared memory, semaphores and message queues, and POSIX message queues: memory that no
   rlimit counts, and channels between children that share an IPC namespace;
-* file locks and leases (``flock``, ``fcntl`` lock, lease and notify commands): a lock on a
-  file that two children can both open is a channel between them;
+* file locks and leases (``flock``, ``fcntl`` lock, lease and notify commands), watches
+  (``inotify_*``, ``fanotify_*``) and the page cache's state (``mincore``, ``fadvise64``,
+  ``readahead``, ``cachestat``): a lock, a watch or an evicted page of a file that two children
+  can both open is a channel between them;
 * ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring_*``.
 
 Everything else is allowed: the runner and NumPy need files, memory, threads of the BLAS (held
@@ -65,8 +67,10 @@ DENIED = (
     "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
     "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend",
     "mq_timedreceive", "mq_notify", "mq_getsetattr",
-    # locks
-    "flock",
+    # locks, and watching or evicting shared files: channels between children that read the
+    # same files at once
+    "flock", "inotify_init", "inotify_init1", "inotify_add_watch", "fanotify_init",
+    "fanotify_mark", "mincore", "fadvise64", "readahead", "cachestat",
     # kernel interfaces a child never needs
     "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "kexec_load", "kexec_file_load", "init_module", "finit_module",
@@ -103,7 +107,10 @@ def build_filter():
     for name in ("fcntl", "fcntl64"):
         for command in FCNTL_DENIED:
             try:
-                scf.add_rule(deny, name, seccomp.Arg(1, seccomp.EQ, command))
+                # the kernel reads the command as 32 bits: compare those alone, so that a
+                # command with higher bits set is refused too
+                scf.add_rule(deny, name,
+                             seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, command))
             except (RuntimeError, ValueError):
                 pass
     return scf

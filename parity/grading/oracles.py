@@ -159,3 +159,28 @@ def reference_oracles() -> dict[str, Callable[[dict], object]]:
     served = {name: _function_oracle(name) for name in STEP_FUNCTIONS + DIRECTION_FUNCTIONS}
     served.update({name: _method_oracle(name) for name in METHODS})
     return served
+
+
+# -- which case an oracle call belongs to ---------------------------------------------------------
+PARAMETER_PREFIXES = ("W_", "b_")  # the study core names its weights and biases so
+
+
+def parameters_of(name: str, payload: dict) -> list:
+    """The weights and biases an oracle call carries, by the reference's argument names (and
+    the fields of a ``DirectionWeights``): what must be the graded case's own."""
+    import inspect
+
+    if name in METHODS or not isinstance(payload, dict):
+        return []
+    try:
+        bound = inspect.signature(_target(name)).bind(*payload.get("args", ()),
+                                                      **payload.get("kwargs", {}))
+    except TypeError:  # the call cannot run; the oracle says so
+        return []
+    found = []
+    for argument, value in bound.arguments.items():
+        if argument.startswith(PARAMETER_PREFIXES):
+            found.append(value)
+        elif argument == "weights" and isinstance(value, tuple) and hasattr(value, "_fields"):
+            found += [getattr(value, f) for f in value._fields if f.startswith(PARAMETER_PREFIXES)]
+    return [value for value in found if value is not None]

@@ -112,11 +112,15 @@ def gradescope_fault_results(why: str) -> dict:
 
 def write_json(data, path: str | Path) -> Path:
     """Write JSON whole or not at all: into a new file beside it, then renamed over it (a
-    file or link already at the path is replaced, never written through)."""
+    file or link already at the path is replaced, never written through). The file is the
+    writer's alone (0600): a report may hold the course seed and other students' grades, and
+    behind the uid wall a child can open what any uid can."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    partial.write_text(json.dumps(data, indent=2) + "\n")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
     os.replace(partial, path)
     return path
 

@@ -14,6 +14,7 @@ class or a test; the report then says so on its first line.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -22,6 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from parity.grading import protocol
 from parity.grading.submission import (  # noqa: F401  (as callers know them)
@@ -96,10 +99,13 @@ class Child:
 
     def __init__(self, package: Path, limits: Limits,
                  oracles: dict[str, Callable[[dict], object]] | None = None,
-                 resolve=None, wall: Wall | None = None, audit_hooks: bool = True) -> None:
+                 resolve=None, wall: Wall | None = None, audit_hooks: bool = True,
+                 parameters: Callable[[str, dict], list] | None = None) -> None:
         self.limits = limits
         self.oracles = oracles or {}
         self.resolve = resolve
+        self.parameters = parameters  # the weights an oracle call carries (oracles.py)
+        self.case: frozenset = frozenset()  # fingerprints of the arrays of the request now
         self.wall = wall or find_wall()
         self.audit_hooks = audit_hooks
         self.notes: list[str] = []
@@ -225,6 +231,7 @@ class Child:
         """
         deadline = time.monotonic() + seconds
         allowed = frozenset(oracles)
+        self.case = frozenset(_fingerprint(a) for a in _arrays(value))
         try:
             self.channel.send_value({"op": op, "oracles": sorted(allowed)}, value, deadline)
             while True:
@@ -257,6 +264,15 @@ class Child:
                                      "error": "no reference is served for that function here"},
                                     None, deadline)
             return
+        if not self._of_this_case(name, payload):
+            # a stand-in answers for the case being graded, never for arrays from elsewhere
+            # (another child's case, relayed to have the grader compute it)
+            self.channel.send_value(
+                {"op": "oracle_answer", "ok": False,
+                 "error": "the reference stands in only for this case's own weights: the "
+                          "weights and biases passed are not the ones this case gave"},
+                None, deadline)
+            return
         try:
             result = oracle(payload if isinstance(payload, dict) else {})
         except Exception as exc:  # the arguments the submission passed did not fit
@@ -268,6 +284,12 @@ class Child:
                 None, deadline)
             return
         self.channel.send_value({"op": "oracle_answer", "ok": True}, result, deadline)
+
+    def _of_this_case(self, name: str, payload) -> bool:
+        if self.parameters is None:
+            return True
+        params = self.parameters(name, payload if isinstance(payload, dict) else {})
+        return all(isinstance(p, np.ndarray) and _fingerprint(p) in self.case for p in params)
 
     def _failure(self, seconds: float, timed_out: bool) -> ChildFailure:
         if timed_out:
@@ -330,6 +352,23 @@ class Child:
         except OSError:
             return ""
         return data.decode(errors="replace")
+
+
+def _arrays(value):
+    """Every array in a request's value (dicts, lists, tuples and named tuples of them)."""
+    if isinstance(value, np.ndarray):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _arrays(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _arrays(item)
+
+
+def _fingerprint(array: np.ndarray) -> tuple:
+    data = np.ascontiguousarray(array)
+    return (data.dtype.str, data.shape, hashlib.sha256(data.tobytes()).digest())
 
 
 def _kill(pid: int) -> None:

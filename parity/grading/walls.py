@@ -616,6 +616,40 @@ def check_secrets(wall: Wall) -> None:
             "install torch where other users cannot read it")
 
 
+def reachable_by_anyone(path: str | Path) -> bool:
+    """Whether a uid with no group of the path's could open ``path``: every directory above it
+    searchable by others, and the path readable by them (a directory: readable or searchable,
+    which opens what it holds by name)."""
+    path = os.path.realpath(path)
+    parts = Path(path).parts
+    try:
+        if not all(os.stat(os.path.join(*parts[:depth])).st_mode & stat.S_IXOTH
+                   for depth in range(1, len(parts))):
+            return False
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)))
+
+
+def check_hidden(wall: Wall, paths=(), seed_on_command_line: bool = False) -> None:
+    """The uid wall shows a child every process's command line: what the grader names there
+    (a rubric and its seed, a directory of other students' submissions) must be root's alone,
+    and no seed may be given on it. Other walls show the child no process but its own."""
+    if wall.kind != "uid":
+        return
+    if seed_on_command_line:
+        raise SandboxUnavailable(
+            "the uid wall shows every process's command line to the submissions: give the "
+            "course seed in a rubric file readable by root alone, not with --seed")
+    shown = [str(p) for p in paths if p is not None and reachable_by_anyone(p)]
+    if shown:
+        raise SandboxUnavailable(
+            "the uid wall shows every process's command line to the submissions, and these "
+            "paths on it are open to any uid: " + ", ".join(shown[:4]) + ". Make them root's "
+            "alone (chmod 700 for a directory, 600 for a file)")
+
+
 def find_wall() -> Wall:
     """The strongest wall this machine can start, checked once per process by starting it.
 
