@@ -514,6 +514,8 @@ class Docker:
 
 @dataclass
 class Tally:
+    """Passes and failures, one line each, and the results.json files to read again."""
+
     passed: int = 0
     failed: int = 0
     rechecks: list[tuple[str, Run]] = field(default_factory=list)
@@ -538,6 +540,8 @@ def wall_of(docker: Docker, flags: list[str]) -> tuple[str | None, str]:
 
 def check_gradescope(tally: Tally, label: str, done: Run, expected: float, max_score: float,
                      wall: str, seed: int) -> None:
+    """The score, the wall named, no seed, nothing left behind, and run_autograder's status
+    (0 whenever it graded; a refusal or a failed pre-flight exits non-zero)."""
     problems: list[str] = []
     results = done.json()
     if results is None:
@@ -549,6 +553,8 @@ def check_gradescope(tally: Tally, label: str, done: Run, expected: float, max_s
     if not isinstance(score, (int, float)) or abs(score - expected) > 1e-9:
         said = str(results.get("output", ""))[:300].replace("\n", " / ")
         problems.append(f"scored {score}, expected {expected:g} (exit {done.status}): {said}")
+    if done.status != 0:
+        problems.append(f"run_autograder exited {done.status}")
     if f"wall {wall}:" not in str(results.get("output", "")):
         problems.append(f"results.json does not say that the {wall} wall graded")
     if str(seed) in done.text:
