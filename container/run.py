@@ -63,6 +63,10 @@ CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 CA_IN_IMAGE = Path("/etc/ssl/machine-ca-certificates.crt")
 REFERENCE_IN_IMAGE = "/autograder/source/scratch"
 RESULTS_RECHECK_SECONDS = 15
+# A container no wall can start in (root with every capability dropped: no uid to drop to, no
+# namespace): an autograder fault, which must never read as the student's
+MISCONFIGURED = ("--cap-drop", "ALL")
+FAULT = "This is not your fault"
 PARALLEL = 2  # containers at once: each grades one child at a time
 # graded together in one grade-all: the honest ones beside the attacks on other processes,
 # shared files and the grader's time, which must keep every point they earn
@@ -565,6 +569,27 @@ def check_gradescope(tally: Tally, label: str, done: Run, expected: float, max_s
                                   f"{done.seconds:.1f} s)")
 
 
+def check_fault(tally: Tally, label: str, done: Run) -> None:
+    """Where the machine is at fault: nothing graded, results.json says the student is not at
+    fault, and run_autograder exits non-zero."""
+    results = done.json()
+    if results is None:
+        tally.record(label, [f"no readable results.json (run_autograder exited {done.status}): "
+                             f"{done.output.strip()[-600:]}"], f"({done.seconds:.1f} s)")
+        return
+    problems = []
+    if results.get("score") != 0 or results.get("tests"):
+        problems.append(f"graded: score {results.get('score')}")
+    if FAULT not in str(results.get("output")):
+        problems.append(f"does not say the student is not at fault: "
+                        f"{str(results.get('output'))[:300]}")
+    if done.status == 0:
+        problems.append("run_autograder exited 0")
+    tally.rechecks.append((label, done))
+    tally.record(label, problems, f"score {results.get('score')}, exit {done.status} "
+                                  f"({done.seconds:.1f} s)")
+
+
 def recheck(tally: Tally) -> None:
     """results.json again, at least 15 s after each container exited: nothing may change."""
     if not tally.rechecks:
@@ -671,13 +696,16 @@ def prairielearn_problems(results: dict) -> list[str]:
 
 
 def check_prairielearn(tally: Tally, docker: Docker, label: str, question: Path,
-                       student: Path, expected: float, tmp: Path) -> None:
+                       student: Path, expected: float | None, tmp: Path,
+                       flags: tuple[str, ...] = ()) -> None:
     """PrairieLearn's layout, its entrypoint and its default of no network: the question's
     tests/ at /grade/tests, the uploaded files at /grade/student, the grade in
-    /grade/results/results.json."""
-    tests = tmp / f"grade-tests-{label.split()[-1]}"
+    /grade/results/results.json. ``expected`` None: the machine is at fault, so the submission
+    must be "not gradable" (no attempt charged), saying the student is not at fault."""
+    tests = tmp / f"grade-tests-{next(RUN_NUMBERS)}"
     shutil.copytree(question / "tests", tests)
-    done = docker.run(["--network", "none"], {tests: "/grade/tests", student: "/grade/student"},
+    done = docker.run(["--network", "none", *flags],
+                      {tests: "/grade/tests", student: "/grade/student"},
                       "/grade/tests/run.sh", results_at="/grade/results")
     results = done.json()
     if results is None:
@@ -689,13 +717,18 @@ def check_prairielearn(tally: Tally, docker: Docker, label: str, question: Path,
         return
     problems = prairielearn_problems(results)
     score = results.get("score")
-    if results.get("gradable") is not True:
+    if expected is None:
+        if results.get("gradable") is not False or FAULT not in str(results.get("message")):
+            problems.append(f"not marked an autograder fault: gradable "
+                            f"{results.get('gradable')}, {str(results.get('message'))[:300]}")
+    elif results.get("gradable") is not True:
         problems.append(f"not gradable: {str(results.get('message'))[:300]}")
     elif not isinstance(score, (int, float)) or abs(score - expected) > 1e-9:
         problems.append(f"scored {score}, expected {expected:g}")
     tally.rechecks.append((label, done))
-    tally.record(label, problems, f"score {score} (expected {expected:g}, "
-                                  f"{done.seconds:.1f} s)")
+    want = "not gradable" if expected is None else f"{expected:g}"
+    tally.record(label, problems, f"score {score}, gradable {results.get('gradable')} "
+                                  f"(expected {want}, {done.seconds:.1f} s)")
 
 
 # -- the whole test ----------------------------------------------------------------------------
@@ -762,6 +795,9 @@ def main(argv: list[str] | None = None) -> int:
             for name in BESIDE:
                 (beside / name).rename(subs / name)
         if args.config is None:
+            done = docker.run(list(MISCONFIGURED), {subs / "reference": "/autograder/submission"},
+                              AUTOGRADER)
+            check_fault(tally, "gradescope: misconfigured (--cap-drop ALL)", done)
             try:
                 pl_image, question = prairielearn_image(base)
             except RuntimeError as error:
@@ -772,6 +808,9 @@ def main(argv: list[str] | None = None) -> int:
                     check_prairielearn(tally, pl, f"prairielearn: {name}", question,
                                        uploads(subs / name / "scratch", tmp / f"upload-{name}"),
                                        score, tmp)
+                check_prairielearn(tally, pl, "prairielearn: misconfigured (--cap-drop ALL)",
+                                   question, tmp / "upload-reference", None, tmp,
+                                   MISCONFIGURED)
         recheck(tally)
     say(f"{tally.passed} passed, {tally.failed} failed "
         f"({time.monotonic() - start:.0f} s)")
