@@ -19,8 +19,12 @@
    tests/test_grading_attacks.py (each a submission built here on the skeleton) 0, while the
    reference graded beside the attacks in one ``grade-all`` keeps full marks; results.json is
    read again 15 s after its container exited and must be unchanged;
-5. grades in PrairieLearn's layout (``/grade/student``, ``/grade/results/results.json``, no
-   network) and checks results.json against PrairieLearn's documented fields.
+5. builds the image of the question ``prairielearn-bundle`` writes and runs its entrypoint
+   in PrairieLearn's layout (``/grade/tests``, ``/grade/student``,
+   ``/grade/results/results.json``, no network), checking results.json against
+   PrairieLearn's documented fields;
+6. runs both platforms in a container no wall can start in (``--cap-drop ALL``): nothing is
+   graded, and the student reads that the fault is not theirs.
 
 It prints one line per scenario and ``N passed, N failed``, and exits 1 on any failure (2 when
 Docker itself could not be brought up).
