@@ -613,7 +613,7 @@ def check_grade_all(tally: Tally, docker: Docker, config: str, flags: list[str],
     """Every submission in one grade-all, two at a time: the honest ones keep their points
     beside the attacks."""
     book_dir = tmp / f"gradebook-{config}"
-    book_dir.mkdir()
+    book_dir.mkdir(mode=0o700)
     done = docker.run(flags, {submissions: "/submissions", book_dir: "/gradebook"},
                       "cd /autograder/source && /autograder/venv/bin/python -m parity.grading "
                       "grade-all /submissions --out /gradebook "
@@ -791,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
                     check_gradescope(tally, f"{config}: {submission}", done, points, full,
                                      wall, rubric["seed"])
             beside = tmp / f"beside-{config}"
-            beside.mkdir()
+            beside.mkdir(mode=0o700)  # root's alone: the uid wall refuses paths others may open
             for name in BESIDE:
                 (subs / name).rename(beside / name)
             check_grade_all(tally, docker, config, flags, beside,
