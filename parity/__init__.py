@@ -1,14 +1,22 @@
-"""The parity harness: proof that an implementation with scratch's API computes what torch.nn
-computes, outputs, final states and every gradient, over the whole configuration space.
+"""The parity harness, the student's check and the grader, around one table.
+
+``spec`` states the study functions (the ones the handout cuts out of ``scratch/``): their
+levels, modes, the study functions each calls and the items grading each, and the items
+themselves; ``case`` holds the cases (``FunctionCase`` for a cell and a direction, ``Case`` for a
+layer, and each item's public cases), ``calls`` what an item calls on a case and how an answer
+is judged and worded, ``diff`` the one comparator and the one finite-difference routine,
+``tolerances`` every tolerance. On these, ``check`` is the student's check (shipped in the
+handout); ``strategies``, ``pinned``, ``reference`` (the torch side), ``impl`` (loading the
+implementation under test), ``compare``, ``runner``, ``summary``, ``units`` (the other public
+functions and the cell functions), ``training`` and ``cli`` are the parity harness; ``zoo``
+holds the wrong implementations; ``grading`` is the grader, which imports the rest and is
+imported by nothing here but ``__main__``, the one dispatcher of the command line:
 
     python -m parity --profile ci            # the project's own scratch (make parity)
     python -m parity --impl path/to/copy     # a student's copy of scratch/
+    python -m parity check [DIR]             # a student's check (the grader's visible items)
     python -m parity zoo OUT_DIR             # the wrong implementations the harness must catch
-
-Modules: case (a configuration and its arrays), strategies (Hypothesis), pinned (fixed cases),
-tolerances (the one place for them), reference (the torch side), impl (loading and running the
-implementation under test), compare (one comparison and its report), runner, summary, cli,
-zoo (the wrong implementations).
+    python -m parity grade DIR               # the grader (see docs/grading.md)
 
 Nothing is imported here, so that ``python -m parity`` can pin threads before NumPy loads.
 """

@@ -14,22 +14,31 @@ os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 import sys  # noqa: E402
 
-if sys.argv[1:2] == ["check"]:  # a student's check: runs with or without torch
-    from parity.check import main as check_main
 
-    sys.exit(check_main(sys.argv[2:]))
+def main(argv: list[str]) -> int:
+    """The one dispatcher of the command line: each command is routed here, once. The
+    student's check runs with or without torch; the grader's commands never import torch;
+    everything else is the parity harness (parity.cli), which runs torch with one thread."""
+    command = argv[0] if argv else ""
+    if command == "check":
+        from parity.check import main as check_main
 
-from parity.grading.cli import COMMANDS as GRADING_COMMANDS  # noqa: E402
+        return check_main(argv[1:])
+    if command == "zoo":
+        from parity.cli import zoo_main
 
-if sys.argv[1:2] and sys.argv[1] in GRADING_COMMANDS:  # grading never imports torch
-    from parity.grading.cli import main as grading_main
+        return zoo_main(argv[1:])
+    from parity.grading.cli import COMMANDS as GRADING_COMMANDS
 
-    sys.exit(grading_main(sys.argv[1:]))
+    if command in GRADING_COMMANDS:
+        return GRADING_COMMANDS[command](argv[1:])
+    import torch
 
-import torch  # noqa: E402
+    torch.set_num_threads(1)
+    from parity.cli import main as harness_main
 
-torch.set_num_threads(1)
+    return harness_main(argv)
 
-from parity.cli import main  # noqa: E402
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

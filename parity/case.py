@@ -1,4 +1,5 @@
-"""One parity case: a configuration in words, and the arrays it is run on.
+"""The cases: a configuration in words, and the arrays it is run on. One class a level:
+``FunctionCase`` for one cell's step and the loop over time, ``Case`` for a whole layer.
 
 A ``Case`` is plain data (JSON in, JSON out), so that a failure is reproduced exactly by its
 JSON alone: every array of the case (weights, biases, initial states, input, upstream
@@ -16,9 +17,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from scratch import GATES
+from parity.spec import ALL_MODES, MODES, ItemSpec
 
-KINDS = tuple(GATES)
+KINDS = ALL_MODES
 DROPOUT_MODES = ("eval", "train_p0", "train_p1", "train_masks")
 STATE_GRADS = ("none", "h", "c", "both")
 
@@ -132,8 +133,8 @@ class Case:
     # -- words and JSON ---------------------------------------------------------------------
     def describe(self) -> str:
         """The configuration in words."""
-        kind = {"RNN_TANH": "RNN (tanh)", "RNN_RELU": "RNN (relu)"}.get(self.kind, self.kind)
-        parts = [f"{kind}, input_size {self.input_size}, hidden_size {self.hidden_size}"]
+        parts = [f"{MODES[self.kind].words}, input_size {self.input_size}, "
+                 f"hidden_size {self.hidden_size}"]
         if self.proj_size:
             parts.append(f"proj_size {self.proj_size}")
         parts.append(f"{self.num_layers} layer{'s' if self.num_layers > 1 else ''}")
@@ -218,7 +219,7 @@ def param_names(case: Case) -> list[str]:
 
 
 def param_shape(case: Case, name: str) -> tuple[int, ...]:
-    GH = GATES[case.kind] * case.hidden_size
+    GH = MODES[case.kind].gates * case.hidden_size
     layer = int(name.split("_l")[1].split("_")[0])
     if name.startswith("weight_ih"):
         width = case.input_size if layer == 0 else case.num_directions * case.h_out
@@ -283,3 +284,173 @@ def make_data(case: Case) -> CaseData:
             for _ in range(case.num_layers - 1)
         ]
     return CaseData(params, x, h0, c0, grad_output, grad_h_n, grad_c_n, masks)
+
+
+# -- one cell, one direction ----------------------------------------------------------------
+@dataclass(frozen=True)
+class FunctionCase:
+    """The configuration of a functional or sequence-loop case.
+
+    mode: RNN_TANH, RNN_RELU, LSTM or GRU; T time steps (1 for a single cell), B sequences,
+    I input features, H hidden units, P = proj_size (LSTM only, 0 for none), bias or not,
+    reverse (the reverse direction of a layer), lengths (one per sequence) or None.
+    """
+
+    mode: str
+    T: int
+    B: int
+    I: int
+    H: int
+    P: int = 0
+    bias: bool = True
+    reverse: bool = False
+    lengths: tuple[int, ...] | None = None
+    seed: int = 0
+
+    @property
+    def h_out(self) -> int:
+        return self.P or self.H
+
+    def describe(self) -> str:
+        parts = [MODES[self.mode].words]
+        if self.T > 1 or self.lengths is not None:
+            parts.append(f"T={self.T} steps")
+        parts.append(f"B={self.B}, input_size={self.I}, hidden_size={self.H}")
+        if self.P:
+            parts.append(f"proj_size={self.P}")
+        parts.append("with biases" if self.bias else "no biases")
+        if self.reverse:
+            parts.append("reverse direction")
+        if self.lengths is not None:
+            parts.append(f"lengths={list(self.lengths)}")
+        parts.append(f"seed={self.seed}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class FunctionData:
+    """The arrays of a FunctionCase (float64). Time-major: x (T, B, I), doutput (T, B, H_out)."""
+
+    W_ih: np.ndarray  # (G*H, I)
+    W_hh: np.ndarray  # (G*H, H_out)
+    b_ih: np.ndarray | None  # (G*H,)
+    b_hh: np.ndarray | None  # (G*H,)
+    W_hr: np.ndarray | None  # (P, H)
+    x: np.ndarray  # (T, B, I)
+    h0: np.ndarray  # (B, H_out)
+    c0: np.ndarray | None  # (B, H), LSTM only
+    doutput: np.ndarray  # (T, B, H_out) upstream gradient of the outputs
+    dh_n: np.ndarray  # (B, H_out) upstream gradient of the last state
+    dc_n: np.ndarray | None  # (B, H), LSTM only
+    valid: np.ndarray | None  # (T, B, 1) bool: t < length of the sequence
+
+    @property
+    def x_proj(self) -> np.ndarray:
+        """x W_ih^T + b_ih for every step (T, B, G*H)."""
+        x_proj = self.x @ self.W_ih.T
+        return x_proj + self.b_ih if self.b_ih is not None else x_proj
+
+
+def make_function_data(case: FunctionCase) -> FunctionData:
+    rng = np.random.default_rng(case.seed)
+    GH, H, H_out = MODES[case.mode].gates * case.H, case.H, case.h_out
+    bound = 1.0 / np.sqrt(H)
+
+    def uniform(*shape):
+        return rng.uniform(-bound, bound, size=shape)
+
+    def normal(*shape):
+        return rng.standard_normal(shape)
+
+    W_ih, W_hh = uniform(GH, case.I), uniform(GH, H_out)
+    b_ih = uniform(GH) if case.bias else None
+    b_hh = uniform(GH) if case.bias else None
+    W_hr = uniform(case.P, H) if case.P else None
+    x, h0 = normal(case.T, case.B, case.I), normal(case.B, H_out)
+    c0 = normal(case.B, H) if case.mode == "LSTM" else None
+    doutput, dh_n = normal(case.T, case.B, H_out), normal(case.B, H_out)
+    dc_n = normal(case.B, H) if case.mode == "LSTM" else None
+    valid = None
+    if case.lengths is not None:
+        lengths = np.asarray(case.lengths)
+        valid = (np.arange(case.T)[:, None] < lengths[None, :])[:, :, None]
+    return FunctionData(W_ih, W_hh, b_ih, b_hh, W_hr, x, h0, c0, doutput, dh_n, dc_n, valid)
+
+
+# -- the public cases --------------------------------------------------------------------------
+PUBLIC_SEED = 20240917  # the cases every grading runs first and the student's check runs
+SEED_RANGE = 2**16
+
+
+def _pick(rng, bounds: tuple[int, int], how: str) -> int:
+    low, high = bounds
+    if how == "small":
+        return low
+    if how == "next":
+        return min(low + 1, high)
+    return int(rng.integers((low + high + 1) // 2, high + 1))  # the upper half
+
+
+def _function_case(options: dict, mode: str, rng, how: str) -> FunctionCase:
+    T_range = options.get("T", (1, 1))
+    if options.get("lengths"):
+        T_range = (max(T_range[0], 2), T_range[1])
+    H_range = options.get("H", (1, 5))
+    if options.get("proj"):
+        H_range = (max(H_range[0], 2), H_range[1])
+    T, B = _pick(rng, T_range, how), _pick(rng, options.get("B", (1, 3)), how)
+    H = _pick(rng, H_range, how)
+    lengths = None
+    if options.get("lengths"):
+        lengths = tuple(int(n) for n in rng.integers(1, T + 1, size=B))
+        if min(lengths) == T:  # at least one sequence shorter than T
+            lengths = (T - 1,) + lengths[1:]
+    reverse = options.get("reverse", False)
+    return FunctionCase(
+        mode, T, B, _pick(rng, options.get("I", (1, 4)), how), H,
+        P=(1 if how == "small" else int(rng.integers(1, H))) if options.get("proj") else 0,
+        bias=how != "next" if how != "drawn" else bool(rng.integers(2)),
+        reverse=bool(rng.integers(2)) if reverse is None else reverse,
+        lengths=lengths, seed=int(rng.integers(SEED_RANGE)))
+
+
+def _layer_case(options: dict, mode: str, rng, how: str) -> Case:
+    H = _pick(rng, (1, 4), how)
+    proj = 0
+    if options.get("proj", True) and mode == "LSTM" and H > 1 and how == "drawn":
+        proj = int(rng.integers(1, H))
+    grads = ("h", "both", "c", "none") if mode == "LSTM" else ("h", "none")
+    dropout = options.get("dropout", False)
+    return Case(
+        kind=mode, input_size=_pick(rng, (1, 4), how), hidden_size=H,
+        num_layers=_pick(rng, options.get("layers", (1, 1)), how), proj_size=proj,
+        bidirectional=options.get("bidirectional", False),
+        bias=how != "next" if how != "drawn" else bool(rng.integers(2)),
+        seq_len=_pick(rng, (1, 4), how), batch=_pick(rng, (1, 3), how),
+        hx=how != "next", state_grad=grads[0] if how == "small" else str(rng.choice(grads)),
+        dropout_mode="train_masks" if dropout else "eval",
+        dropout=float(rng.choice((0.25, 0.5))) if dropout else 0.0,
+        seed=int(rng.integers(SEED_RANGE)))
+
+
+def case_size(case: Case | FunctionCase) -> int:
+    if isinstance(case, FunctionCase):
+        return case.T * case.B * (case.I + case.H)
+    return case.seq_len * case.batch * case.num_layers * case.num_directions * (
+        case.input_size + case.hidden_size)
+
+
+def public_cases(item: ItemSpec) -> list[Case | FunctionCase]:
+    """An item's public cases, smallest first: its pinned cases, then for each of its case
+    options and each mode the smallest case, the next larger one (no biases, no initial
+    state) and one drawn from the upper half of the sizes, all from PUBLIC_SEED."""
+    rng = np.random.default_rng([PUBLIC_SEED, len(item.id), sum(map(ord, item.id))])
+    found: list[Case | FunctionCase] = [Case(**pinned) for pinned in item.pinned]
+    for options in item.cases:
+        for mode in options.get("modes", ALL_MODES):
+            for how in ("small", "next", "drawn"):
+                if options["level"] == "layer":
+                    found.append(_layer_case(options, mode, rng, how))
+                else:
+                    found.append(_function_case(options, mode, rng, how))
+    return sorted(dict.fromkeys(found), key=case_size)

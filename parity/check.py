@@ -1,1263 +1,629 @@
-"""``python -m parity check [DIR]``: check your own functions before you hand them in.
+"""``python -m parity check [DIR]``: the grader's visible items, run on your own machine.
 
-Run it in the directory that holds your ``scratch/`` package (or give that directory). Every
-function the rubric grades is checked on its own, item by item, as the grader splits them:
+Run it in the directory that holds your ``scratch/`` package (or give that directory). It
+runs each item the grader shows you on the grader's own public cases (``parity.case.
+public_cases``: the grader runs them first, before cases it draws), compares your answers with
+the grader's comparator and words a failure as the grader's feedback does, word for word
+(``parity.calls``): the function, the value that differs most and where, and the smallest
+failing case. Where a function you write calls other study functions, those are answered by
+the reference for that item, as in the grader, so a mistake costs only the items that grade
+the function that makes it.
 
-* a **forward** function against the same equations computed by torch;
-* a **backward** function against torch's autograd of those equations, or, when torch is not
-  installed, against central finite differences of your own forward function;
-* where a function calls others you write (the loop over time calls the step functions, a
-  layer calls the loop over time), those others are replaced, for that check, by torch's
-  answers (when torch is installed), so that one mistake shows up in one place.
+The reference is torch's equations (``torch_impl/equations.py``) and torch's autograd where
+the grader's is a reference solution: the two agree to about 1e-15, far inside the tolerance.
+Without torch there is no reference, only your own code: the items that grade backward
+functions alone are then judged against central finite differences of your own forward
+functions (with the looser ``FD_TOL``), and every other item is not judged, with the reason.
 
-For each function it prints PASS or FAIL and, for a failure, the smallest case that fails,
-the first value that differs, and its relative error: what the grader's feedback says. It
-holds no reference solution: only the equations, written in torch, and your own code.
-
-This file is self-contained (NumPy and the standard library; torch when installed): the
-handout ships it as ``parity/check.py``.
+NumPy and the standard library (and torch where installed): the handout ships this file
+with ``spec``, ``case``, ``calls``, ``diff``, ``tolerances`` and torch's equations.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import dataclasses
 import importlib
-import json
+import inspect
+import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import numpy as np
 
+from parity import spec, tolerances
+from parity.calls import (
+    Call,
+    Failure,
+    calls_of,
+    cell_args,
+    failure_text,
+    judge,
+    judge_layer,
+    layer_request,
+    step_args,
+)
+from parity.case import Case, make_data, make_function_data, public_cases
+from parity.diff import ANYTHING, numerical_gradient
+
 try:
     import torch
-except ImportError:  # the backward functions are then checked by finite differences
+except ImportError:
     torch = None  # type: ignore[assignment]
 
-# |yours - torch| <= TOL * max(1, max |torch|), element by element: the grader's criterion
-# (parity.tolerances.FLOAT64_TOL; a test keeps the two equal)
-TOL = 1e-10
-# against finite differences (step FD_EPS) the bound is looser: the differences themselves
-# are only accurate to ~1e-9, and a wrong gradient is off by 1e-3 or more
-FD_TOL = 1e-6
-FD_EPS = 1e-6
-
-GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-KIND = {"RNN_TANH": "rnn", "RNN_RELU": "rnn", "LSTM": "lstm", "GRU": "gru"}
+CONVENTIONS = ("without torch there is no reference to compare a forward pass with, and a "
+               "convention error (torch's gate order, where the GRU's reset gate sits) is "
+               "invisible to finite differences, which only check that a backward function "
+               "agrees with your own forward: pip install torch")
 
 
-class NotChecked(Exception):
-    """This function cannot be checked here (torch missing, something it needs missing)."""
+class NotJudged(Exception):
+    """This item cannot be judged here; the message says why."""
 
 
-class Mismatch(Exception):
-    """Your function returned something else than the equations give."""
+# -- your package --------------------------------------------------------------------------------
+def load_package(root: Path):
+    """Your ``scratch``, imported from root (any other ``scratch`` forgotten first)."""
+    for name in [k for k in sys.modules if k == "scratch" or k.startswith("scratch.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(root))
+    importlib.invalidate_caches()
+    package = importlib.import_module("scratch")
+    for function in spec.FUNCTIONS:
+        importlib.import_module(function.module)
+    origin = Path(package.__file__).resolve()
+    if root.resolve() not in origin.parents:
+        raise ImportError(f"scratch was imported from {origin}, not from {root}")
+    return package
 
 
-# -- the cases ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Case:
-    mode: str  # RNN_TANH, RNN_RELU, LSTM, GRU
-    B: int = 2
-    I: int = 3  # noqa: E741
-    H: int = 4
-    P: int = 0  # LSTM projection
-    T: int = 3
-    bias: bool = True
-    reverse: bool = False
-    lengths: tuple | None = None
-    layers: int = 1
-    bidirectional: bool = False
-    hx: bool = True
-    dropout: float = 0.0  # train mode with explicit masks when > 0
-    seed: int = 0
-    level: str = "cell"  # which functions the case is for: cell, sequence or layer
-
-    @property
-    def H_out(self) -> int:
-        return self.P or self.H
-
-    def size(self) -> int:
-        return self.B * self.T * self.layers * (self.I + self.H) * (2 if self.bidirectional
-                                                                    else 1)
-
-    def describe(self, level: str) -> str:
-        kind = {"RNN_TANH": "RNN (tanh)", "RNN_RELU": "RNN (relu)"}.get(self.mode, self.mode)
-        parts = [kind, f"B={self.B}", f"input_size={self.I}", f"hidden_size={self.H}"]
-        if self.P:
-            parts.append(f"proj_size={self.P}")
-        if level != "cell":
-            parts.append(f"T={self.T}")
-        if level == "layer":
-            parts.append(f"{self.layers} layer{'s' if self.layers > 1 else ''}")
-            if self.bidirectional:
-                parts.append("bidirectional")
-            parts.append("hx given" if self.hx else "no hx")
-            if self.dropout:
-                parts.append(f"train mode with dropout masks (p={self.dropout})")
-        if level == "sequence" and self.reverse:
-            parts.append("reverse direction")
-        if self.lengths is not None:
-            parts.append(f"lengths {list(self.lengths)}")
-        parts.append("with bias" if self.bias else "no bias")
-        parts.append(f"seed {self.seed}")
-        return ", ".join(parts)
+def error_of(error: BaseException, root: Path) -> dict:
+    """An exception as the grader's child reports it: type, message, your frames."""
+    frames = []
+    top = str(root.resolve()) + os.sep
+    for frame in traceback.extract_tb(error.__traceback__):
+        path = os.path.realpath(frame.filename)
+        if path.startswith(top):
+            frames.append([os.path.relpath(path, top), frame.lineno, frame.name,
+                           (frame.line or "")[:200]])
+    return {"type": type(error).__name__, "message": str(error)[:2000], "frames": frames[-8:]}
 
 
-def _family(modes, level: str, **fixed) -> list[Case]:
-    """A few cases per mode, smallest first: the first that fails is the smallest."""
-    sizes = [dict(B=1, I=1, H=1, T=1), dict(B=2, I=3, H=2, T=3), dict(B=3, I=2, H=5, T=4)]
-    if level == "layer":
-        sizes = [dict(B=1, I=1, H=1, T=1), dict(B=2, I=3, H=2, T=3)]
-    cases = []
-    for n, size in enumerate(sizes):
-        for mode in modes:
-            for bias in (True, False):
-                args = dict(size, **fixed)
-                if args.get("P"):
-                    args["H"] = max(args["H"], 2)
-                    args["P"] = min(args["P"], args["H"] - 1)
-                if args.get("lengths") is not None:
-                    args["T"] = max(args["T"], 2)
-                    args["lengths"] = tuple(max(1, args["T"] - 1 - (b % args["T"]))
-                                            for b in range(args["B"]))
-                cases.append(Case(mode, bias=bias, seed=7 * n + len(cases), level=level,
-                                  **args))
-    return sorted(cases, key=Case.size)
+def build(cls, values: dict):
+    """An instance of your NamedTuple class ``cls`` from values by field name."""
+    unknown = [f for f in getattr(cls, "_fields", ()) if f not in values]
+    if not hasattr(cls, "_fields") or unknown:
+        raise NotJudged(f"{cls.__name__} should be a NamedTuple of the skeleton's fields; "
+                        f"fields {unknown} are unknown to this check")
+    return cls(**{f: values[f] for f in cls._fields})
 
 
-ALL_MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
-# the cases of each rubric item, as the grader draws them (parity/grading/items.py)
-ITEM_CASES: dict[str, Callable[[], list[Case]]] = {
-    "rnn_forward": lambda: _family(("RNN_TANH", "RNN_RELU"), "cell"),
-    "rnn_backward": lambda: _family(("RNN_TANH", "RNN_RELU"), "cell"),
-    "lstm_forward": lambda: _family(("LSTM",), "cell"),
-    "lstm_backward": lambda: _family(("LSTM",), "cell"),
-    "gru_forward": lambda: _family(("GRU",), "cell"),
-    "gru_backward": lambda: _family(("GRU",), "cell"),
-    "proj_size": lambda: _family(("LSTM",), "cell", P=1),
-    "sequence_forward": lambda: _family(ALL_MODES, "sequence") + _family(("LSTM",), "sequence",
-                                                                         P=1),
-    "bptt": lambda: _family(ALL_MODES, "sequence") + _family(("LSTM",), "sequence", P=1),
-    "lengths": lambda: (_family(("RNN_TANH", "RNN_RELU", "LSTM"), "sequence", lengths=())
-                        + _family(("RNN_TANH", "LSTM"), "sequence", lengths=(), reverse=True)),
-    "bidirectional": lambda: (_family(("RNN_TANH", "RNN_RELU", "LSTM"), "sequence",
-                                      reverse=True)
-                              + _family(ALL_MODES, "layer", bidirectional=True)
-                              + _family(("GRU",), "layer", bidirectional=True, layers=2)),
-    "layer": lambda: (_family(ALL_MODES, "layer") + _family(("LSTM",), "layer", P=1)
-                      + _family(("GRU",), "layer", hx=False)),
-    "multi_layer": lambda: _family(ALL_MODES, "layer", layers=2),
-    "dropout": lambda: _family(ALL_MODES, "layer", layers=2, dropout=0.5),
-}
+def bound(signature: inspect.Signature, args, kwargs) -> list:
+    """The arguments of a call, in the order of the signature."""
+    call = signature.bind(*args, **kwargs)
+    call.apply_defaults()
+    return list(call.arguments.values())
 
 
-def level_of(function: str) -> str:
-    if function.startswith("direction_"):
-        return "sequence"
-    if function.startswith("RNNBase."):
-        return "layer"
-    return "cell"
-
-
-# -- arrays of a case --------------------------------------------------------------------------
-class Data(NamedTuple):
-    x: np.ndarray  # (T, B, I)
-    h0: np.ndarray  # (B, H_out)
-    c0: np.ndarray | None  # (B, H)
-    W_ih: np.ndarray
-    W_hh: np.ndarray
-    b_ih: np.ndarray | None
-    b_hh: np.ndarray | None
-    W_hr: np.ndarray | None
-    x_proj: np.ndarray  # (T, B, G*H), random (the sequence level takes it as given)
-    dout: np.ndarray  # (T, B, H_out)
-    dh: np.ndarray  # (B, H_out)
-    dc: np.ndarray | None  # (B, H)
-    valid: np.ndarray | None  # (T, B, 1) bool
-
-
-def make_data(case: Case) -> Data:
-    rng = np.random.default_rng(case.seed)
-    G, H, H_out, I, B, T = GATES[case.mode], case.H, case.H_out, case.I, case.B, case.T
-    k = 1.0 / np.sqrt(H)
-    lstm = case.mode == "LSTM"
-    valid = None
-    if case.lengths is not None:
-        valid = (np.arange(T)[:, None] < np.array(case.lengths)[None, :])[:, :, None]
-    return Data(
-        x=rng.standard_normal((T, B, I)), h0=0.5 * rng.standard_normal((B, H_out)),
-        c0=0.5 * rng.standard_normal((B, H)) if lstm else None,
-        W_ih=rng.uniform(-k, k, (G * H, I)), W_hh=rng.uniform(-k, k, (G * H, H_out)),
-        b_ih=rng.uniform(-k, k, G * H) if case.bias else None,
-        b_hh=rng.uniform(-k, k, G * H) if case.bias else None,
-        W_hr=rng.uniform(-k, k, (case.P, H)) if case.P else None,
-        x_proj=rng.standard_normal((T, B, G * H)), dout=rng.standard_normal((T, B, H_out)),
-        dh=rng.standard_normal((B, H_out)),
-        dc=rng.standard_normal((B, H)) if lstm else None, valid=valid)
-
-
-# -- comparing ---------------------------------------------------------------------------------
-def compare(name: str, mine, want, tol: float = TOL, against: str = "torch's equations"):
-    """Raise Mismatch at the first value of ``mine`` off by more than tol * max(1, max|want|)."""
-    if want is None:
-        if mine is not None:
-            raise Mismatch(f"{name}: expected None, got {type(mine).__name__}")
-        return
-    if mine is None:
-        raise Mismatch(f"{name}: got None, expected an array of shape {want.shape}")
-    mine = np.asarray(mine)
-    if mine.shape != want.shape:
-        raise Mismatch(f"{name}: shape {mine.shape}, expected {want.shape}")
-    if want.size == 0:
-        return
-    a, b = mine.astype(np.float64), want.astype(np.float64)
-    bound = tol * max(1.0, float(np.max(np.abs(b))))
-    bad = ~(np.abs(a - b) <= bound)  # NaN counts as wrong
-    if not bad.any():
-        return
-    index = tuple(int(i) for i in np.argwhere(bad)[0])
-    got, expected = a[index], b[index]
-    rel = abs(got - expected) / max(abs(expected), 1e-300)
-    where = f"{name}[{', '.join(map(str, index))}]" if index else name
-    raise Mismatch(f"{where} = {got:.10g}, expected {expected:.10g} from {against} "
-                   f"(relative error {rel:.1e}; allowed: {tol:g} * max(1, max|{name}|))")
-
-
-def field(result, name: str, index: int):
-    """A returned NamedTuple's field by name (by position for a plain tuple)."""
-    if hasattr(result, "_fields") and name in result._fields:
-        return getattr(result, name)
-    if isinstance(result, (tuple, list)) and len(result) > index:
-        return result[index]
-    raise Mismatch(f"the result has no {name} (got {type(result).__name__})")
-
-
-def unpack(result, count: int, what: str):
-    if not isinstance(result, (tuple, list)) or len(result) != count:
-        n = len(result) if isinstance(result, (tuple, list)) else 1
-        raise Mismatch(f"should return {what}, got {n} value(s)")
-    return result
-
-
-# -- torch: the equations ----------------------------------------------------------------------
-def _t(a, grad=False):
-    if a is None:
-        return None
+# -- the reference: torch's equations ------------------------------------------------------------
+def _tensor(a, grad: bool = False):
+    if a is None or isinstance(a, torch.Tensor):
+        return a
     return torch.tensor(np.asarray(a, dtype=np.float64)).requires_grad_(grad)
 
 
-def _n(t):
+def _array(t):
     return None if t is None else t.detach().numpy().copy()
 
 
-def torch_step(mode, x_proj, h_prev, c_prev, W_hh, b_hh, W_hr, gh_leaf=None):
-    """One step in torch; returns (h, c, values for the cache by field name)."""
-    if mode in ("RNN_TANH", "RNN_RELU"):
-        pre = x_proj + h_prev @ W_hh.T
-        if b_hh is not None:
-            pre = pre + b_hh
-        h = torch.tanh(pre) if mode == "RNN_TANH" else torch.relu(pre)
-        return h, None, {"h_prev": h_prev, "h": h}
-    if mode == "LSTM":
-        gates = x_proj + h_prev @ W_hh.T
-        if b_hh is not None:
-            gates = gates + b_hh
-        H = c_prev.shape[-1]
-        i = torch.sigmoid(gates[:, :H])
-        f = torch.sigmoid(gates[:, H:2 * H])
-        g = torch.tanh(gates[:, 2 * H:3 * H])
-        o = torch.sigmoid(gates[:, 3 * H:])
-        c = f * c_prev + i * g
-        tanh_c = torch.tanh(c)
-        h_full = o * tanh_c
-        h = h_full if W_hr is None else h_full @ W_hr.T
-        return h, c, {"h_prev": h_prev, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o,
-                      "c": c, "tanh_c": tanh_c, "h_full": h_full}
-    H = h_prev.shape[-1]
-    gh = h_prev @ W_hh.T
-    if b_hh is not None:
-        gh = gh + b_hh
-    if gh_leaf is not None:
-        gh = gh_leaf
-    r = torch.sigmoid(x_proj[:, :H] + gh[:, :H])
-    z = torch.sigmoid(x_proj[:, H:2 * H] + gh[:, H:2 * H])
-    gh_n = gh[:, 2 * H:]
-    n = torch.tanh(x_proj[:, 2 * H:] + r * gh_n)
-    h = (1 - z) * n + z * h_prev
-    return h, None, {"h_prev": h_prev, "r": r, "z": z, "n": n, "gh_n": gh_n}
+class TorchReference:
+    """Every study function, with its signature, by torch's equations and autograd; caches
+    and gradients in your own NamedTuple classes. A backward function finds its forward's
+    inputs under the id of the cache that forward returned."""
 
+    def __init__(self) -> None:
+        from torch_impl import equations
 
-def torch_direction(mode, x_proj, h0, c0, W_hh, b_hh, W_hr, valid, reverse):
-    T = x_proj.shape[0]
-    h, c = h0, c0
-    outputs: list = [None] * T
-    for t in (reversed(range(T)) if reverse else range(T)):
-        h_new, c_new, _ = torch_step(mode, x_proj[t], h, c, W_hh, b_hh, W_hr)
-        if valid is None:
-            h, c, outputs[t] = h_new, c_new, h_new
-        else:
-            m = torch.tensor(valid[t])
-            h = torch.where(m, h_new, h)
-            c = None if c is None else torch.where(m, c_new, c)
-            outputs[t] = torch.where(m, h_new, torch.zeros_like(h_new))
-    return torch.stack(outputs), h, c
-
-
-def layer_param_names(case: Case) -> list[str]:
-    names = []
-    for layer in range(case.layers):
-        for direction in range(2 if case.bidirectional else 1):
-            sfx = f"_l{layer}" + ("_reverse" if direction else "")
-            names += [f"weight_ih{sfx}", f"weight_hh{sfx}"]
-            if case.bias:
-                names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
-            if case.P:
-                names.append(f"weight_hr{sfx}")
-    return names
-
-
-class LayerData(NamedTuple):
-    params: dict
-    x: np.ndarray
-    h0: np.ndarray | None
-    c0: np.ndarray | None
-    masks: list | None
-    dout: np.ndarray
-    dh_n: np.ndarray
-    dc_n: np.ndarray | None
-
-
-def make_layer_data(case: Case) -> LayerData:
-    rng = np.random.default_rng(case.seed)
-    G, H, H_out, D = GATES[case.mode], case.H, case.H_out, 2 if case.bidirectional else 1
-    k = 1.0 / np.sqrt(H)
-    params = {}
-    for name in layer_param_names(case):
-        layer = int(name.split("_l")[1].split("_")[0])
-        width = case.I if layer == 0 else D * H_out
-        shape = {"weight_ih": (G * H, width), "weight_hh": (G * H, H_out),
-                 "bias_ih": (G * H,), "bias_hh": (G * H,), "weight_hr": (case.P, H)}[
-            name.rsplit("_l", 1)[0]]
-        params[name] = rng.uniform(-k, k, shape)
-    rows = case.layers * D
-    lstm = case.mode == "LSTM"
-    masks = None
-    if case.dropout:
-        keep = 1.0 - case.dropout
-        masks = [(rng.random((case.T, case.B, D * H_out)) < keep) / keep
-                 for _ in range(case.layers - 1)]
-    return LayerData(
-        params, rng.standard_normal((case.T, case.B, case.I)),
-        0.5 * rng.standard_normal((rows, case.B, H_out)) if case.hx else None,
-        0.5 * rng.standard_normal((rows, case.B, H)) if case.hx and lstm else None,
-        masks, rng.standard_normal((case.T, case.B, D * H_out)),
-        rng.standard_normal((rows, case.B, H_out)),
-        rng.standard_normal((rows, case.B, H)) if lstm else None)
-
-
-def torch_layers(case: Case, params: dict, x, h0, c0, masks):
-    """The stacked layers in torch: per layer and direction, x W_ih^T + b_ih and the loop."""
-    D, H_out = (2 if case.bidirectional else 1), case.H_out
-    T, B = x.shape[:2]
-    rows = case.layers * D
-    if h0 is None:
-        h0 = torch.zeros((rows, B, H_out), dtype=torch.float64)
-    if c0 is None and case.mode == "LSTM":
-        c0 = torch.zeros((rows, B, case.H), dtype=torch.float64)
-    valid = None
-    if case.lengths is not None:
-        valid = (np.arange(T)[:, None] < np.array(case.lengths)[None, :])[:, :, None]
-    layer_input, h_n, c_n = x, [], []
-    for layer in range(case.layers):
-        outputs = []
-        for direction in range(D):
-            sfx = f"_l{layer}" + ("_reverse" if direction else "")
-            row = layer * D + direction
-            x_proj = layer_input @ params[f"weight_ih{sfx}"].T
-            if case.bias:
-                x_proj = x_proj + params[f"bias_ih{sfx}"]
-            out, h, c = torch_direction(case.mode, x_proj, h0[row],
-                                        None if c0 is None else c0[row],
-                                        params[f"weight_hh{sfx}"], params.get(f"bias_hh{sfx}"),
-                                        params.get(f"weight_hr{sfx}"), valid, direction == 1)
-            outputs.append(out)
-            h_n.append(h)
-            c_n.append(c)
-        layer_input = torch.cat(outputs, dim=-1)
-        if masks is not None and layer < case.layers - 1:
-            layer_input = layer_input * masks[layer]
-    return layer_input, torch.stack(h_n), (torch.stack(c_n) if case.mode == "LSTM" else None)
-
-
-# -- finite differences of your own forward ----------------------------------------------------
-def numeric_gradient(loss: Callable[[], float], array: np.ndarray) -> np.ndarray:
-    """d loss / d array by central differences, perturbing array in place."""
-    grad = np.zeros_like(array, dtype=np.float64)
-    flat, out = array.reshape(-1), grad.reshape(-1)
-    for k in range(flat.size):
-        keep = flat[k]
-        flat[k] = keep + FD_EPS
-        up = loss()
-        flat[k] = keep - FD_EPS
-        down = loss()
-        flat[k] = keep
-        out[k] = (up - down) / (2 * FD_EPS)
-    return grad
-
-
-def weighted(values, weights) -> float:
-    return float(sum(np.sum(np.asarray(v, dtype=np.float64) * w)
-                     for v, w in zip(values, weights) if w is not None and v is not None))
-
-
-# -- the student's package ---------------------------------------------------------------------
-class Package:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        for name in [k for k in sys.modules if k == "scratch" or k.startswith("scratch.")]:
-            del sys.modules[name]
-        sys.path.insert(0, str(root))
-        importlib.invalidate_caches()
-        self.scratch = importlib.import_module("scratch")
-        self.modules = {}
-        for name in ("functional.rnn_cell", "functional.lstm_cell", "functional.gru_cell",
-                     "sequence", "recurrent"):
-            self.modules[name] = importlib.import_module(f"scratch.{name}")
-        origin = Path(self.scratch.__file__).resolve()
-        if root.resolve() not in origin.parents:
-            raise ImportError(f"scratch was imported from {origin}, not from {root}")
-
-    def cell(self, kind: str):
-        return self.modules[f"functional.{kind}_cell"]
-
-    def cls(self, module: str, name: str):
-        found = getattr(self.modules[module], name, None)
-        if found is None:
-            raise NotChecked(f"scratch.{module} has no {name}")
-        return found
-
-
-def build(cls, values: dict, what: str):
-    """An instance of the NamedTuple class ``cls`` from values by field name."""
-    fields = getattr(cls, "_fields", None)
-    if fields is None:
-        raise NotChecked(f"{cls.__name__} is not a NamedTuple")
-    unknown = [f for f in fields if f not in values]
-    if unknown:
-        raise NotChecked(f"{cls.__name__} has fields {unknown} this check does not know, so "
-                         f"it cannot build {what}")
-    return cls(**{f: values[f] for f in fields})
-
-
-CACHE_CLASSES = {"rnn": ("RNNStepCache", "RNNCellCache"),
-                 "lstm": ("LSTMStepCache", "LSTMCellCache"),
-                 "gru": ("GRUStepCache", "GRUCellCache")}
-
-
-def compare_cache(name: str, cache, want: dict) -> None:
-    """Every array field of the cache whose name this check knows, against torch's value."""
-    if not hasattr(cache, "_fields"):
-        raise Mismatch(f"{name} should be a NamedTuple, got {type(cache).__name__}")
-    for f in cache._fields:
-        value = getattr(cache, f)
-        if f == "step":
-            compare_cache(f"{name}.step", value, want)
-        elif f in want and isinstance(want[f], np.ndarray):
-            compare(f"{name}.{f}", value, want[f])
-
-
-# -- the checks of one function on one case ----------------------------------------------------
-def _step_args(case: Case, d: Data, t: int = 0):
-    mode, kind = case.mode, KIND[case.mode]
-    x_proj = d.x_proj[t]
-    if kind == "rnn":
-        return (x_proj, d.h0, d.W_hh, d.b_hh, "tanh" if mode == "RNN_TANH" else "relu")
-    if kind == "lstm":
-        return (x_proj, d.h0, d.c0, d.W_hh, d.b_hh, d.W_hr)
-    return (x_proj, d.h0, d.W_hh, d.b_hh)
-
-
-def _copy(args):
-    return tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
-
-
-def torch_step_values(case: Case, d: Data, x_proj=None):
-    """(h, c, cache values) of one step, in NumPy; x_proj default: d.x_proj[0]."""
-    x_proj = d.x_proj[0] if x_proj is None else x_proj
-    h, c, values = torch_step(case.mode, _t(x_proj), _t(d.h0), _t(d.c0), _t(d.W_hh),
-                              _t(d.b_hh), _t(d.W_hr))
-    return _n(h), _n(c), {k: _n(v) for k, v in values.items()}
-
-
-def check_step_forward(pkg: Package, case: Case) -> None:
-    if torch is None:
-        raise NotChecked("a forward function is checked against torch: pip install torch")
-    kind = KIND[case.mode]
-    d = make_data(case)
-    result = getattr(pkg.cell(kind), f"{kind}_step_forward")(*_copy(_step_args(case, d)))
-    h, c, values = torch_step_values(case, d)
-    lstm = kind == "lstm"
-    out = unpack(result, 3 if lstm else 2, "(h, c, cache)" if lstm else "(h, cache)")
-    compare("h", out[0], h)
-    if lstm:
-        compare("c", out[1], c)
-    compare_cache("cache", out[-1], values)
-
-
-def _cell_args(case: Case, d: Data):
-    kind = KIND[case.mode]
-    x = d.x[0]
-    if kind == "rnn":
-        return (x, d.h0, d.W_ih, d.W_hh, d.b_ih, d.b_hh,
-                "tanh" if case.mode == "RNN_TANH" else "relu")
-    if kind == "lstm":
-        return (x, d.h0, d.c0, d.W_ih, d.W_hh, d.b_ih, d.b_hh, d.W_hr)
-    return (x, d.h0, d.W_ih, d.W_hh, d.b_ih, d.b_hh)
-
-
-def _x_proj_of_cell(d: Data) -> np.ndarray:
-    x_proj = _n(_t(d.x[0]) @ _t(d.W_ih).T)
-    return x_proj if d.b_ih is None else x_proj + d.b_ih
-
-
-def check_cell_forward(pkg: Package, case: Case) -> None:
-    if torch is None:
-        raise NotChecked("a forward function is checked against torch: pip install torch")
-    kind = KIND[case.mode]
-    d = make_data(case)
-    with cell_oracles(pkg, kind, _Oracles(pkg)):
-        result = getattr(pkg.cell(kind), f"{kind}_cell_forward")(*_copy(_cell_args(case, d)))
-    x_proj = _t(d.x[0]) @ _t(d.W_ih).T + (0 if d.b_ih is None else _t(d.b_ih))
-    h, c, values = torch_step(case.mode, x_proj, _t(d.h0), _t(d.c0), _t(d.W_hh), _t(d.b_hh),
-                              _t(d.W_hr))
-    lstm = kind == "lstm"
-    out = unpack(result, 3 if lstm else 2, "(h, c, cache)" if lstm else "(h, cache)")
-    compare("h", out[0], _n(h))
-    if lstm:
-        compare("c", out[1], _n(c))
-    compare_cache("cache", out[-1], {k: _n(v) for k, v in values.items()})
-
-
-STEP_GRADS = {"rnn": ("dpre", "dh_prev"), "lstm": ("dgates", "dh_prev", "dc_prev"),
-              "gru": ("dgi", "dgh", "dh_prev")}
-CELL_GRADS = {"rnn": ("dx", "dh_prev", "dW_ih", "dW_hh", "db_ih", "db_hh"),
-              "lstm": ("dx", "dh_prev", "dc_prev", "dW_ih", "dW_hh", "db_ih", "db_hh", "dW_hr"),
-              "gru": ("dx", "dh_prev", "dW_ih", "dW_hh", "db_ih", "db_hh")}
-
-
-def _step_cache(pkg: Package, case: Case, d: Data, kind: str):
-    """The step cache: built from torch's values with your cache class (with torch), or
-    your own forward's (without)."""
-    if torch is not None:
-        _, _, values = torch_step_values(case, d)
-        values["nonlinearity"] = "tanh" if case.mode == "RNN_TANH" else "relu"
-        return build(pkg.cls(f"functional.{kind}_cell", CACHE_CLASSES[kind][0]), values,
-                     "the step's cache")
-    forward = getattr(pkg.cell(kind), f"{kind}_step_forward")
-    try:
-        return forward(*_copy(_step_args(case, d)))[-1]
-    except Exception as error:
-        raise NotChecked(f"without torch the cache comes from your {kind}_step_forward, "
-                         f"which raised {type(error).__name__}: {error}") from None
-
-
-def _step_backward_args(case: Case, d: Data, kind: str, cache):
-    if kind == "lstm":
-        return (d.dh.copy(), d.dc.copy(), cache, d.W_hh.copy(), _copy((d.W_hr,))[0])
-    return (d.dh.copy(), cache, d.W_hh.copy())
-
-
-def check_step_backward(pkg: Package, case: Case) -> None:
-    kind = KIND[case.mode]
-    d = make_data(case)
-    cache = _step_cache(pkg, case, d, kind)
-    backward = getattr(pkg.cell(kind), f"{kind}_step_backward")
-    names = STEP_GRADS[kind]
-    got = unpack(backward(*_step_backward_args(case, d, kind, cache)), len(names),
-                 "(" + ", ".join(names) + ")")
-    mine = dict(zip(names, got))
-    if torch is not None:
-        x_proj, h_prev = _t(d.x_proj[0], True), _t(d.h0, True)
-        c_prev = _t(d.c0, True)
-        h, c, _ = torch_step(case.mode, x_proj, h_prev, c_prev, _t(d.W_hh), _t(d.b_hh),
-                             _t(d.W_hr))
-        loss = (h * _t(d.dh)).sum() + (0 if c is None else (c * _t(d.dc)).sum())
-        loss.backward()
-        want = {names[0]: _n(x_proj.grad), "dh_prev": _n(h_prev.grad)}
-        if kind == "lstm":
-            want["dc_prev"] = _n(c_prev.grad)
-        if kind == "gru":
-            gh = _t(d.h0) @ _t(d.W_hh).T + (0 if d.b_hh is None else _t(d.b_hh))
-            gh_leaf = gh.detach().requires_grad_(True)
-            h2, _, _ = torch_step(case.mode, _t(d.x_proj[0]), _t(d.h0), None, _t(d.W_hh),
-                                  _t(d.b_hh), None, gh_leaf=gh_leaf)
-            (h2 * _t(d.dh)).sum().backward()
-            want["dgh"] = _n(gh_leaf.grad)
-        for name in names:
-            compare(name, mine[name], want[name], against="torch's autograd of the equations")
-        return
-    # without torch: central differences of your own step forward
-    forward = getattr(pkg.cell(kind), f"{kind}_step_forward")
-    args = [a.copy() if isinstance(a, np.ndarray) else a for a in _step_args(case, d)]
-
-    def loss() -> float:
-        out = forward(*_copy(tuple(args)))
-        return weighted(out[:-1], [d.dh, d.dc])
-
-    against = f"central differences of your {kind}_step_forward"
-    compare(names[0], mine[names[0]], numeric_gradient(loss, args[0]), FD_TOL, against)
-    compare("dh_prev", mine["dh_prev"], numeric_gradient(loss, args[1]), FD_TOL, against)
-    if kind == "lstm":
-        compare("dc_prev", mine["dc_prev"], numeric_gradient(loss, args[2]), FD_TOL, against)
-    if kind == "gru":  # dgh through the parameters it feeds: dW_hh = dgh^T h_prev, db_hh
-        dgh = np.asarray(mine["dgh"])
-        compare("dgh^T h_prev", dgh.T @ d.h0, numeric_gradient(loss, args[2]), FD_TOL,
-                f"d/dW_hh of your {kind}_step_forward (central differences)")
-        if args[3] is not None:
-            compare("dgh summed over the batch", dgh.sum(axis=0),
-                    numeric_gradient(loss, args[3]), FD_TOL,
-                    f"d/db_hh of your {kind}_step_forward (central differences)")
-
-
-def check_cell_backward(pkg: Package, case: Case) -> None:
-    kind = KIND[case.mode]
-    d = make_data(case)
-    cell_cls = CACHE_CLASSES[kind][1]
-    oracle = _Oracles(pkg) if torch is not None else None
-    if oracle is not None:
-        step_args = list(_step_args(case, d))
-        step_args[0] = _x_proj_of_cell(d)
-        step = oracle.step_forward(kind)(*_copy(tuple(step_args)))[-1]
-        cache = build(pkg.cls(f"functional.{kind}_cell", cell_cls),
-                      {"x": d.x[0].copy(), "W_ih": d.W_ih.copy(), "W_hh": d.W_hh.copy(),
-                       "W_hr": None if d.W_hr is None else d.W_hr.copy(),
-                       "has_bias": case.bias, "step": step}, "the cell's cache")
-    else:
-        forward = getattr(pkg.cell(kind), f"{kind}_cell_forward")
-        try:
-            cache = forward(*_copy(_cell_args(case, d)))[-1]
-        except Exception as error:
-            raise NotChecked(f"without torch the cache comes from your {kind}_cell_forward, "
-                             f"which raised {type(error).__name__}: {error}") from None
-    backward = getattr(pkg.cell(kind), f"{kind}_cell_backward")
-    upstream = (d.dh.copy(),) + ((d.dc.copy(),) if kind == "lstm" else ())
-    with cell_oracles(pkg, kind, oracle):
-        grads = backward(*upstream, cache)
-    names = CELL_GRADS[kind]
-    arg_index = {"rnn": dict(dx=0, dh_prev=1, dW_ih=2, dW_hh=3, db_ih=4, db_hh=5),
-                 "lstm": dict(dx=0, dh_prev=1, dc_prev=2, dW_ih=3, dW_hh=4, db_ih=5, db_hh=6,
-                              dW_hr=7),
-                 "gru": dict(dx=0, dh_prev=1, dW_ih=2, dW_hh=3, db_ih=4, db_hh=5)}[kind]
-    args = [a.copy() if isinstance(a, np.ndarray) else a for a in _cell_args(case, d)]
-    if torch is not None:
-        leaves = [_t(a, True) if isinstance(a, np.ndarray) else a for a in args]
-        if kind == "rnn":
-            x, h_prev, W_ih, W_hh, b_ih, b_hh, _ = leaves
-            W_hr = c_prev = None
-        elif kind == "lstm":
-            x, h_prev, c_prev, W_ih, W_hh, b_ih, b_hh, W_hr = leaves
-        else:
-            x, h_prev, W_ih, W_hh, b_ih, b_hh = leaves
-            W_hr = c_prev = None
-        x_proj = x @ W_ih.T + (0 if b_ih is None else b_ih)
-        h, c, _ = torch_step(case.mode, x_proj, h_prev, c_prev, W_hh, b_hh, W_hr)
-        loss = (h * _t(d.dh)).sum() + (0 if c is None else (c * _t(d.dc)).sum())
-        loss.backward()
-        for i, name in enumerate(names):
-            leaf = leaves[arg_index[name]]
-            compare(name, field(grads, name, i), None if leaf is None else _n(leaf.grad),
-                    against="torch's autograd of the equations")
-        return
-    forward = getattr(pkg.cell(kind), f"{kind}_cell_forward")
-
-    def loss() -> float:
-        out = forward(*_copy(tuple(args)))
-        return weighted(out[:-1], [d.dh, d.dc])
-
-    for i, name in enumerate(names):
-        arg = args[arg_index[name]]
-        want = None if arg is None else numeric_gradient(loss, arg)
-        compare(name, field(grads, name, i), want, FD_TOL,
-                f"central differences of your {kind}_cell_forward")
-
-
-# -- the loop over time: your step functions replaced by torch's answers ------------------------
-class _Oracles:
-    """Stand-ins, in torch, for functions a check does not grade (the grader runs its
-    reference there). Each records what its backward needs under the id of what it returns."""
-
-    def __init__(self, pkg: Package) -> None:
-        self.pkg = pkg
+        self.equations = equations
         self.saved: dict[int, tuple] = {}
 
-    def step_forward(self, kind: str):
-        cls = self.pkg.cls(f"functional.{kind}_cell", CACHE_CLASSES[kind][0])
+    def named(self, module: str, name: str) -> type:
+        return getattr(importlib.import_module(module), name)
 
-        def forward(x_proj, h_prev, *args, out=None, cache_out=None):
-            if kind == "rnn":
-                c_prev, (W_hh, b_hh, nonlinearity), W_hr = None, args, None
-                mode = "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
-            elif kind == "lstm":
-                c_prev, W_hh, b_hh, W_hr = (list(args) + [None])[:4]
-                mode = "LSTM"
-            else:
-                (W_hh, b_hh), c_prev, W_hr, mode = args, None, None, "GRU"
-            h, c, values = torch_step(mode, _t(x_proj), _t(h_prev), _t(c_prev), _t(W_hh),
-                                      _t(b_hh), _t(W_hr))
-            values = {k: _n(v) for k, v in values.items()}
-            values["nonlinearity"] = "tanh" if mode == "RNN_TANH" else "relu"
-            h = _n(h)
-            if out is not None:
-                out[...] = h
-                h = out
-            if cache_out is not None:
-                for name in cache_out._fields:
-                    target = getattr(cache_out, name)
-                    if target is not None and name in values:
-                        target[...] = values[name]
-                        values[name] = target
-            if kind == "rnn":
-                values["h"] = h
-            elif kind == "lstm" and W_hr is None:
-                values["h_full"] = h
-            cache = build(cls, values, "a step's cache")
-            self.saved[id(cache)] = (cache, mode, np.array(x_proj, copy=True),
-                                     np.array(h_prev, copy=True),
-                                     None if c_prev is None else np.array(c_prev, copy=True),
-                                     W_hh, b_hh, W_hr)
-            if kind == "lstm":
-                return h, values["c"], cache
-            return h, cache
+    def _cls(self, mode: str, what: str) -> type:
+        cell = spec.MODES[mode].cell
+        return self.named(f"scratch.functional.{cell}_cell", f"{cell.upper()}{what}")
+
+    def run(self, mode, x_proj, h0, c0, W_hh, b_hh, W_hr, valid=None, reverse=False,
+            grad=False, rows=False):
+        """One direction over x_proj (T, B, G*H) by the equations (x_proj enters as the
+        input with W_ih = I, exactly); rows: b_hh as a (B, G*H) leaf, whose gradient is
+        dL/d(h W_hh^T + b_hh)."""
+        GH = x_proj.shape[-1]
+        leaves = {k: _tensor(v, grad) for k, v in dict(
+            x_proj=x_proj, h0=h0, c0=c0, W_hh=W_hh, b_hh=b_hh, W_hr=W_hr).items()}
+        b = leaves["b_hh"] if b_hh is not None else torch.zeros(GH, dtype=torch.float64)
+        if rows:
+            b = leaves["rows"] = (b + torch.zeros((x_proj.shape[1], GH), dtype=torch.float64)
+                                  ).detach().requires_grad_(True)
+        params = {"weight_ih": torch.eye(GH, dtype=torch.float64), "weight_hh": leaves["W_hh"],
+                  "bias_ih": torch.zeros(GH, dtype=torch.float64), "bias_hh": b}
+        if W_hr is not None:
+            params["weight_hr"] = leaves["W_hr"]
+        steps: list = [None] * x_proj.shape[0]
+        mask = None if valid is None else torch.as_tensor(np.asarray(valid))
+        output, h_n, c_n = self.equations._direction(mode, params, "", leaves["x_proj"],
+                                                     leaves["h0"], leaves["c0"], mask,
+                                                     reverse, steps)
+        return output, h_n, c_n, steps, leaves
+
+    def step_cache(self, mode: str, values: dict):
+        values = {k: _array(v) if isinstance(v, torch.Tensor) else v for k, v in values.items()}
+        values["nonlinearity"] = spec.MODES[mode].nonlinearity
+        return build(self._cls(mode, "StepCache"), values)
+
+    def _save(self, cache, mode, inputs):
+        self.saved[id(cache)] = (cache, mode, inputs)
+        return cache
+
+    def _inputs(self, cache, name):
+        if id(cache) not in self.saved:
+            raise RuntimeError(f"{name} was given a cache that its forward did not return")
+        return self.saved[id(cache)][1:]
+
+    @staticmethod
+    def _upstream(outs, grads):
+        return sum((o * _tensor(g)).sum() for o, g in zip(outs, grads)
+                   if o is not None and g is not None)
+
+    def function(self, name: str):
+        """The reference for the study function ``name``, bound by your function's signature
+        (read now: a stand-in takes your function's place later)."""
+        function = spec.BY_NAME[name]
+        answer = getattr(self, "_" + "_".join(name.split("_")[1:]))(function)
+        signature = inspect.signature(function.resolve())
+
+        def reference(*args, **kwargs):
+            return answer(*bound(signature, args, kwargs))
+
+        return reference
+
+    # each answers for a function of its signature
+    def _step_forward(self, function):
+        def forward(*a):
+            mode = _mode_of(function, a)
+            x_proj, h, c, W_hh, b_hh, W_hr = _step_inputs(mode, a)
+            _, h_n, c_n, steps, _ = self.run(mode, x_proj[None], h, c, W_hh, b_hh, W_hr)
+            cache = self._save(self.step_cache(mode, steps[0]), mode,
+                               (x_proj, h, c, W_hh, b_hh, W_hr))
+            return (_array(h_n), _array(c_n), cache) if c is not None else (_array(h_n), cache)
 
         return forward
 
-    def step_backward(self, kind: str):
-        def backward(dh, *args, out=None):
-            if kind == "lstm":
-                dc, cache = args[0], args[1]
-            else:
-                dc, cache = None, args[0]
-            if id(cache) not in self.saved:
-                raise RuntimeError(f"{kind}_step_backward was given a cache that "
-                                   f"{kind}_step_forward did not return")
-            _, mode, x_proj, h_prev, c_prev, W_hh, b_hh, W_hr = self.saved[id(cache)]
-            xp, hp, cp = _t(x_proj, True), _t(h_prev, True), _t(c_prev, True)
-            h, c, _ = torch_step(mode, xp, hp, cp, _t(W_hh), _t(b_hh), _t(W_hr))
-            loss = (h * _t(dh)).sum() + (0 if dc is None else (c * _t(dc)).sum())
-            loss.backward()
-            dx_proj = _n(xp.grad)
-            if kind == "gru":
-                gh = _t(h_prev) @ _t(W_hh).T + (0 if b_hh is None else _t(b_hh))
-                gh_leaf = gh.detach().requires_grad_(True)
-                h2, _, _ = torch_step(mode, _t(x_proj), _t(h_prev), None, _t(W_hh), _t(b_hh),
-                                      None, gh_leaf=gh_leaf)
-                (h2 * _t(dh)).sum().backward()
-                dgh = _n(gh_leaf.grad)
-                if out is not None:
-                    out[0][...], out[1][...] = dx_proj, dgh
-                    dx_proj, dgh = out
-                return dx_proj, dgh, _n(hp.grad)
-            if out is not None:
-                out[...] = dx_proj
-                dx_proj = out
-            if kind == "lstm":
-                return dx_proj, _n(hp.grad), _n(cp.grad)
-            return dx_proj, _n(hp.grad)
+    def _step_backward(self, function):
+        def backward(*a):
+            lstm = function.name.startswith("lstm")
+            dh, dc, cache = (a[0], a[1], a[2]) if lstm else (a[0], None, a[1])
+            mode, (x_proj, h, c, W_hh, b_hh, W_hr) = self._inputs(cache, function.name)
+            _, h_n, c_n, _, leaves = self.run(mode, x_proj[None], h, c, W_hh, b_hh, W_hr,
+                                              grad=True, rows=mode == "GRU")
+            self._upstream((h_n, c_n), (dh, dc)).backward()
+            dx, dh_prev = _array(leaves["x_proj"].grad)[0], _array(leaves["h0"].grad)
+            if lstm:
+                return dx, dh_prev, _array(leaves["c0"].grad)
+            return (dx, _array(leaves["rows"].grad), dh_prev) if mode == "GRU" else (dx, dh_prev)
 
         return backward
 
-    def direction_forward(self):
-        def forward(mode, x_proj, h0, c0, weights, valid=None, reverse=False, **_ignored):
-            leaves = [_t(a, True) for a in (x_proj, h0, c0, weights.W_hh, weights.b_hh,
-                                            weights.W_hr)]
-            output, h_n, c_n = torch_direction(mode, *leaves, valid, reverse)
-            cache = _DirectionCache(mode, leaves, output, h_n, c_n)
-            self.saved[id(cache)] = (cache,)
-            return _n(output), _n(h_n), _n(c_n), cache
+    def _cell_forward(self, function):
+        step = self.function(function.name.replace("cell", "step"))
+
+        def forward(*a):
+            values = dict(zip(function.arguments(), a))
+            x_proj = _array(_tensor(values["x"]) @ _tensor(values["W_ih"]).T)
+            if values["b_ih"] is not None:
+                x_proj = x_proj + values["b_ih"]
+            mode = _mode_of(function, a)
+            step_args = list(_step_inputs(mode, [x_proj, *a[1:]]))
+            *out, step_cache = step(*_step_call(mode, step_args))
+            cache = build(self._cls(mode, "CellCache"), dict(
+                values, has_bias=values["b_ih"] is not None, step=step_cache))
+            self._save(cache, mode, (a, values))
+            return (*out, cache)
 
         return forward
 
-    def direction_backward(self):
-        grads_cls = getattr(self.pkg.modules["sequence"], "DirectionGrads", None)
+    def _cell_backward(self, function):
+        forward_function = spec.BY_NAME[function.name.replace("backward", "forward")]
 
+        def backward(*a):
+            lstm = function.name.startswith("lstm")
+            dh, dc, cache = (a[0], a[1], a[2]) if lstm else (a[0], None, a[1])
+            mode, (forward_args, values) = self._inputs(cache, function.name)
+            leaves = {k: _tensor(v, True) if isinstance(v, np.ndarray) else v
+                      for k, v in values.items()}
+            x_proj = leaves["x"] @ leaves["W_ih"].T
+            if leaves["b_ih"] is not None:
+                x_proj = x_proj + leaves["b_ih"]
+            x, h, c, W_hh, b_hh, W_hr = _step_inputs(
+                mode, [x_proj] + [leaves[n] for n in forward_function.arguments()[1:]])
+            _, h_n, c_n, _, _ = self.run(mode, x[None], h, c, W_hh, b_hh, W_hr)
+            self._upstream((h_n, c_n), (dh, dc)).backward()
+            grads = {f"d{n}": None if leaves[n] is None else _array(leaves[n].grad)
+                     for n in forward_function.arguments() if isinstance(leaves[n],
+                                                                         torch.Tensor)}
+            grads.update({f"d{n}": None for n in forward_function.arguments()
+                          if leaves[n] is None})
+            return build(self._cls(mode, "CellGrads"), grads)
+
+        return backward
+
+    def _forward(self, function):  # direction_forward
+        def forward(mode, x_proj, h0, c0, weights, valid, reverse):
+            inputs = (x_proj, h0, c0, weights.W_hh, weights.b_hh, weights.W_hr, valid,
+                      reverse)
+            output, h_n, c_n, steps, _ = self.run(mode, *inputs)
+            caches = [self._save(self.step_cache(mode, s), mode, _step_of(s, x_proj, t,
+                                                                           weights))
+                      for t, s in enumerate(steps)]
+            cache = build(self.named("scratch.sequence", "DirectionCache"), dict(
+                mode=mode, steps=caches, valid=valid, reverse=reverse))
+            self._save(cache, mode, inputs)
+            return _array(output), _array(h_n), _array(c_n), cache
+
+        return forward
+
+    def _backward(self, function):  # direction_backward
         def backward(doutput, dh_n, dc_n, cache, weights):
-            if not isinstance(cache, _DirectionCache):
-                raise RuntimeError("direction_backward was given a cache that "
-                                   "direction_forward did not return")
-            outs = [cache.output, cache.h_n] + ([cache.c_n] if cache.c_n is not None else [])
-            upstream = [_t(doutput), _t(dh_n)] + (
-                [_t(dc_n) if dc_n is not None else torch.zeros_like(cache.c_n)]
-                if cache.c_n is not None else [])
-            wanted = [leaf for leaf in cache.leaves if leaf is not None]
-            grads = torch.autograd.grad(outs, wanted, upstream, retain_graph=True,
-                                        allow_unused=True)
-            by_leaf = {id(leaf): _n(g) if g is not None else np.zeros(tuple(leaf.shape))
-                       for leaf, g in zip(wanted, grads)}
-
-            def of(i):
-                leaf = cache.leaves[i]
-                return None if leaf is None else by_leaf[id(leaf)]
-
-            values = {"dW_hh": of(3), "db_hh": of(4), "dW_hr": of(5)}
-            rec = (build(grads_cls, values, "DirectionGrads") if grads_cls is not None
-                   else _Grads(**values))
-            return of(0), of(1), of(2), rec
+            mode, inputs = self._inputs(cache, function.name)
+            output, h_n, c_n, _, leaves = self.run(mode, *inputs, grad=True)
+            self._upstream((output, h_n, c_n), (doutput, dh_n, dc_n)).backward()
+            grads = {k: None if leaves[k] is None else _array(leaves[k].grad)
+                     for k in leaves}
+            rec = build(self.named("scratch.sequence", "DirectionGrads"),
+                        {"dW_hh": grads["W_hh"], "db_hh": grads["b_hh"],
+                         "dW_hr": grads["W_hr"]})
+            return grads["x_proj"], grads["h0"], grads["c0"], rec
 
         return backward
 
-    def accumulate(self):
-        def accumulate(module, layer, direction, X, dx_proj, rec):
-            sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+    def method(self, name: str):
+        """RNNBase._accumulate: x_proj = X W_ih^T + b_ih by autograd, and the loop's own
+        gradients (rec), added into the module's grads."""
+        signature = inspect.signature(spec.BY_NAME[name].resolve())
+
+        def accumulate(module, *args, **kwargs):
+            layer, direction, X, dx_proj, rec = bound(signature, (module,) + args, kwargs)[1:]
+            sfx = f"_l{layer}" + ("_reverse" if direction else "")
             params = dict(module.named_parameters())
-            W_ih = _t(params[f"weight_ih{sfx}"], True)
-            b_ih = _t(params.get(f"bias_ih{sfx}"), True)
-            x_proj = _t(X) @ W_ih.T + (0 if b_ih is None else b_ih)
-            x_proj.backward(_t(dx_proj))
-            grads = module._grads
-            grads[f"weight_ih{sfx}"] += _n(W_ih.grad)
-            grads[f"weight_hh{sfx}"] += field(rec, "dW_hh", 0)
-            if b_ih is not None:
-                grads[f"bias_ih{sfx}"] += _n(b_ih.grad)
-                grads[f"bias_hh{sfx}"] += field(rec, "db_hh", 1)
-            if f"weight_hr{sfx}" in params:
-                grads[f"weight_hr{sfx}"] += field(rec, "dW_hr", 2)
+            W = _tensor(params[f"weight_ih{sfx}"], True)
+            b = _tensor(params.get(f"bias_ih{sfx}"), True)
+            x_proj = _tensor(X) @ W.T + (0 if b is None else b)
+            x_proj.backward(_tensor(dx_proj))
+            deltas = {"weight_ih": _array(W.grad), "weight_hh": rec.dW_hh,
+                      "bias_ih": None if b is None else _array(b.grad), "bias_hh": rec.db_hh,
+                      "weight_hr": rec.dW_hr}
+            for key, delta in deltas.items():
+                if delta is not None and key + sfx in module._grads:
+                    module._grads[key + sfx] += delta
 
         return accumulate
 
-
-class _DirectionCache(NamedTuple):
-    mode: str
-    leaves: list
-    output: Any
-    h_n: Any
-    c_n: Any
+    def layer(self, case: Case):
+        return TorchLayer(self.equations, case)
 
 
-class _Grads(NamedTuple):
-    dW_hh: Any
-    db_hh: Any
-    dW_hr: Any
+def _mode_of(function: spec.Function, a: list) -> str:
+    cell = function.name.partition("_")[0]
+    if cell == "rnn":
+        return spec.mode_of("RNN", a[-1])
+    return cell.upper()
 
 
+def _step_inputs(mode: str, a: list):
+    """(x_proj, h, c, W_hh, b_hh, W_hr) of a step's arguments (a cell's, with x_proj first)."""
+    cell = spec.MODES[mode].cell
+    if cell == "lstm":
+        x_proj, h, c, *rest = a
+        if len(rest) == 5:  # a cell's: W_ih, W_hh, b_ih, b_hh, W_hr
+            rest = [rest[1], rest[3], rest[4]]
+        return (x_proj, h, c, *rest)
+    x_proj, h, *rest = a
+    if len(rest) >= 4:  # a cell's: W_ih, W_hh, b_ih, b_hh (, nonlinearity)
+        rest = [rest[1], rest[3]]
+    return (x_proj, h, None, rest[0], rest[1], None)
+
+
+def _step_call(mode: str, step: list) -> tuple:
+    x_proj, h, c, W_hh, b_hh, W_hr = step
+    cell = spec.MODES[mode].cell
+    if cell == "lstm":
+        return (x_proj, h, c, W_hh, b_hh, W_hr)
+    if cell == "rnn":
+        return (x_proj, h, W_hh, b_hh, spec.MODES[mode].nonlinearity)
+    return (x_proj, h, W_hh, b_hh)
+
+
+def _step_of(values: dict, x_proj, t: int, weights) -> tuple:
+    return (x_proj[t], _array(values["h_prev"]), _array(values["c_prev"]), weights.W_hh,
+            weights.b_hh, weights.W_hr)
+
+
+class TorchLayer:
+    """A layer by torch_impl.equations.forward, its gradients by autograd."""
+
+    def __init__(self, equations, case: Case) -> None:
+        self.equations, self.case = equations, case
+        self.params = make_data(case).params
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def forward(self, input, hx=None, lengths=None, dropout_masks=None):
+        self.leaves = {k: _tensor(v, True) for k, v in self.params.items()}
+        self.x = _tensor(input, True)
+        lstm = self.case.kind == "LSTM"
+        self.hx = None if hx is None else (
+            tuple(_tensor(s, True) for s in hx) if lstm else _tensor(hx, True))
+        masks = None if dropout_masks is None else [_tensor(m) for m in dropout_masks]
+        self.out = self.equations.forward(self.case.kind, self.leaves, self.x, self.hx,
+                                          lengths, batch_first=self.case.batch_first,
+                                          dropout_masks=masks)
+        output, state = self.out
+        return _array(output), (tuple(map(_array, state)) if lstm else _array(state))
+
+    def backward(self, grad_output, grad_state=None):
+        output, state = self.out
+        lstm = self.case.kind == "LSTM"
+        states = state if lstm else (state,)
+        grads = grad_state if lstm and grad_state is not None else (grad_state, None)
+        self.equations_loss = self._loss(output, grad_output, states, grads)
+        self.equations_loss.backward()
+        for k, leaf in self.leaves.items():
+            self.grads[k] += _array(leaf.grad)
+        grad_input = _array(self.x.grad)
+        if self.hx is None:
+            return grad_input, None
+        if lstm:
+            return grad_input, tuple(_array(s.grad) for s in self.hx)
+        return grad_input, _array(self.hx.grad)
+
+    @staticmethod
+    def _loss(output, grad_output, states, grads):
+        return TorchReference._upstream((output, *states), (grad_output, *grads))
+
+
+# -- stand-ins -----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def replaced(obj, names: dict):
-    """Set attributes of obj for the duration (the module-level names a function calls)."""
-    old = {name: getattr(obj, name) for name in names if hasattr(obj, name)}
-    for name, value in names.items():
-        setattr(obj, name, value)
+def standing_in(reference: TorchReference, targets):
+    """Your study functions of ``targets`` answered by the reference for the duration: every
+    module of your package that holds one gets the reference's in its place."""
+    undo = []
+    for target in targets:
+        function = spec.BY_TARGET[target]
+        if "." in function.name:
+            cls_name, _, method = function.name.partition(".")
+            cls = getattr(importlib.import_module(function.module), cls_name)
+            undo.append((cls, method, cls.__dict__[method]))
+            setattr(cls, method, reference.method(function.name))
+            continue
+        original = function.resolve()
+        stand_in = reference.function(function.name)
+        for name, module in list(sys.modules.items()):
+            if module is not None and (name == "scratch" or name.startswith("scratch.")):
+                for attr, value in list(vars(module).items()):
+                    if value is original:
+                        undo.append((module, attr, value))
+                        setattr(module, attr, stand_in)
     try:
         yield
     finally:
-        for name in names:
-            if name in old:
-                setattr(obj, name, old[name])
-            else:
-                delattr(obj, name)
+        for owner, attr, value in reversed(undo):
+            setattr(owner, attr, value)
 
 
-def cell_oracles(pkg: Package, kind: str, oracle: _Oracles | None):
-    """Your cell function with torch's step functions in place of yours."""
-    if oracle is None:
-        return contextlib.nullcontext()
-    return replaced(pkg.cell(kind), {f"{kind}_step_forward": oracle.step_forward(kind),
-                                     f"{kind}_step_backward": oracle.step_backward(kind)})
+def _copied(reference: TorchReference, value):
+    """A deep copy of a call's arguments; the reference knows the copied caches too."""
+    memo: dict = {}
+    copied = copy.deepcopy(value, memo)
+    for key, new in list(memo.items()):
+        if reference is not None and key in reference.saved:
+            reference.saved[id(new)] = reference.saved[key]
+    return copied
 
 
-def step_oracles(pkg: Package):
-    """Your sequence loop with torch's step functions in place of yours."""
-    if torch is None:
-        return contextlib.nullcontext()
-    oracle = _Oracles(pkg)
-    names = {}
-    for kind in ("rnn", "lstm", "gru"):
-        names[f"{kind}_step_forward"] = oracle.step_forward(kind)
-        names[f"{kind}_step_backward"] = oracle.step_backward(kind)
-    return replaced(pkg.modules["sequence"], names)
-
-
-def _direction_call(case: Case, d: Data, pkg: Package):
-    weights_cls = pkg.cls("sequence", "DirectionWeights")
-    weights = build(weights_cls, {"W_hh": d.W_hh.copy(), "b_hh": _copy((d.b_hh,))[0],
-                                  "W_hr": _copy((d.W_hr,))[0]}, "DirectionWeights")
-    args = (case.mode, d.x_proj.copy(), d.h0.copy(), _copy((d.c0,))[0], weights)
-    kwargs = {"valid": None if d.valid is None else d.valid.copy(), "reverse": case.reverse}
-    return args, kwargs, weights
-
-
-def check_direction_forward(pkg: Package, case: Case) -> None:
-    if torch is None:
-        raise NotChecked("a forward function is checked against torch: pip install torch")
-    d = make_data(case)
-    args, kwargs, _ = _direction_call(case, d, pkg)
-    with step_oracles(pkg):
-        result = pkg.modules["sequence"].direction_forward(*args, **kwargs)
-    out = unpack(result, 4, "(output, h_n, c_n, cache)")
-    output, h_n, c_n = torch_direction(case.mode, _t(d.x_proj), _t(d.h0), _t(d.c0), _t(d.W_hh),
-                                       _t(d.b_hh), _t(d.W_hr), d.valid, case.reverse)
-    compare("output", out[0], _n(output))
-    compare("h_n", out[1], _n(h_n))
-    compare("c_n", out[2], _n(c_n))
-
-
-def check_direction_backward(pkg: Package, case: Case) -> None:
-    d = make_data(case)
-    seq = pkg.modules["sequence"]
-    args, kwargs, weights = _direction_call(case, d, pkg)
-    with step_oracles(pkg):
+def run_calls(calls: list[Call], reference, root: Path, words: str,
+              tol: float = tolerances.FLOAT64_TOL) -> Failure | None:
+    for call in calls:
         try:
-            cache = seq.direction_forward(*args, **kwargs)[-1]
-        except Exception as error:
-            raise NotChecked(f"the cache comes from your direction_forward, which raised "
-                             f"{type(error).__name__}: {error}") from None
-        dc_n = None if d.dc is None else d.dc.copy()
-        result = seq.direction_backward(d.dout.copy(), d.dh.copy(), dc_n, cache, weights)
-    dx_proj, dh0, dc0, grads = unpack(result, 4, "(dx_proj, dh0, dc0, grads)")
-    names = ("dW_hh", "db_hh", "dW_hr")
-    if torch is not None:
-        leaves = [_t(a, True) for a in (d.x_proj, d.h0, d.c0, d.W_hh, d.b_hh, d.W_hr)]
-        output, h_n, c_n = torch_direction(case.mode, *leaves, d.valid, case.reverse)
-        loss = (output * _t(d.dout)).sum() + (h_n * _t(d.dh)).sum() + (
-            0 if c_n is None else (c_n * _t(d.dc)).sum())
-        loss.backward()
-        want = [None if leaf is None else _n(leaf.grad) for leaf in leaves]
-        against = "torch's autograd of the equations"
-        tol = TOL
+            value = spec.BY_TARGET[call.target].resolve()(*_copied(reference, call.args),
+                                         **_copied(reference, call.kwargs))
+            ok, error = True, None
+        except Exception as exc:
+            ok, value, error = False, None, error_of(exc, root)
+        failure = judge(call, ok, value, error, words, tol=tol)
+        if failure is not None:
+            return failure
+    return None
+
+
+def drive_layer(package, request: dict, root: Path) -> tuple[dict, dict | None]:
+    """What the grader's child does with a layer request: build, load, forward, backward,
+    the gradients (twice over when asked)."""
+    done: dict = {}
+    forward, backward = request["forward"], request["backward"]
+    try:
+        module = getattr(package, request["cls"])(*request["args"], **request["kwargs"])
+        module.load_state_dict(copy.deepcopy(request["state"]))
+        module.train(request["train"])
+        for key in ("grads", "grads_twice")[:1 + request["twice"]]:
+            out = module.forward(*copy.deepcopy(forward["args"]),
+                                 **copy.deepcopy(forward["kwargs"]))
+            done.setdefault("forward", out)
+            done.setdefault("backward", module.backward(*copy.deepcopy(backward["args"])))
+            done[key] = {name: module.grads[name].copy() for name in request["state"]}
+        return done, None
+    except Exception as exc:
+        return done, error_of(exc, root)
+
+
+# -- an item -------------------------------------------------------------------------------------
+def run_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, int]:
+    """(the first failure or None, how many cases ran) of an item on its public cases."""
+    if torch is None:
+        return fd_item(item, package, root)
+    reference = TorchReference()
+    level = "cell" if any(o["level"] == "cell" for o in item.cases) else "sequence"
+    for count, case in enumerate(public_cases(item), start=1):
+        if isinstance(case, Case):
+            twice = "RNNBase._accumulate" in {f.name for f in item.grades}
+            request, expected = layer_request(case, reference, twice)
+            with standing_in(reference, item.stand_ins("layer")):
+                reached, error = drive_layer(package, request, root)
+            failure = judge_layer(case, request, expected, reached, error)
+        else:
+            failure = None
+            for way in ("forward", "backward"):
+                calls = calls_of(item, case, way, reference)
+                with standing_in(reference, item.stand_ins(level)):
+                    failure = failure or run_calls(calls, reference, root, case.describe())
+        if failure is not None:
+            return failure, count
+    return None, count
+
+
+# -- without torch: finite differences of your own forward ------------------------------------
+class OwnReference:
+    """Your own forward functions, to build a backward function's arguments with (the
+    backward's answer is then found by finite differences, not asked of anything)."""
+
+    def function(self, name: str):
+        if name.endswith("backward"):
+            return lambda *args, **kwargs: None
+        return spec.BY_NAME[name].resolve()
+
+    def named(self, module: str, name: str) -> type:
+        return getattr(importlib.import_module(module), name)
+
+
+def fd_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, int]:
+    """An item of backward functions only, against central differences of your forwards."""
+    if any(f.name.endswith("forward") or f.level == "layer" for f in item.grades):
+        raise NotJudged(CONVENTIONS)
+    for count, case in enumerate(public_cases(item), start=1):
+        try:
+            calls = calls_of(item, case, "backward", OwnReference())
+        except Exception as exc:
+            raise NotJudged(f"its arguments come from your own forward functions, which "
+                            f"raised {type(exc).__name__}: {exc}") from None
+        for call in calls:
+            call = dataclasses.replace(call, expected=fd_expected(call, case))
+            failure = run_calls([call], None, root, case.describe(), tolerances.FD_TOL)
+            if failure is not None:
+                failure.problem += (" (against central differences of your own forward, "
+                                    f"allowed {tolerances.FD_TOL:g} * max(1, max |value|))")
+                return failure, count
+    return None, count
+
+
+def fd_expected(call: Call, case):
+    """What a backward call should return: central differences of its forward (by the
+    positions of the study code's contract; the GRU step's dgh has none of its own)."""
+    d = make_function_data(case)
+    function = spec.BY_NAME[call.function]
+    forward = spec.BY_NAME[call.function.replace("backward", "forward")]
+    own = OwnReference()
+    if function.level == "direction":
+        weights = own.named("scratch.sequence", "DirectionWeights")(d.W_hh, d.b_hh, d.W_hr)
+        args: tuple = (case.mode, d.x_proj, d.h0, d.c0, weights, d.valid, case.reverse)
+        upstream = (d.doutput, d.dh_n, d.dc_n)
     else:
-        base = [a.copy() if a is not None else None
-                for a in (d.x_proj, d.h0, d.c0, d.W_hh, d.b_hh, d.W_hr)]
+        args = (step_args(case.mode, d, d.h0, d.x_proj[0]) if function.level == "step"
+                else cell_args(case.mode, d, d.x[0], d.h0))
+        upstream = (d.doutput[0], d.dc_n)
 
-        def loss() -> float:
-            w = build(type(weights), {"W_hh": base[3], "b_hh": base[4], "W_hr": base[5]},
-                      "DirectionWeights")
-            out = seq.direction_forward(case.mode, base[0].copy(), base[1], base[2], w,
-                                        valid=d.valid, reverse=case.reverse)
-            return weighted(out[:3], [d.dout, d.dh, d.dc])
+    def loss() -> float:
+        out = forward.resolve()(*args)[:-1]
+        return float(sum(np.sum(o * u) for o, u in zip(out, upstream)
+                         if o is not None and u is not None))
 
-        want = [None if a is None else numeric_gradient(loss, a) for a in base]
-        against, tol = "central differences of your direction_forward", FD_TOL
-    compare("dx_proj", dx_proj, want[0], tol, against)
-    compare("dh0", dh0, want[1], tol, against)
-    compare("dc0", dc0, want[2], tol, against)
-    for i, name in enumerate(names):
-        compare(f"grads.{name}", field(grads, name, i), want[3 + i], tol, against)
+    def grad(a):
+        return numerical_gradient(loss, a) if isinstance(a, np.ndarray) else None
 
-
-# -- a layer: your loop over time replaced by torch's answers -----------------------------------
-CLASS_OF = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
-
-
-def _layer_module(pkg: Package, case: Case, data: LayerData):
-    kwargs: dict = dict(num_layers=case.layers, bias=case.bias,
-                        bidirectional=case.bidirectional, dropout=case.dropout)
-    if case.mode == "LSTM":
-        kwargs["proj_size"] = case.P
-    if case.mode in ("RNN_TANH", "RNN_RELU"):
-        kwargs["nonlinearity"] = "tanh" if case.mode == "RNN_TANH" else "relu"
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        module = getattr(pkg.scratch, CLASS_OF[case.mode])(case.I, case.H, **kwargs)
-    module.load_state_dict({k: v.copy() for k, v in data.params.items()})
-    module.train(bool(case.dropout))
-    module.zero_grad()
-    return module
+    if function.level == "direction":
+        rec = own.named("scratch.sequence", "DirectionGrads")(*map(grad, weights))
+        return grad(args[1]), grad(args[2]), grad(args[3]), rec
+    if function.level == "cell":
+        values = dict(zip(forward.arguments(), args))
+        cls = own.named(forward.module, f"{spec.MODES[case.mode].cell.upper()}CellGrads")
+        return build(cls, {f"d{n}": grad(v) for n, v in values.items()})
+    if case.mode == "GRU":
+        return grad(args[0]), ANYTHING, grad(args[1])
+    return tuple(grad(a) for a in args[:3 if case.mode == "LSTM" else 2])
 
 
-def _layer_forward(module, case: Case, data: LayerData):
-    hx = None
-    if case.hx:
-        hx = (data.h0.copy(), data.c0.copy()) if case.mode == "LSTM" else data.h0.copy()
-    kwargs = {"lengths": None if case.lengths is None else list(case.lengths)}
-    if data.masks is not None:
-        kwargs["dropout_masks"] = [m.copy() for m in data.masks]
-    return module(data.x.copy(), hx, **kwargs)
-
-
-def _layer_backward(module, case: Case, data: LayerData):
-    grad_state = data.dh_n.copy()
-    if case.mode == "LSTM":
-        grad_state = (data.dh_n.copy(), data.dc_n.copy())
-    return module.backward(data.dout.copy(), grad_state)
-
-
-def direction_oracles(pkg: Package, accumulate: bool):
-    if torch is None:
-        return contextlib.nullcontext()
-    oracle = _Oracles(pkg)
-    stack = contextlib.ExitStack()
-    stack.enter_context(replaced(pkg.modules["recurrent"], {
-        "direction_forward": oracle.direction_forward(),
-        "direction_backward": oracle.direction_backward()}))
-    if accumulate:
-        base = pkg.modules["recurrent"].RNNBase
-        stack.enter_context(replaced(base, {"_accumulate": oracle.accumulate()}))
-    return stack
-
-
-def torch_layer_reference(case: Case, data: LayerData):
-    params = {k: _t(v, True) for k, v in data.params.items()}
-    x, h0, c0 = _t(data.x, True), _t(data.h0, True), _t(data.c0, True)
-    masks = None if data.masks is None else [_t(m) for m in data.masks]
-    output, h_n, c_n = torch_layers(case, params, x, h0, c0, masks)
-    loss = (output * _t(data.dout)).sum() + (h_n * _t(data.dh_n)).sum() + (
-        0 if c_n is None else (c_n * _t(data.dc_n)).sum())
-    loss.backward()
-    return output, h_n, c_n, x, h0, c0, params
-
-
-def _split_state(case: Case, state):
-    if case.mode == "LSTM":
-        if state is None:
-            return None, None
-        pair = unpack(state, 2, "a pair (h, c) for the LSTM")
-        return pair[0], pair[1]
-    return state, None
-
-
-def check_layer_forward(pkg: Package, case: Case) -> None:
-    if torch is None:
-        raise NotChecked("a forward function is checked against torch: pip install torch")
-    data = make_layer_data(case)
-    module = _layer_module(pkg, case, data)
-    with direction_oracles(pkg, accumulate=False):
-        result = _layer_forward(module, case, data)
-    output, state = unpack(result, 2, "(output, h_n)")
-    h_n, c_n = _split_state(case, state)
-    want_out, want_h, want_c, *_ = torch_layer_reference(case, data)
-    compare("output", output, _n(want_out))
-    compare("h_n", h_n, _n(want_h))
-    compare("c_n", c_n, _n(want_c))
-
-
-def _check_layer_gradients(pkg: Package, case: Case, accumulate_oracle: bool,
-                           params_only: bool = False) -> None:
-    data = make_layer_data(case)
-    module = _layer_module(pkg, case, data)
-    with direction_oracles(pkg, accumulate=accumulate_oracle):
-        try:
-            _layer_forward(module, case, data)
-        except Exception as error:
-            raise NotChecked(f"it needs your RNNBase.forward, which raised "
-                             f"{type(error).__name__}: {error}") from None
-        grad_input, grad_hx = unpack(_layer_backward(module, case, data), 2,
-                                     "(grad_input, grad_hx)")
-    grads = module.grads
-    if torch is not None:
-        _, _, _, x, h0, c0, params = torch_layer_reference(case, data)
-        want_input = _n(x.grad)
-        want_h0 = None if h0 is None else _n(h0.grad)
-        want_c0 = None if c0 is None else _n(c0.grad)
-        want_params = {k: _n(v.grad) for k, v in params.items()}
-        against, tol = "torch's autograd of the equations", TOL
-    else:
-        probe = _layer_module(pkg, case, data)
-        values = dict(probe.named_parameters())
-        inputs = {"x": data.x.copy(), "h0": None if data.h0 is None else data.h0.copy(),
-                  "c0": None if data.c0 is None else data.c0.copy()}
-
-        def loss() -> float:
-            probe.load_state_dict(values)
-            hx = None
-            if inputs["h0"] is not None:
-                hx = (inputs["h0"], inputs["c0"]) if case.mode == "LSTM" else inputs["h0"]
-            kwargs = {"lengths": None if case.lengths is None else list(case.lengths)}
-            if data.masks is not None:
-                kwargs["dropout_masks"] = data.masks
-            out, state = probe(inputs["x"].copy(), hx, **kwargs)
-            h_n, c_n = state if case.mode == "LSTM" else (state, None)
-            return weighted([out, h_n, c_n], [data.dout, data.dh_n, data.dc_n])
-
-        values = {k: np.array(v, copy=True) for k, v in values.items()}
-        want_params = {k: numeric_gradient(loss, v) for k, v in values.items()}
-        want_input = numeric_gradient(loss, inputs["x"])
-        want_h0 = None if inputs["h0"] is None else numeric_gradient(loss, inputs["h0"])
-        want_c0 = None if inputs["c0"] is None else numeric_gradient(loss, inputs["c0"])
-        against, tol = "central differences of your forward", FD_TOL
-    if not params_only:
-        compare("grad_input", grad_input, want_input, tol, against)
-        h, c = _split_state(case, grad_hx)
-        compare("grad_h0", h, want_h0, tol, against)
-        compare("grad_c0", c, want_c0, tol, against)
-    for name, want in want_params.items():
-        compare(f"grads[{name!r}]", grads.get(name), want, tol, against)
-
-
-def check_layer_backward(pkg: Package, case: Case) -> None:
-    _check_layer_gradients(pkg, case, accumulate_oracle=True)
-
-
-def check_accumulate(pkg: Package, case: Case) -> None:
-    if torch is None:
-        raise NotChecked("checked against torch: pip install torch (RNNBase.backward's check "
-                         "covers the gradients it adds)")
-    data = make_layer_data(case)
-    module = _layer_module(pkg, case, data)
-    D = 2 if case.bidirectional else 1
-    rng = np.random.default_rng(case.seed + 99)
-    grads_cls = getattr(pkg.modules["sequence"], "DirectionGrads", _Grads)
-    want = {k: np.zeros_like(v) for k, v in data.params.items()}
-    for layer in range(case.layers):
-        for direction in range(D):
-            sfx = f"_l{layer}" + ("_reverse" if direction else "")
-            W_ih = data.params[f"weight_ih{sfx}"]
-            G_H, width = W_ih.shape
-            X = rng.standard_normal((case.T, case.B, width))
-            dx_proj = rng.standard_normal((case.T, case.B, G_H))
-            rec_values = {"dW_hh": rng.standard_normal(data.params[f"weight_hh{sfx}"].shape),
-                          "db_hh": rng.standard_normal(G_H) if case.bias else None,
-                          "dW_hr": rng.standard_normal((case.P, case.H)) if case.P else None}
-            rec = build(grads_cls, rec_values, "DirectionGrads")
-            module._accumulate(layer, direction, X.copy(), dx_proj.copy(), rec)
-            tW, tb = _t(W_ih, True), _t(data.params.get(f"bias_ih{sfx}"), True)
-            (_t(X) @ tW.T + (0 if tb is None else tb)).backward(_t(dx_proj))
-            want[f"weight_ih{sfx}"] += _n(tW.grad)
-            want[f"weight_hh{sfx}"] += rec_values["dW_hh"]
-            if case.bias:
-                want[f"bias_ih{sfx}"] += _n(tb.grad)
-                want[f"bias_hh{sfx}"] += rec_values["db_hh"]
-            if case.P:
-                want[f"weight_hr{sfx}"] += rec_values["dW_hr"]
-    grads = module.grads
-    for name, value in want.items():
-        compare(f"grads[{name!r}]", grads.get(name), value,
-                against="torch's autograd of x_proj = X W_ih^T + b_ih, and rec")
-
-
-CHECKS: dict[str, Callable[[Package, Case], None]] = {
-    **{f"{k}_step_forward": check_step_forward for k in ("rnn", "lstm", "gru")},
-    **{f"{k}_cell_forward": check_cell_forward for k in ("rnn", "lstm", "gru")},
-    **{f"{k}_step_backward": check_step_backward for k in ("rnn", "lstm", "gru")},
-    **{f"{k}_cell_backward": check_cell_backward for k in ("rnn", "lstm", "gru")},
-    "direction_forward": check_direction_forward,
-    "direction_backward": check_direction_backward,
-    "RNNBase.forward": check_layer_forward,
-    "RNNBase.backward": check_layer_backward,
-    "RNNBase._accumulate": check_accumulate,
-}
-
-
-# -- running -----------------------------------------------------------------------------------
-@dataclass
-class Verdict:
-    function: str
-    status: str  # PASS, FAIL, SKIP
-    cases: int = 0
-    problem: str = ""
-    case: str = ""
-
-
-def _where(error: BaseException) -> str:
-    frames = traceback.extract_tb(error.__traceback__)
-    here = Path(__file__).resolve()
-    theirs = [f for f in frames if Path(f.filename).resolve() != here]
-    if not theirs:
-        return ""
-    f = theirs[-1]
-    return f" (at {f.filename} line {f.lineno}" + (f": `{f.line}`)" if f.line else ")")
-
-
-def check_function(pkg: Package, function: str, cases: list[Case]) -> Verdict:
-    run = CHECKS[function]
-    level = level_of(function)
-    count = 0
-    for case in cases:
-        if case.level != level:  # an item's cases for the other functions it grades
-            continue
-        try:
-            run(pkg, case)
-        except NotChecked as why:
-            return Verdict(function, "SKIP", count, str(why))
-        except Mismatch as wrong:
-            return Verdict(function, "FAIL", count, f"{function} returned {wrong}",
-                           case.describe(level))
-        except NotImplementedError as error:
-            return Verdict(function, "FAIL", count,
-                           f"{function} is not written yet: it raises NotImplementedError"
-                           + _where(error), case.describe(level))
-        except Exception as error:
-            return Verdict(function, "FAIL", count,
-                           f"{function} raised {type(error).__name__}: {error}" + _where(error),
-                           case.describe(level))
-        count += 1
-    if count == 0:
-        return Verdict(function, "SKIP", 0, "no case of this item applies to it")
-    return Verdict(function, "PASS", count)
-
-
-def load_items() -> list[dict]:
-    """The rubric's items, as the handout ships them (parity/check_items.json beside this
-    file), or from the project's grading package."""
-    shipped = Path(__file__).with_name("check_items.json")
+# -- the report ----------------------------------------------------------------------------------
+def visible_items() -> list[spec.ItemSpec]:
+    """The items the grader shows: the handout's list (VISIBLE_FILE beside this file), or all."""
+    shipped = Path(__file__).with_name(spec.VISIBLE_FILE)
     if shipped.is_file():
-        return json.loads(shipped.read_text())
-    from parity.grading.items import ITEMS_BY_ID
-    from parity.grading.rubric import default_rubric
+        ids = shipped.read_text().split()
+        return [i for i in spec.ITEMS if i.id in ids]
+    return list(spec.ITEMS)
 
-    return [{"id": e.id, "title": ITEMS_BY_ID[e.id].title,
-             "grades": list(ITEMS_BY_ID[e.id].grades)}
-            for e in default_rubric().graded if e.visibility == "visible"]
 
 
 def run_check(root: Path, only: list[str] | None = None, out=sys.stdout) -> int:
     start = time.perf_counter()
-    how = ("torch " + torch.__version__ + ": forward against torch's equations, backward "
-           "against torch's autograd" if torch is not None else
-           "torch is not installed: forward functions are not checked, backward functions "
-           "against central differences of your own forward (pip install torch for the rest)")
+    spec.output_names()  # read from the reference's code, before your scratch is imported
+    how = (f"torch {torch.__version__}: the grader's items on its public cases, against "
+           "torch's equations" if torch is not None else
+           "torch is not installed: only the items of backward functions are judged, against "
+           "central differences of your own forward functions (pip install torch for all)")
     print(f"parity check: {root}\n({how})", file=out)
     try:
-        pkg = Package(root)
+        package = load_package(root)
     except Exception as error:
         print(f"\nFAIL: your scratch package does not import: {type(error).__name__}: "
-              f"{error}{_where(error)}", file=out)
+              f"{error}", file=out)
         return 1
-    verdicts: list[tuple[str, Verdict]] = []
-    for item in load_items():
-        cases_of = ITEM_CASES.get(item["id"])
-        functions = [f for f in item["grades"] if only is None or f in only]
-        if not functions:
+    counts = {"PASS": 0, "FAIL": 0, "NOT JUDGED": 0}
+    failed = []
+    for item in visible_items():
+        if only is not None and item.id not in only:
             continue
-        print(f"\n{item['title']}", file=out)
-        for function in functions:
-            if cases_of is None or function not in CHECKS:
-                verdict = Verdict(function, "SKIP", 0, "this check has no cases for it")
-            else:
-                verdict = check_function(pkg, function, cases_of())
-            verdicts.append((item["title"], verdict))
-            counted = f"({verdict.cases} cases)" if verdict.status == "PASS" else ""
-            print(f"  {verdict.status}  {function}  {counted}".rstrip(), file=out)
-            if verdict.status == "FAIL":
-                print(f"        {verdict.problem}", file=out)
-                print(f"        Smallest failing case: {verdict.case}", file=out)
-            elif verdict.status == "SKIP":
-                print(f"        not checked: {verdict.problem}", file=out)
-    failed = [(t, v) for t, v in verdicts if v.status == "FAIL"]
-    passed = sum(v.status == "PASS" for _, v in verdicts)
-    skipped = sum(v.status == "SKIP" for _, v in verdicts)
-    print(f"\n{passed} passed, {len(failed)} failed, {skipped} not checked "
-          f"({time.perf_counter() - start:.1f} s)", file=out)
+        try:
+            failure, cases = run_item(item, package, root)
+            status = "PASS" if failure is None else "FAIL"
+        except NotJudged as why:
+            failure, cases, status = None, 0, "NOT JUDGED"
+            text = str(why)
+        counts[status] += 1
+        print(f"\n{status}  {item.title} [{item.id}]" + (
+            f"  ({cases} cases)" if status == "PASS" else ""), file=out)
+        if failure is not None:
+            failed.append(item.id)
+            text = failure_text(failure, item)
+        if status != "PASS":
+            print("\n".join("    " + line for line in text.splitlines()), file=out)
+    print(f"\n{counts['PASS']} passed, {counts['FAIL']} failed, {counts['NOT JUDGED']} not "
+          f"judged ({time.perf_counter() - start:.1f} s)", file=out)
     if failed:
-        print("failing: " + "; ".join(f"{v.function} ({t})" for t, v in failed), file=out)
+        print("failing: " + ", ".join(failed), file=out)
     return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m parity check",
-        description="Check each function you write against torch's equations (forward) and "
-                    "torch's autograd (backward; finite differences of your forward without "
-                    "torch), item by item as the rubric grades them.")
+        description="Run the grader's visible items on its public cases against torch's "
+                    "equations (backward items against finite differences of your own "
+                    "forward functions without torch), and read its feedback.")
     p.add_argument("dir", nargs="?", default=".", type=Path,
                    help="the directory holding your scratch/ package (default: here)")
-    p.add_argument("--only", default=None,
-                   help="comma-separated function names (e.g. gru_cell_backward)")
+    p.add_argument("--only", default=None, help="comma-separated item ids (e.g. bptt)")
     args = p.parse_args(argv)
     root = args.dir.resolve()
     if not (root / "scratch" / "__init__.py").is_file():

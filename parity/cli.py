@@ -103,15 +103,8 @@ def zoo_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The parity harness (``python -m parity`` routes every other command elsewhere)."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["zoo"]:
-        return zoo_main(argv[1:])
-    from parity.grading.cli import COMMANDS as GRADING_COMMANDS
-
-    if argv[:1] and argv[0] in GRADING_COMMANDS:
-        from parity.grading.cli import main as grading_main
-
-        return grading_main(argv)
     args = main_parser().parse_args(argv)
 
     from parity import reference

@@ -109,13 +109,7 @@ class CaseResult:
                 lines.append(f"  ... and {len(failures) - limit} more")
         lines.append("criterion: " + tolerances.describe(
             self.case.dtype, self.case.seq_len, self.case.num_layers))
-        lines.append(f"case: {self.case.describe()}")
-        if self.story:
-            lines.append("as Hypothesis drew it:")
-            lines += ["  " + line for line in self.story]
-        lines.append(f"implementation: {self.impl}")
-        lines.append(f"reproduce: {self.reproduce_command()}")
-        return "\n".join(lines)
+        return "\n".join(lines + report_tail(self))
 
 
 class ParityFailure(AssertionError):
@@ -237,3 +231,14 @@ def check_case(case: Case, impl: ModuleType, impl_name: str = "scratch") -> Case
     if not result.passed:
         raise ParityFailure(result)
     return result
+
+
+def report_tail(failure) -> list[str]:
+    """The last lines of a failure's report: the case, how Hypothesis drew it, the
+    implementation and the command that reproduces it."""
+    lines = [f"case: {failure.case.describe()}"]
+    if failure.story:
+        lines.append("as Hypothesis drew it:")
+        lines += ["  " + line for line in failure.story]
+    return lines + [f"implementation: {failure.impl}",
+                    f"reproduce: {failure.reproduce_command()}"]

@@ -36,6 +36,7 @@ import numpy as np
 
 from parity.case import Case, CaseData
 from parity.reference import Outcome
+from parity.spec import MODES, layer_options
 
 PACKAGE = "scratch"
 REQUIRED = ("RNN", "LSTM", "GRU")
@@ -150,15 +151,9 @@ def build_impl(case: Case, data: CaseData, impl: ModuleType):
                   dropout=case.dropout, bidirectional=case.bidirectional, dtype=case.np_dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        if case.kind == "LSTM":
-            module = impl.LSTM(case.input_size, case.hidden_size, proj_size=case.proj_size,
-                               **common)
-        elif case.kind == "GRU":
-            module = impl.GRU(case.input_size, case.hidden_size, **common)
-        else:
-            nonlinearity = "tanh" if case.kind == "RNN_TANH" else "relu"
-            module = impl.RNN(case.input_size, case.hidden_size, nonlinearity=nonlinearity,
-                              **common)
+        module = getattr(impl, MODES[case.kind].cls)(
+            case.input_size, case.hidden_size, **layer_options(case.kind, case.proj_size),
+            **common)
     module.load_state_dict({k: v.copy() for k, v in data.params.items()})
     module.train(case.training)
     return module

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from parity.case import Case, CaseData
+from parity.spec import MODES, layer_options
 from torch_impl import equations
 
 TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64}
@@ -76,12 +77,9 @@ def build_nn(case: Case) -> nn.Module:
                   dtype=TORCH_DTYPE[case.dtype], device=case.device)
     with warnings.catch_warnings():  # dropout with one layer: torch warns, as scratch does
         warnings.simplefilter("ignore", UserWarning)
-        if case.kind == "LSTM":
-            return nn.LSTM(case.input_size, case.hidden_size, proj_size=case.proj_size, **common)
-        if case.kind == "GRU":
-            return nn.GRU(case.input_size, case.hidden_size, **common)
-        nonlinearity = "tanh" if case.kind == "RNN_TANH" else "relu"
-        return nn.RNN(case.input_size, case.hidden_size, nonlinearity=nonlinearity, **common)
+        return getattr(nn, MODES[case.kind].cls)(case.input_size, case.hidden_size,
+                                                 **layer_options(case.kind, case.proj_size),
+                                                 **common)
 
 
 def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:

@@ -82,3 +82,10 @@ def describe(dtype, seq_len: int, num_layers: int) -> str:
         how = (f"float32: {FLOAT32_BASE:g} + {FLOAT32_PER_STEP:g} * T * layers, "
                f"T={seq_len}, layers={num_layers}")
     return f"|impl - torch| <= {tol:.3g} * max(1, max|torch|)  ({how})"
+
+# Central differences (``parity.diff.numerical_gradient``) of a float64 function, step FD_EPS:
+# their own error is ~eps^2 * f''' + roundoff / eps, about 1e-9 at eps = 1e-6, so a
+# gradient is held to FD_TOL = 1e-6 * max(1, max |differences|) against them; a wrong
+# gradient is off by 1e-3 or more.
+FD_EPS = 1e-6
+FD_TOL = 1e-6

@@ -44,8 +44,8 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from torch import nn
 
-from parity import tolerances
-from parity.compare import ParityFailure, TensorCheck, compare_tensor
+from parity import spec, tolerances
+from parity.compare import ParityFailure, TensorCheck, compare_tensor, report_tail
 from parity.strategies import Profile
 from torch_impl import equations
 
@@ -127,13 +127,7 @@ class UnitResult:
         tol = tolerances.tolerance(self.case.dtype, 1, 1)
         lines.append(f"criterion: |impl - torch| <= {tol:.3g} * max(1, max|torch|)  "
                      f"({self.case.dtype}, one step)")
-        lines.append(f"case: {self.case.describe()}")
-        if self.story:
-            lines.append("as Hypothesis drew it:")
-            lines += ["  " + line for line in self.story]
-        lines.append(f"implementation: {self.impl}")
-        lines.append(f"reproduce: {self.reproduce_command()}")
-        return "\n".join(lines)
+        return "\n".join(lines + report_tail(self))
 
 
 class _Stage:
@@ -221,7 +215,6 @@ def _field(result, name: str, index: int):
 
 
 # -- the cell modules --------------------------------------------------------------------------
-CELL_GATES = {"RNNCell": 1, "LSTMCell": 4, "GRUCell": 3}
 
 
 def _draw_cell(draw, profile: Profile, group: str) -> dict:
@@ -243,7 +236,7 @@ def _draw_cell(draw, profile: Profile, group: str) -> dict:
 
 def _cell_params(case: UnitCase) -> dict[str, np.ndarray]:
     o, rng = case.opts, _rng(case)
-    G, H, In = CELL_GATES.get(case.group, 1), o["hidden_size"], o["input_size"]
+    G, H, In = spec.mode_named(case.group).gates, o["hidden_size"], o["input_size"]
     k = 1.0 / math.sqrt(H)
     params = {"weight_ih": rng.uniform(-k, k, (G * H, In)),
               "weight_hh": rng.uniform(-k, k, (G * H, H))}
@@ -347,7 +340,6 @@ def _param_checks(c: _Checks, grads: dict, twice: dict, ref_grads: dict) -> None
 
 
 # -- the cell functions ------------------------------------------------------------------------
-FUNCTION_GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def _draw_function(draw, profile: Profile, group: str) -> dict:
@@ -368,83 +360,62 @@ def _draw_function(draw, profile: Profile, group: str) -> dict:
 
 
 def _function_data(case: UnitCase):
+    """(kind, the cell forward's arguments in the order of its signature, the upstream
+    gradients dh and, for the LSTM, dc)."""
     o, rng = case.opts, _rng(case)
     kind = case.group.partition("_")[0]
-    G, H, In, B = FUNCTION_GATES[kind], o["hidden_size"], o["input_size"], o["batch"]
+    G, H, In, B = spec.mode_named(kind).gates, o["hidden_size"], o["input_size"], o["batch"]
     P = o.get("proj_size", 0)
     H_out = P or H
     k = 1.0 / math.sqrt(H)
-    d = {"x": rng.standard_normal((B, In)), "h_prev": rng.standard_normal((B, H_out)) * 0.5,
-         "W_ih": rng.uniform(-k, k, (G * H, In)), "W_hh": rng.uniform(-k, k, (G * H, H_out)),
-         "b_ih": rng.uniform(-k, k, G * H) if o["bias"] else None,
-         "b_hh": rng.uniform(-k, k, G * H) if o["bias"] else None,
-         "dh": rng.standard_normal((B, H_out))}
+    x, h = rng.standard_normal((B, In)), rng.standard_normal((B, H_out)) * 0.5
+    c = rng.standard_normal((B, H)) * 0.5 if kind == "lstm" else None
+    weights = [rng.uniform(-k, k, (G * H, In)), rng.uniform(-k, k, (G * H, H_out)),
+               rng.uniform(-k, k, G * H) if o["bias"] else None,
+               rng.uniform(-k, k, G * H) if o["bias"] else None]
+    upstream = [rng.standard_normal((B, H_out))]
     if kind == "lstm":
-        d["c_prev"] = rng.standard_normal((B, H)) * 0.5
-        d["W_hr"] = rng.uniform(-k, k, (P, H)) if P else None
-        d["dc"] = rng.standard_normal((B, H))
-    return kind, {n: None if v is None else _arr(v, case) for n, v in d.items()}
-
-
-# the functional signatures: argument names in order (positional), and the grads' fields
-FORWARD_ARGS = {
-    "rnn": ("x", "h_prev", "W_ih", "W_hh", "b_ih", "b_hh"),
-    "lstm": ("x", "h_prev", "c_prev", "W_ih", "W_hh", "b_ih", "b_hh", "W_hr"),
-    "gru": ("x", "h_prev", "W_ih", "W_hh", "b_ih", "b_hh"),
-}
-GRAD_FIELDS = {
-    "rnn": ("dx", "dh_prev", "dW_ih", "dW_hh", "db_ih", "db_hh"),
-    "lstm": ("dx", "dh_prev", "dc_prev", "dW_ih", "dW_hh", "db_ih", "db_hh", "dW_hr"),
-    "gru": ("dx", "dh_prev", "dW_ih", "dW_hh", "db_ih", "db_hh"),
-}
-GRAD_OF = {"dx": "x", "dh_prev": "h_prev", "dc_prev": "c_prev", "dW_ih": "W_ih",
-           "dW_hh": "W_hh", "db_ih": "b_ih", "db_hh": "b_hh", "dW_hr": "W_hr"}
-
-
-def _torch_cell(kind: str, d: dict, nonlinearity: str | None):
-    """The new state(s) by torch_impl.equations, every input a leaf that wants a gradient."""
-    leaves = {n: None if v is None else _t(v, True) for n, v in d.items()
-              if n in FORWARD_ARGS[kind]}
-    a = [leaves[n] for n in FORWARD_ARGS[kind]]
-    if kind == "rnn":
-        return (equations.rnn_step(a[0], a[1], a[2], a[3], a[4], a[5], nonlinearity),), leaves
-    if kind == "lstm":
-        return equations.lstm_step(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]), leaves
-    return (equations.gru_step(*a),), leaves
+        W_hr = rng.uniform(-k, k, (P, H)) if P else None
+        args = [x, h, c, *weights, W_hr]
+        upstream.append(rng.standard_normal((B, H)))
+    else:
+        args = [x, h, *weights] + ([o["nonlinearity"]] if kind == "rnn" else [])
+    cast = [_arr(a, case) if isinstance(a, np.ndarray) else a for a in args]
+    return kind, cast, [_arr(u, case) for u in upstream]
 
 
 def run_cell_function(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
-    kind, d = _function_data(case)
-    nonlinearity = case.opts.get("nonlinearity")
-    functional = impl.functional
-    forward = getattr(functional, f"{kind}_cell_forward")
-    args = [None if d[n] is None else d[n].copy() for n in FORWARD_ARGS[kind]]
-    if kind == "rnn":
-        args.append(nonlinearity)
-    stage(f"{kind}_cell_forward()")
-    got = forward(*args)
-    ref_out, leaves = _torch_cell(kind, d, nonlinearity)
+    """A cell function (parity.spec) against torch_impl.equations' step, which takes the same
+    arguments in the same order; its gradients by autograd, each field ``d<argument>`` of the
+    returned grads (the argument named by the function's signature) against that argument's."""
+    kind, args, upstream = _function_data(case)
+    forward = spec.BY_NAME[f"{kind}_cell_forward"]
+    stage(f"{forward.name}()")
+    got = forward.resolve(impl)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+    leaves = [_t(a, True) if isinstance(a, np.ndarray) else a for a in args]
+    ref_out = getattr(equations, f"{kind}_step")(*leaves)
+    ref_out = ref_out if isinstance(ref_out, tuple) else (ref_out,)
     c = _Checks(case)
     if case.group.endswith("_forward"):
-        names = ("h", "c") if kind == "lstm" else ("h",)
-        if not isinstance(got, tuple) or len(got) != len(names) + 1:
+        outputs = ("h", "c") if kind == "lstm" else ("h",)
+        if not isinstance(got, tuple) or len(got) != len(outputs) + 1:
             check = TensorCheck(case.group, "output", c.tol)
-            check.problem = (f"should return ({', '.join(names)}, cache), got "
+            check.problem = (f"should return ({', '.join(outputs)}, cache), got "
                              f"{type(got).__name__} of {len(got) if isinstance(got, tuple) else 1}")
             return [check]
-        for name, mine, ref in zip(names, got, ref_out):
+        for name, mine, ref in zip(outputs, got, ref_out):
             c.add(name, mine, _np(ref), "output")
         return c.list
-    cache = got[-1]
-    upstream = [d["dh"]] + ([d["dc"]] if kind == "lstm" else [])
-    loss = sum((t * torch.tensor(g)).sum() for t, g in zip(ref_out, upstream))
-    loss.backward()
-    backward = getattr(functional, f"{kind}_cell_backward")
-    stage(f"{kind}_cell_backward()")
-    grads = backward(*[g.copy() for g in upstream], cache)
-    for i, name in enumerate(GRAD_FIELDS[kind]):
-        leaf = leaves[GRAD_OF[name]]
-        c.add(name, _field(grads, name, i), None if leaf is None else _np(leaf.grad), "grad")
+    sum((t * torch.tensor(g)).sum() for t, g in zip(ref_out, upstream)).backward()
+    backward = spec.BY_NAME[f"{kind}_cell_backward"]
+    stage(f"{backward.name}()")
+    grads = backward.resolve(impl)(*[g.copy() for g in upstream], got[-1])
+    leaf_of = dict(zip(forward.arguments(impl), leaves))
+    fields = getattr(forward.namespace(impl), f"{kind.upper()}CellGrads")._fields
+    for i, name in enumerate(fields):
+        leaf = leaf_of.get(name[1:])
+        want = _np(leaf.grad) if isinstance(leaf, torch.Tensor) else None
+        c.add(name, _field(grads, name, i), want, "grad")
     return c.list
 
 
@@ -771,10 +742,10 @@ def _function_pins(kind: str) -> tuple[dict, ...]:
 GROUPS: tuple[UnitGroup, ...] = (
     *(UnitGroup(name, (name,), _draw_cell, run_cell_module, _cell_pins(name))
       for name in ("RNNCell", "LSTMCell", "GRUCell")),
-    *(UnitGroup(f"{kind}_cell_{way}", (f"functional.{kind}_cell_forward",)
-                + ((f"functional.{kind}_cell_backward",) if way == "backward" else ()),
-                _draw_function, run_cell_function, _function_pins(kind))
-      for kind in ("rnn", "lstm", "gru") for way in ("forward", "backward")),
+    *(UnitGroup(f.name, (f"functional.{f.name.replace('backward', 'forward')}",)
+                + ((f"functional.{f.name}",) if f.name.endswith("backward") else ()),
+                _draw_function, run_cell_function, _function_pins(f.name.partition("_")[0]))
+      for f in spec.FUNCTIONS if f.level == "cell"),
     UnitGroup("Linear", ("Linear",), _draw_linear, run_linear,
               ({"in_features": 3, "out_features": 2, "bias": True, "lead": [4]},
                {"in_features": 2, "out_features": 3, "bias": False, "lead": [2, 3]},

@@ -25,13 +25,16 @@ from typing import Any
 import numpy as np
 
 import scratch
+from parity.diff import numerical_gradient as _central_differences
+from parity.spec import MODES as SPEC_MODES
+from parity.spec import layer_options
 from parity.tolerances import FLOAT64_TOL, tolerance
 
 F64_REL = FLOAT64_TOL
 FD_EPS = 1e-5
 FD_REL = 1e-7
 
-MODES = ("RNN_TANH", "RNN_RELU", "LSTM", "GRU")
+MODES = tuple(SPEC_MODES)
 
 
 def f32_rel(seq_len: int, num_layers: int = 1) -> float:
@@ -126,12 +129,8 @@ def make_module(case: Case, dtype=np.float64, seed: int = 0):
         dropout=case.dropout, bidirectional=case.bidirectional, dtype=dtype, seed=seed,
     )
     I, H = case.input_size, case.hidden_size
-    if case.mode == "LSTM":
-        return scratch.LSTM(I, H, proj_size=case.proj_size, **common)
-    if case.mode == "GRU":
-        return scratch.GRU(I, H, **common)
-    nonlinearity = "tanh" if case.mode == "RNN_TANH" else "relu"
-    return scratch.RNN(I, H, nonlinearity=nonlinearity, **common)
+    return getattr(scratch, SPEC_MODES[case.mode].cls)(
+        I, H, **layer_options(case.mode, case.proj_size), **common)
 
 
 @dataclass
@@ -272,18 +271,8 @@ def assert_results_close(ours: Result, theirs: Result, rel: float = F64_REL) -> 
 
 # -- finite differences ---------------------------------------------------------------------
 def numerical_gradient(loss_fn, array: np.ndarray, eps: float = FD_EPS) -> np.ndarray:
-    """Central differences of loss_fn() with respect to every element of ``array``, which
-    is perturbed in place (and restored)."""
-    grad = np.zeros(array.shape, dtype=np.float64)
-    for idx in np.ndindex(array.shape):
-        old = array[idx]
-        array[idx] = old + eps
-        loss_plus = loss_fn()
-        array[idx] = old - eps
-        loss_minus = loss_fn()
-        array[idx] = old
-        grad[idx] = (loss_plus - loss_minus) / (2.0 * eps)
-    return grad
+    """parity.diff's central differences, at the tests' step (modules of many parameters)."""
+    return _central_differences(loss_fn, array, eps)
 
 
 def assert_matches_fd(analytic, loss_fn, array: np.ndarray, name: str) -> None:

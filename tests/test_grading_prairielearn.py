@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import scratch
-from parity import cli as parity_cli
+from parity.__main__ import main as parity_main
 from parity.grading import cli, prairielearn, preflight, walls
 from parity.grading.items import ITEMS_BY_ID, Failure
 from parity.grading.rubric import load_rubric
@@ -312,7 +312,7 @@ def test_the_bundle_refuses_what_prairielearn_would(tmp_path, argv, says, capsys
 def test_the_bundle_wants_a_new_directory_and_is_wired_into_parity_cli(tmp_path, capsys):
     (tmp_path / "q").mkdir()
     (tmp_path / "q" / "keep.txt").write_text("mine")
-    assert parity_cli.main(["prairielearn-bundle", str(tmp_path / "q")]) == cli.USAGE_ERROR
+    assert parity_main(["prairielearn-bundle", str(tmp_path / "q")]) == cli.USAGE_ERROR
     assert "not an empty directory" in capsys.readouterr().err
-    assert parity_cli.main(["prairielearn-bundle", str(tmp_path / "new")]) == 0
+    assert parity_main(["prairielearn-bundle", str(tmp_path / "new")]) == 0
     assert (tmp_path / "new" / "info.json").is_file()

@@ -15,8 +15,8 @@ import pytest
 
 import scratch
 from parity import tolerances
+from parity.diff import first_divergence
 from parity.grading import protocol
-from parity.grading.diff import first_divergence
 from parity.grading.grade import grade_submission, run_item
 from parity.grading.items import ITEMS, ITEMS_BY_ID
 from parity.grading.oracles import reference_oracles, resolve, setup_list
@@ -77,25 +77,26 @@ def test_every_submission_meets_the_same_cases(tmp_path, item_id):
                                       '# a student\'s comment\n"""LSTM cell'))
     first = _recorded_cases(REFERENCE.parent, item_id)
     assert first == _recorded_cases(other, item_id)
-    assert len(first) == 12 and len(set(first)) > 6
+    assert len(first) == 12 + len(ITEMS_BY_ID[item_id].pinned) and len(set(first)) > 6
 
 
 def test_a_failure_is_shrunk_to_the_smallest_case(tmp_path):
-    # a bug that shows only from hidden_size 3 up: the report must show exactly that size,
-    # with the other sizes at their smallest
+    # a bug that shows only from hidden_size 4 up, which no public case has: the report must
+    # show exactly that size, with the other sizes at their smallest
+    assert all(case.H < 4 for case in ITEMS_BY_ID["gru_forward"].pinned)
     path = copy_reference(tmp_path, (
         "functional/gru_cell.py",
         "    return h, GRUStepCache(h_prev, r, z, n, gh_n)",
-        "    h = h * np.where(np.arange(h.shape[-1]) >= 2, 1.5, 1.0)\n"
+        "    h = h * np.where(np.arange(h.shape[-1]) >= 3, 1.5, 1.0)\n"
         "    return h, GRUStepCache(h_prev, r, z, n, gh_n)"))
     grade = grade_submission(path, QUICK, items=["gru_forward", "gru_backward"])
     forward, backward = grade.items
     assert backward.passed  # the backward item is handed the reference's cache
     failure = forward.failure
     assert failure.shrunk and failure.function == "gru_step_forward"
-    assert "B=1, input_size=1, hidden_size=3" in failure.case
+    assert "B=1, input_size=1, hidden_size=4" in failure.case
     assert "seed=0" in failure.case
-    assert "returned h: differs at index [0, 2]" in failure.problem
+    assert "returned h: differs at index [0, 3]" in failure.problem
     text = feedback(forward)
     assert "Smallest failing case" in text and "Graded functions: gru_step_forward" in text
 

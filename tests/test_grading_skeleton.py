@@ -24,6 +24,7 @@ from parity.grading.markers import (
 )
 from parity.grading.rubric import rubric_from_dict
 from parity.grading.skeleton import write_skeleton
+from parity.handout import checker_files
 
 REFERENCE = Path(scratch.__file__).resolve().parent
 PROJECT = REFERENCE.parent
@@ -126,8 +127,7 @@ def test_the_skeleton_keeps_everything_but_the_regions(skeleton):
     reference_files = {f"scratch/{p.relative_to(REFERENCE).as_posix()}"
                        for p in REFERENCE.rglob("*") if p.is_file() and
                        "__pycache__" not in p.parts}
-    checker = {"parity/__init__.py", "parity/__main__.py", "parity/check.py",
-               "parity/check_items.json"}
+    checker = set(checker_files([]))
     assert set(skeleton.files) == reference_files | checker | {"README.md"}
     rnn = (out / "scratch/functional/rnn_cell.py").read_text()
     assert "class RNNStepCache(NamedTuple):" in rnn and "Back through one step." in rnn
@@ -145,7 +145,7 @@ def test_the_skeleton_keeps_everything_but_the_regions(skeleton):
         assert not any("### " in line for line in student)
     readme = (out / "README.md").read_text()
     assert "`functional/lstm_cell.py`" not in readme and "`scratch/sequence.py`" in readme
-    assert "| Backpropagation through time | 12 |" in readme
+    assert "| `bptt`: Backpropagation through time | 12 | `direction_backward` |" in readme
 
 
 def test_the_skeleton_imports_and_raises_not_implemented(skeleton):

@@ -158,33 +158,70 @@ def test_a_child_starts_with_an_empty_session_keyring(tmp_path, wall):
 
 
 # -- the uid wall ------------------------------------------------------------------------------
-def test_the_uid_wall_leaves_no_process_and_no_file(tmp_path, leased):
+def test_the_uid_wall_makes_no_file_and_leaves_no_process(tmp_path, leased):
     if "uid" not in WALLS:
         pytest.skip("the uid wall does not start here (grading as root needed)")
     marker = f"rnn-parity-left-{os.getpid()}"
     body = f"""
-    import os, tempfile
+    import os
     made = []
-    for path in ("/tmp/{marker}", "/dev/shm/{marker}", "/var/tmp/{marker}"):
+    work = os.environ["TMPDIR"]  # its own 0700 directory (tempfile finds it unusable)
+    for path in ("/tmp/{marker}", "/dev/shm/{marker}", "/var/tmp/{marker}",
+                 work + "/{marker}"):
         try:
             with open(path, "w") as handle:
                 handle.write("left")
-            os.chmod(path, 0o666)
-            made.append(path)
+            made.append("made")
         except OSError as error:
             made.append(type(error).__name__)
-    os.makedirs("/tmp/{marker}-dir/deeper", exist_ok=True)
-    work = tempfile.gettempdir()
+    for make in (lambda: os.mkdir("/tmp/{marker}-dir"),
+                 lambda: os.symlink("/etc", "/tmp/{marker}-link"),
+                 lambda: os.mkfifo("/tmp/{marker}-fifo")):
+        try:
+            make()
+            made.append("made")
+        except OSError as error:
+            made.append(type(error).__name__)
     mode = oct(os.stat(work).st_mode & 0o777)
     raise RuntimeError(f"made {{made}} work={{work}} mode={{mode}} uid={{os.getuid()}}")
     """
     text = grade_two(make_submission(tmp_path, body), WALLS["uid"])
-    assert "/tmp/" + marker in text, text  # the write did happen: it is the clean-up that holds
+    assert "made ['PermissionError'" in text and "'made'" not in text, text
     assert "mode=0o700" in text and "uid=0" not in text
     for left in (f"/tmp/{marker}", f"/dev/shm/{marker}", f"/var/tmp/{marker}",
-                 f"/tmp/{marker}-dir"):
+                 f"/tmp/{marker}-dir", f"/tmp/{marker}-link", f"/tmp/{marker}-fifo"):
         assert not os.path.lexists(left), left
     assert leased and sandbox_processes(leased) == []
+
+
+def test_what_a_uid_owns_in_the_shared_directories_is_removed_and_nothing_else(tmp_path):
+    """The clean-up behind the filter: every entry of the uid's in the shared writable
+    directories and the world-writable ones below them goes; no one else's does."""
+    import tempfile
+
+    uid = walls.UID_FIRST + walls.UID_COUNT - 1  # never leased while this runs: see below
+    top = Path(tempfile.mkdtemp(prefix="rnn-parity-shared-", dir="/tmp"))
+    try:
+        top.chmod(0o1777)
+        nested = top / "open"
+        nested.mkdir()
+        nested.chmod(0o1777)
+        mine = [top / "a", nested / "b", top / "dir"]
+        mine[0].write_text("x")
+        mine[1].write_text("x")
+        mine[2].mkdir()
+        (mine[2] / "inner").write_text("x")
+        theirs = top / "root-owned"
+        theirs.write_text("x")
+        for path in [*mine, mine[2] / "inner"]:
+            os.chown(path, uid, uid, follow_symlinks=False)
+        assert walls.remove_files_of(uid, (str(top),))
+        assert [p for p in mine if os.path.lexists(p)] == []
+        assert theirs.exists() and nested.exists()
+    finally:
+        import shutil
+
+        shutil.rmtree(top)
 
 
 def test_the_uid_wall_refuses_where_the_answers_are_readable(monkeypatch):

@@ -1,12 +1,13 @@
 """``python -m parity check``: a student's own check, run in a fresh unpack of the handout.
 
-The handout's TODOs are filled with the reference's code but for one function written
-wrongly; the check must name that function and pass every other, with torch and without it
-(torch made unimportable in the child: the backward functions are then checked against
-finite differences of the student's own forward)."""
+The check is the grader's visible part: on the reference, the untouched skeleton, a plainly
+written partial submission and one wrong function, its PASS/FAIL per item equals the grader's,
+and a failure reads as the grader's feedback, word for word. Without torch (made unimportable in
+the child) the items of backward functions are judged against finite differences of the
+student's own forward, and every other item says why it is not judged.
+(Every zoo member is held to the same agreement in tests/test_grading_zoo.py.)"""
 
 import ast
-import json
 import os
 import re
 import shutil
@@ -17,9 +18,10 @@ from pathlib import Path
 import pytest
 
 import scratch
-from parity import check, tolerances
-from parity.grading.items import ITEMS_BY_ID
-from parity.grading.rubric import default_rubric
+from parity import check, spec
+from parity.calls import failure_text
+from parity.grading.grade import grade_submission
+from parity.grading.rubric import default_rubric, rubric_from_dict
 from parity.grading.skeleton import write_skeleton
 
 REFERENCE = Path(scratch.__file__).resolve().parent
@@ -28,22 +30,26 @@ BLOCK = """
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {blocked!r} or name.startswith('parity.grading'):
+        if (name.split('.')[0] in {blocked!r} or name.startswith('parity.grading')
+                or name in ('torch_impl.models', 'torch_impl.cells', 'torch_impl.convert')):
             raise ImportError('blocked in this test: ' + name)
 sys.meta_path.insert(0, Block())
 """
+RUBRIC = rubric_from_dict({"max_examples": 4})
+VISIBLE = [e.id for e in default_rubric().graded if e.visibility == "visible"]
 
 
-def handout_with(tmp_path: Path, relative: str | None, old: str = "", new: str = "") -> Path:
-    """A skeleton, packed and unpacked afresh, its TODOs filled with the reference's code,
-    and in ``relative`` the text old replaced by new."""
+def handout_with(tmp_path: Path, *edits: tuple[str, str, str], filled=True) -> Path:
+    """A skeleton, packed and unpacked afresh, its TODOs filled with the reference's code
+    (or those of the files named in ``filled``), and each (file, old, new) of edits made."""
     written = write_skeleton(tmp_path / "written")
     archive = shutil.make_archive(str(tmp_path / "handout"), "gztar", written.out)
     root = tmp_path / "unpacked"
     shutil.unpack_archive(archive, root)
-    for region_file in {r.path for r in written.regions}:  # fill the TODOs
-        (root / region_file).write_text((REFERENCE.parent / region_file).read_text())
-    if relative is not None:
+    for region_file in {r.path for r in written.regions}:
+        if filled is True or region_file in filled:
+            (root / region_file).write_text((REFERENCE.parent / region_file).read_text())
+    for relative, old, new in edits:
         path = root / "scratch" / relative
         text = path.read_text()
         assert text.count(old) == 1, f"{relative} no longer holds {old!r} exactly once"
@@ -51,125 +57,125 @@ def handout_with(tmp_path: Path, relative: str | None, old: str = "", new: str =
     return root
 
 
-def run_check(root: Path, torch: bool, *args: str) -> subprocess.CompletedProcess:
+def run_check(root: Path, torch: bool, *args: str, handout=True) -> subprocess.CompletedProcess:
+    """The check in a child, in root; handout=False: the project's own check (on a copy
+    given in args), not blocked from the project."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-    blocked = ["torch_impl"] + ([] if torch else ["torch"])
-    prelude = BLOCK.format(blocked=blocked)
+    prelude = BLOCK.format(blocked=[] if torch else ["torch"]) if handout else "import sys\n"
     code = prelude + ("import runpy; sys.argv = ['parity', 'check', *sys.argv[1:]]; "
                       "runpy.run_module('parity', run_name='__main__', alter_sys=True)")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
 
 
-def statuses(out: str) -> dict[tuple[str, str], str]:
-    """{(item title, function): PASS/FAIL/SKIP} from the check's output."""
-    found, title = {}, None
+def verdicts(out: str) -> dict[str, tuple[str, str]]:
+    """{item id: (PASS / FAIL / NOT JUDGED, the text under it)} from the check's output."""
+    found: dict[str, tuple[str, str]] = {}
+    current = None
     for line in out.splitlines():
-        match = re.match(r"^  (PASS|FAIL|SKIP)  (\S+)", line)
+        match = re.match(r"^(PASS|FAIL|NOT JUDGED)  .* \[(\w+)\]", line)
         if match:
-            found[title, match.group(2)] = match.group(1)
-        elif line and not line.startswith(" ") and not line.startswith("("):
-            title = line
+            current = match.group(2)
+            found[current] = (match.group(1), "")
+        elif current and line.startswith("    "):
+            status, text = found[current]
+            found[current] = (status, (text + "\n" if text else "") + line[4:])
     return found
 
 
-def graded() -> set[tuple[str, str]]:
-    return {(ITEMS_BY_ID[e.id].title, f) for e in default_rubric().graded
-            if e.visibility == "visible" for f in ITEMS_BY_ID[e.id].grades}
+def grader_verdicts(root: Path) -> dict[str, tuple[str, str]]:
+    grade = grade_submission(root, RUBRIC, items=VISIBLE)
+    assert grade.error is None
+    return {item.id: ("PASS", "") if item.passed else
+            ("FAIL", failure_text(item.failure, spec.ITEMS_BY_ID[item.id]))
+            for item in grade.items}
+
+
+def assert_check_agrees_with_grader(root: Path, run: subprocess.CompletedProcess) -> dict:
+    mine, graders = verdicts(run.stdout), grader_verdicts(root)
+    assert set(mine) == set(graders) == set(VISIBLE), run.stdout + run.stderr
+    for item_id, verdict in graders.items():
+        assert mine[item_id] == verdict, (item_id, mine[item_id], verdict)
+    return mine
 
 
 WRONG = ("functional/gru_cell.py", "    db_hh = dgh.sum(axis=0) if has_bias",
          "    db_hh = dgi.sum(axis=0) if has_bias")
 
 
-@pytest.fixture(scope="module")
-def wrong_handout(tmp_path_factory):
-    return handout_with(tmp_path_factory.mktemp("check"), *WRONG)
+@pytest.mark.parametrize("what", ["reference", "skeleton", "partial", "wrong"])
+def test_the_check_says_what_the_grader_says(tmp_path, what):
+    if what == "skeleton":
+        root = handout_with(tmp_path, filled=())
+    elif what == "partial":  # the cells written plainly, the loop and the layer not yet
+        root = handout_with(tmp_path, filled=("scratch/functional/rnn_cell.py",
+                                               "scratch/functional/gru_cell.py"))
+    else:
+        root = handout_with(tmp_path, *([WRONG] if what == "wrong" else []))
+    run = run_check(root, torch=True)
+    found = assert_check_agrees_with_grader(root, run)
+    failing = {k for k, (status, _) in found.items() if status == "FAIL"}
+    assert run.returncode == (1 if failing else 0), run.stdout + run.stderr
+    expected = {"reference": set(), "skeleton": set(VISIBLE), "wrong": {"gru_backward"},
+                "partial": set(VISIBLE) - {"rnn_forward", "rnn_backward", "gru_forward",
+                                           "gru_backward"}}[what]
+    assert failing == expected, run.stdout
+    if what == "wrong":  # the grader's words: the function, the value, where, the case
+        text = found["gru_backward"][1]
+        assert re.match(r"gru_cell_backward returned its result.db_hh: differs at index \[\d+\]: "
+                        r"expected \S+, got \S+ \(off by \S+; allowed 1\.0e-10\)", text), text
+        assert "\nSmallest failing case: GRU, B=1, input_size=1, hidden_size=1" in text
 
 
-def test_with_torch_the_wrong_function_fails_and_every_other_passes(wrong_handout):
-    result = run_check(wrong_handout, torch=True)
-    assert result.returncode == 1, result.stdout + result.stderr
-    found = statuses(result.stdout)
-    assert set(found) == graded()
-    assert {k for k, v in found.items() if v != "PASS"} == {("GRU cell backward",
-                                                             "gru_cell_backward")}
-    assert "(torch " in result.stdout
-    # the grader's feedback form: the function, the first value that differs, its relative
-    # error, the smallest failing case
-    failure = result.stdout.split("FAIL  gru_cell_backward\n")[1].splitlines()
-    assert re.match(r"^ +gru_cell_backward returned db_hh\[\d+\] = \S+, expected \S+ from "
-                    r"torch's autograd of the equations \(relative error \S+;", failure[0])
-    assert failure[1].strip().startswith("Smallest failing case: GRU, B=1, input_size=1, "
-                                         "hidden_size=1, with bias")
-    assert result.stdout.rstrip().endswith("failing: gru_cell_backward (GRU cell backward)")
+def test_without_torch_backward_items_are_judged_by_finite_differences(tmp_path):
+    root = handout_with(tmp_path, WRONG)
+    run = run_check(root, torch=False)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "torch is not installed" in run.stdout
+    found = verdicts(run.stdout)
+    assert set(found) == set(VISIBLE)
+    backward_only = {"rnn_backward", "lstm_backward", "gru_backward", "bptt"}
+    for item_id, (status, text) in found.items():
+        if item_id not in backward_only:
+            assert status == "NOT JUDGED" and "invisible to finite differences" in text
+        else:
+            assert status == ("FAIL" if item_id == "gru_backward" else "PASS"), run.stdout
+    assert "against central differences of your own forward" in found["gru_backward"][1]
 
 
-def test_without_torch_backward_functions_are_checked_by_finite_differences(wrong_handout):
-    result = run_check(wrong_handout, torch=False)
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert "torch is not installed" in result.stdout
-    found = statuses(result.stdout)
-    assert set(found) == graded()
-    assert {k for k, v in found.items() if v == "FAIL"} == {("GRU cell backward",
-                                                             "gru_cell_backward")}
-    assert "expected" in result.stdout and "from central differences of your " \
-        "gru_cell_forward" in result.stdout
-    for (title, function), status in found.items():
-        backward = "backward" in function
-        if function != "gru_cell_backward":  # forward functions need torch; backward pass
-            assert status == ("PASS" if backward else "SKIP"), (title, function, status)
-
-
-def test_a_wrong_step_function_is_named_alone_with_torch(tmp_path):
+def test_a_wrong_step_function_costs_only_its_items(tmp_path):
     """The loop over time and the layer run torch's step functions in its place."""
-    root = handout_with(tmp_path, "functional/rnn_cell.py", "    dh_prev = dpre @ W_hh  # (B, H)",
-                        "    dh_prev = dpre @ W_hh.T  # (B, H)")
-    result = run_check(root, torch=True)
-    found = statuses(result.stdout)
-    assert {f for (_, f), v in found.items() if v != "PASS"} == {"rnn_step_backward"}, \
-        result.stdout
+    root = handout_with(tmp_path, ("functional/rnn_cell.py",
+                                   "    dh_prev = dpre @ W_hh  # (B, H)",
+                                   "    dh_prev = dpre @ W_hh.T  # (B, H)"))
+    run = run_check(root, True, "--only", "rnn_backward,bptt,layer")
+    found = verdicts(run.stdout)
+    assert {k: v[0] for k, v in found.items()} == {"rnn_backward": "FAIL", "bptt": "PASS",
+                                                   "layer": "PASS"}, run.stdout
 
 
-def test_the_reference_passes_and_only_selects(tmp_path):
-    root = handout_with(tmp_path, None)
-    result = run_check(root, True, "--only", "lstm_step_backward,direction_forward")
-    assert result.returncode == 0, result.stdout + result.stderr
-    found = statuses(result.stdout)
-    assert set(found.values()) == {"PASS"}
-    assert {f for _, f in found} == {"lstm_step_backward", "direction_forward"}
-
-
-def test_the_untouched_handout_fails_with_not_written_yet(tmp_path):
-    root = tmp_path / "handout"
-    write_skeleton(root)
-    result = run_check(root, True, "--only", "rnn_step_forward")
-    assert result.returncode == 1
-    assert "rnn_step_forward is not written yet: it raises NotImplementedError" in result.stdout
+def test_the_handout_ships_the_check_and_no_reference(tmp_path):
+    written = write_skeleton(tmp_path / "handout")
+    parity_files = {f for f in written.files if not f.startswith("scratch/")}
+    assert parity_files == {"README.md", "torch_impl/__init__.py", "torch_impl/equations.py",
+                            f"parity/{spec.OUTPUTS_FILE}", f"parity/{spec.VISIBLE_FILE}",
+                            "parity/__init__.py", "parity/__main__.py",
+                            *(f"parity/{name}" for name in
+                              ("check.py", "spec.py", "case.py", "calls.py", "diff.py",
+                               "tolerances.py"))}
+    root = written.out
+    assert (root / "parity" / spec.VISIBLE_FILE).read_text().split() == VISIBLE
     readme = (root / "README.md").read_text()
     assert "python -m parity check" in readme and "pip install numpy torch" in readme
-    items = json.loads((root / "parity" / "check_items.json").read_text())
-    assert [i["id"] for i in items] == [e.id for e in default_rubric().graded
-                                        if e.visibility == "visible"]
-
-
-def test_the_checker_holds_no_reference_and_the_graders_tolerance():
-    assert check.TOL == tolerances.FLOAT64_TOL
-    modules = set()
-    for node in ast.walk(ast.parse(Path(check.__file__).read_text())):
-        if isinstance(node, ast.Import):
-            modules |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            modules.add(node.module)
-    top = {m.split(".")[0] for m in modules}
-    assert top - {"parity"} <= {"__future__", "argparse", "contextlib", "importlib", "json",
-                                "sys", "time", "traceback", "collections", "dataclasses",
-                                "pathlib", "typing", "numpy", "torch", "warnings"}, top
-    # the project's rubric, read only when no check_items.json ships beside the checker
-    assert {m for m in modules if m.startswith("parity")} == {"parity.grading.items",
-                                                              "parity.grading.rubric"}
-    assert "import scratch" not in Path(check.__file__).read_text()
+    for path in parity_files - {"README.md"}:  # NumPy, the standard library, torch
+        if path.endswith(".py"):
+            tree = ast.parse((root / path).read_text())
+            names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
+                     for a in n.names} | {n.module for n in ast.walk(tree)
+                                          if isinstance(n, ast.ImportFrom)}
+            assert not {n for n in names if n and (n.startswith("parity.grading")
+                                                   or n == "hypothesis")}, path
 
 
 def test_check_refuses_a_directory_without_scratch(tmp_path, capsys):

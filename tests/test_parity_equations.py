@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from parity import tolerances
+from parity import spec, tolerances
 from parity.case import KINDS, Case, make_data
 from parity.compare import compare_outcomes
 from parity.reference import Outcome, torch_outcome
@@ -57,10 +57,8 @@ def stacked_layers(case, data):
     lengths = torch.tensor(case.lengths) if case.lengths is not None else None
     layer_input, h_n, c_n = x, [], []
     for layer in range(L):
-        cls = {"LSTM": nn.LSTM, "GRU": nn.GRU}.get(case.kind, nn.RNN)
-        extra = {"proj_size": case.proj_size} if case.kind == "LSTM" else {}
-        if case.kind.startswith("RNN"):
-            extra = {"nonlinearity": "tanh" if case.kind == "RNN_TANH" else "relu"}
+        cls = getattr(nn, spec.MODES[case.kind].cls)
+        extra = spec.layer_options(case.kind, case.proj_size)
         width = layer_input.shape[-1]
         module = cls(width, case.hidden_size, bias=case.bias, batch_first=case.batch_first,
                      bidirectional=case.bidirectional, dtype=dtype, **extra)

@@ -95,13 +95,13 @@ def test_a_patch_that_no_longer_matches_says_so(tmp_path):
 
 
 def test_cli_zoo_then_impl_ends_red_naming_the_tensor(tmp_path, capsys):
-    assert cli.main(["zoo", str(tmp_path), "--names", "weight_hr_grad_missing"]) == 0
+    assert cli.zoo_main([str(tmp_path), "--names", "weight_hr_grad_missing"]) == 0
     impl_dir = tmp_path / "weight_hr_grad_missing"
     assert cli.main(["--impl", str(impl_dir), "--profile", "quick", "--kinds", "lstm",
                      "--groups", "none"]) == 1
     out = capsys.readouterr().out
     assert "FAIL: LSTM on cpu" in out and "grad[weight_hr_l0]" in out
-    assert cli.main(["zoo", str(tmp_path), "--names", "no_such_member"]) == 2
+    assert cli.zoo_main([str(tmp_path), "--names", "no_such_member"]) == 2
 
 
 def test_python_m_parity_in_a_fresh_process(tmp_path):

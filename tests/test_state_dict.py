@@ -14,6 +14,7 @@ from torch import nn
 
 import scratch
 import torch_impl
+from parity import spec
 
 LAYER_CONFIGS = [
     (mode, layers, bidirectional, bias, proj)
@@ -34,12 +35,7 @@ def build_pair(config, dtype=np.float64, seed=0):
     case = Case(mode, num_layers=layers, bidirectional=bidirectional, bias=bias,
                 proj_size=proj, input_size=3, hidden_size=4)
     kw = dict(num_layers=layers, bidirectional=bidirectional, bias=bias)
-    if mode == "LSTM":
-        theirs = nn.LSTM(3, 4, proj_size=proj, **kw)
-    elif mode == "GRU":
-        theirs = nn.GRU(3, 4, **kw)
-    else:
-        theirs = nn.RNN(3, 4, nonlinearity="tanh" if mode == "RNN_TANH" else "relu", **kw)
+    theirs = getattr(nn, spec.MODES[mode].cls)(3, 4, **spec.layer_options(mode, proj), **kw)
     theirs = theirs.to(torch.float64 if dtype == np.float64 else torch.float32)
     return make_module(case, dtype=dtype, seed=seed), theirs
 

@@ -48,21 +48,26 @@ def rnn_step(x, h, W_ih, W_hh, b_ih, b_hh, nonlinearity):
     return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
 
 
-def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr):
-    """x: (B, I), h: (B, H_out), c: (B, H) -> h' (B, H_out), c' (B, H)."""
+def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, values=None):
+    """x: (B, I), h: (B, H_out), c: (B, H) -> h' (B, H_out), c' (B, H). values: a dict that
+    receives the gates i, f, g, o, tanh_c and h_full (before the projection)."""
     gates = x @ W_ih.T + h @ W_hh.T  # (B, 4H)
     if b_ih is not None:
         gates = gates + b_ih + b_hh
     i, f, g, o = gates.chunk(4, dim=-1)  # each (B, H), torch's order i, f, g, o
-    c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)  # (B, H)
-    h_new = torch.sigmoid(o) * torch.tanh(c_new)  # (B, H)
-    if W_hr is not None:
-        h_new = h_new @ W_hr.T  # (B, P)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    c_new = f * c + i * g  # (B, H)
+    tanh_c = torch.tanh(c_new)
+    h_full = o * tanh_c  # (B, H)
+    h_new = h_full if W_hr is None else h_full @ W_hr.T  # (B, P) with a projection
+    if values is not None:
+        values.update(i=i, f=f, g=g, o=o, tanh_c=tanh_c, h_full=h_full)
     return h_new, c_new
 
 
-def gru_step(x, h, W_ih, W_hh, b_ih, b_hh):
-    """x: (B, I), h: (B, H) -> h' (B, H). The reset gate multiplies h W_hn^T + b_hn."""
+def gru_step(x, h, W_ih, W_hh, b_ih, b_hh, values=None):
+    """x: (B, I), h: (B, H) -> h' (B, H). The reset gate multiplies h W_hn^T + b_hn.
+    values: a dict that receives r, z, n and gh_n."""
     gi = x @ W_ih.T  # (B, 3H)
     gh = h @ W_hh.T  # (B, 3H)
     if b_ih is not None:
@@ -73,6 +78,8 @@ def gru_step(x, h, W_ih, W_hh, b_ih, b_hh):
     r = torch.sigmoid(gi_r + gh_r)  # (B, H)
     z = torch.sigmoid(gi_z + gh_z)  # (B, H)
     n = torch.tanh(gi_n + r * gh_n)  # (B, H)
+    if values is not None:
+        values.update(r=r, z=z, n=n, gh_n=gh_n)
     return (1 - z) * n + z * h
 
 
@@ -104,8 +111,10 @@ def read_config(mode: str, params: Mapping[str, torch.Tensor]) -> dict:
     }
 
 
-def _direction(mode, params, suffix, x, h0, c0, valid, reverse):
+def _direction(mode, params, suffix, x, h0, c0, valid, reverse, steps=None):
     """One direction of one layer over time. x: (T, B, I); valid: (T, B, 1) bool or None.
+    steps: a list of T that receives, for each step t, its h_prev, c_prev, new h and the
+    cell's own values (lstm_step's, gru_step's).
 
     Returns output (T, B, H_out), h_n (B, H_out), c_n (B, H) or None.
     """
@@ -116,13 +125,16 @@ def _direction(mode, params, suffix, x, h0, c0, valid, reverse):
     outputs: list = [None] * T
     h, c = h0, c0
     for t in reversed(range(T)) if reverse else range(T):
+        values: dict = {"h_prev": h, "c_prev": c}
         if mode == "LSTM":
-            h_new, c_new = lstm_step(x[t], h, c, W_ih, W_hh, b_ih, b_hh, W_hr)
+            h_new, c_new = lstm_step(x[t], h, c, W_ih, W_hh, b_ih, b_hh, W_hr, values)
         elif mode == "GRU":
-            h_new, c_new = gru_step(x[t], h, W_ih, W_hh, b_ih, b_hh), None
+            h_new, c_new = gru_step(x[t], h, W_ih, W_hh, b_ih, b_hh, values), None
         else:
             nonlinearity = "tanh" if mode == "RNN_TANH" else "relu"
             h_new, c_new = rnn_step(x[t], h, W_ih, W_hh, b_ih, b_hh, nonlinearity), None
+        if steps is not None:
+            steps[t] = dict(values, h=h_new)
         if valid is None:
             h, c = h_new, c_new
             outputs[t] = h_new

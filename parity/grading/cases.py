@@ -1,11 +1,8 @@
 """The cases a submission is graded on: small, random, non-zero, and the same for everyone.
 
-Two kinds of case:
-
-* ``FunctionCase``: one cell kind's arrays for the functional layer and the sequence loop
-  (a step, a cell, one direction of one layer);
-* ``parity.case.Case``: a whole recurrent layer, the parity harness's own case, for the items
-  that grade the layer stacking in ``scratch/recurrent.py``.
+The cases themselves (``parity.case``: ``FunctionCase`` for one cell and one direction,
+``Case`` for a whole layer) and each item's options for them (``parity.spec``) ship with the
+handout; here they become Hypothesis strategies.
 
 Hypothesis draws the configuration (sizes, flags, a seed); every array is then drawn from
 ``numpy.random.default_rng(seed)`` in float64, weights near torch's init scale and everything
@@ -18,107 +15,10 @@ order, until one fails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 from hypothesis import strategies as st
 
-from parity.case import Case
-from scratch import GATES
-
-MODES = tuple(GATES)
-MODE_WORDS = {"RNN_TANH": "RNN (tanh)", "RNN_RELU": "RNN (relu)", "LSTM": "LSTM", "GRU": "GRU"}
-
-
-@dataclass(frozen=True)
-class FunctionCase:
-    """The configuration of a functional or sequence-loop case.
-
-    mode: RNN_TANH, RNN_RELU, LSTM or GRU; T time steps (1 for a single cell), B sequences,
-    I input features, H hidden units, P = proj_size (LSTM only, 0 for none), bias or not,
-    reverse (the reverse direction of a layer), lengths (one per sequence) or None.
-    """
-
-    mode: str
-    T: int
-    B: int
-    I: int
-    H: int
-    P: int = 0
-    bias: bool = True
-    reverse: bool = False
-    lengths: tuple[int, ...] | None = None
-    seed: int = 0
-
-    @property
-    def h_out(self) -> int:
-        return self.P or self.H
-
-    def describe(self) -> str:
-        parts = [MODE_WORDS[self.mode]]
-        if self.T > 1 or self.lengths is not None:
-            parts.append(f"T={self.T} steps")
-        parts.append(f"B={self.B}, input_size={self.I}, hidden_size={self.H}")
-        if self.P:
-            parts.append(f"proj_size={self.P}")
-        parts.append("with biases" if self.bias else "no biases")
-        if self.reverse:
-            parts.append("reverse direction")
-        if self.lengths is not None:
-            parts.append(f"lengths={list(self.lengths)}")
-        parts.append(f"seed={self.seed}")
-        return ", ".join(parts)
-
-
-@dataclass(frozen=True)
-class FunctionData:
-    """The arrays of a FunctionCase (float64). Time-major: x (T, B, I), doutput (T, B, H_out)."""
-
-    W_ih: np.ndarray  # (G*H, I)
-    W_hh: np.ndarray  # (G*H, H_out)
-    b_ih: np.ndarray | None  # (G*H,)
-    b_hh: np.ndarray | None  # (G*H,)
-    W_hr: np.ndarray | None  # (P, H)
-    x: np.ndarray  # (T, B, I)
-    h0: np.ndarray  # (B, H_out)
-    c0: np.ndarray | None  # (B, H), LSTM only
-    doutput: np.ndarray  # (T, B, H_out) upstream gradient of the outputs
-    dh_n: np.ndarray  # (B, H_out) upstream gradient of the last state
-    dc_n: np.ndarray | None  # (B, H), LSTM only
-    valid: np.ndarray | None  # (T, B, 1) bool: t < length of the sequence
-
-    @property
-    def x_proj(self) -> np.ndarray:
-        """x W_ih^T + b_ih for every step (T, B, G*H)."""
-        x_proj = self.x @ self.W_ih.T
-        return x_proj + self.b_ih if self.b_ih is not None else x_proj
-
-
-def make_function_data(case: FunctionCase) -> FunctionData:
-    rng = np.random.default_rng(case.seed)
-    GH, H, H_out = GATES[case.mode] * case.H, case.H, case.h_out
-    bound = 1.0 / np.sqrt(H)
-
-    def uniform(*shape):
-        return rng.uniform(-bound, bound, size=shape)
-
-    def normal(*shape):
-        return rng.standard_normal(shape)
-
-    W_ih, W_hh = uniform(GH, case.I), uniform(GH, H_out)
-    b_ih = uniform(GH) if case.bias else None
-    b_hh = uniform(GH) if case.bias else None
-    W_hr = uniform(case.P, H) if case.P else None
-    x, h0 = normal(case.T, case.B, case.I), normal(case.B, H_out)
-    c0 = normal(case.B, H) if case.mode == "LSTM" else None
-    doutput, dh_n = normal(case.T, case.B, H_out), normal(case.B, H_out)
-    dc_n = normal(case.B, H) if case.mode == "LSTM" else None
-    valid = None
-    if case.lengths is not None:
-        lengths = np.asarray(case.lengths)
-        valid = (np.arange(case.T)[:, None] < lengths[None, :])[:, :, None]
-    return FunctionData(W_ih, W_hh, b_ih, b_hh, W_hr, x, h0, c0, doutput, dh_n, dc_n, valid)
-
+from parity.case import Case, FunctionCase
+from parity.spec import ALL_MODES as MODES
 
 # -- strategies --------------------------------------------------------------------------------
 SEEDS = st.integers(0, 2**16 - 1)
@@ -169,3 +69,12 @@ def layer_cases(draw, *, layers=(1, 1), bidirectional=False, dropout=False, proj
         dropout=draw(st.sampled_from((0.25, 0.5)), label="dropout") if dropout else 0.0,
         seed=draw(SEEDS, label="seed"),
     )
+
+
+def strategy(options: dict) -> st.SearchStrategy:
+    """The strategy of one of an item's case options (``parity.spec.ItemSpec.cases``)."""
+    options = dict(options)
+    level = options.pop("level")
+    if level == "layer":
+        return layer_cases(**options)
+    return function_cases(options.pop("modes", MODES), **options)

@@ -19,16 +19,12 @@ from collections.abc import Callable
 import numpy as np
 
 import scratch
+from parity import spec
 from parity.grading import protocol
 
-STEP_FUNCTIONS = tuple(
-    f"scratch.functional.{kind}_cell:{kind}_step_{way}"
-    for kind in ("rnn", "lstm", "gru") for way in ("forward", "backward")
-)
-DIRECTION_FUNCTIONS = ("scratch.sequence:direction_forward", "scratch.sequence:direction_backward")
-ACCUMULATE = "scratch.recurrent:RNNBase._accumulate"
-METHODS = (ACCUMULATE,)
-ALL = STEP_FUNCTIONS + DIRECTION_FUNCTIONS + METHODS
+ALL = spec.stand_in_targets()  # every study function some item runs as the reference
+STEP_FUNCTIONS = tuple(t for t in ALL if spec.BY_TARGET[t].level == "step")
+METHODS = tuple(t for t in ALL if "." in t.partition(":")[2])
 
 # What an oracle call may carry, from the sizes of the graded cases (cases.py): every array
 # of a case is at most a few hundred elements, so an argument far larger than that is no case's.
@@ -63,14 +59,6 @@ def resolve(module: str, name: str, fields: tuple):
     return None
 
 
-def _target(name: str):
-    module, _, qualname = name.partition(":")
-    obj = importlib.import_module(module)
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def _check_sizes(value, max_ndim: int = 4) -> None:
     """Refuse arguments larger than any graded case's (before the reference runs): also
     arrays of more axes than the function's arguments have (they broadcast into far larger
@@ -90,7 +78,7 @@ def _check_sizes(value, max_ndim: int = 4) -> None:
 
 def _function_oracle(name: str) -> Callable[[dict], object]:
     """Runs the reference function on the child's arguments and answers its result."""
-    function = _target(name)
+    function = spec.BY_TARGET[name].resolve()
     max_ndim = 2 if name in STEP_FUNCTIONS else 4  # a step's arrays are (B, .) or (., .)
 
     def serve(payload: dict):
@@ -109,7 +97,7 @@ def _layer_config(config) -> tuple:
     if not isinstance(config, dict):
         raise TypeError("malformed layer description")
     mode = config.get("mode")
-    if mode not in ("RNN_TANH", "RNN_RELU", "LSTM", "GRU"):
+    if mode not in spec.MODES:
         raise ValueError(f"unknown mode {str(mode)[:40]!r}")
     sizes = []
     for key, low, high in (("input_size", 1, MAX_LAYER_SIZE), ("hidden_size", 1, MAX_LAYER_SIZE),
@@ -129,13 +117,9 @@ def _reference_module(key: tuple) -> scratch.RNNBase:
     """A reference layer of the same configuration (weights do not matter: only the
     gradient bookkeeping of the method is run)."""
     mode, input_size, hidden_size, num_layers, bias, bidirectional, proj_size = key
-    common = dict(num_layers=num_layers, bias=bias, bidirectional=bidirectional, seed=0)
-    if mode == "LSTM":
-        return scratch.LSTM(input_size, hidden_size, proj_size=proj_size, **common)
-    if mode == "GRU":
-        return scratch.GRU(input_size, hidden_size, **common)
-    return scratch.RNN(input_size, hidden_size,
-                       nonlinearity="tanh" if mode == "RNN_TANH" else "relu", **common)
+    return getattr(scratch, spec.MODES[mode].cls)(
+        input_size, hidden_size, num_layers=num_layers, bias=bias, bidirectional=bidirectional,
+        seed=0, **spec.layer_options(mode, proj_size))
 
 
 def _method_oracle(name: str) -> Callable[[dict], object]:
@@ -156,9 +140,8 @@ def _method_oracle(name: str) -> Callable[[dict], object]:
 
 def reference_oracles() -> dict[str, Callable[[dict], object]]:
     """name -> the grader-side server of that function's reference."""
-    served = {name: _function_oracle(name) for name in STEP_FUNCTIONS + DIRECTION_FUNCTIONS}
-    served.update({name: _method_oracle(name) for name in METHODS})
-    return served
+    return {name: _method_oracle(name) if name in METHODS else _function_oracle(name)
+            for name in ALL}
 
 
 # -- which case an oracle call belongs to ---------------------------------------------------------
@@ -173,7 +156,7 @@ def parameters_of(name: str, payload: dict) -> list:
     if name in METHODS or not isinstance(payload, dict):
         return []
     try:
-        bound = inspect.signature(_target(name)).bind(*payload.get("args", ()),
+        bound = inspect.signature(spec.BY_TARGET[name].resolve()).bind(*payload.get("args", ()),
                                                       **payload.get("kwargs", {}))
     except TypeError:  # the call cannot run; the oracle says so
         return []

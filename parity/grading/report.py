@@ -19,25 +19,18 @@ import json
 import os
 from pathlib import Path
 
+from parity import spec
+from parity.calls import failure_text
 from parity.grading.grade import GradeResult, ItemResult
-from parity.grading.items import ITEMS_BY_ID
 
 
 def feedback(result: ItemResult) -> str:
     """What a student reads for one item."""
-    item = ITEMS_BY_ID[result.id]
     if result.passed:
         text = f"Passed: all {result.cases} cases agree with the reference."
     else:
-        failure = result.failure
-        assert failure is not None
-        label = {True: "Smallest failing case", False: "Failing case"}[failure.shrunk]
-        if failure.kind in ("import", "missing", "grader"):
-            label = "Case"
-        text = f"{failure.problem}\n{label}: {failure.case}"
-        if failure.kind != "grader":  # nothing for the student to fix
-            text += f"\nWhat has to be right: {item.about}."
-            text += f"\nGraded functions: {', '.join(item.grades)}."
+        assert result.failure is not None
+        text = failure_text(result.failure, spec.ITEMS_BY_ID[result.id])
     notes = [n for n in result.notes if not n.startswith("skipped ")]
     if notes:
         text += "\nNotes: " + "; ".join(notes)

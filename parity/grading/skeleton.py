@@ -12,7 +12,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from parity.grading.items import ITEMS_BY_ID
 from parity.grading.markers import MarkerError, Region, strip_solutions
 from parity.grading.rubric import Rubric, default_rubric
 from parity.handout import checker_files, readme_section
@@ -72,7 +71,8 @@ def write_skeleton(out: str | Path, source: str | Path | None = None,
             shutil.copyfile(path, dest)
         written.append(f"scratch/{rel.as_posix()}")
     rubric = rubric or default_rubric()
-    for rel, text in checker_files(rubric).items():  # the student's own check
+    visible = [e.id for e in rubric.graded if e.visibility == "visible"]
+    for rel, text in checker_files(visible).items():  # the student's own check
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_text(text)
         written.append(rel)
@@ -91,7 +91,6 @@ def student_readme(regions: list[Region], rubric: Rubric) -> str:
         "signatures, the cache classes and their fields: the grader calls your functions",
         "with them. Use NumPy and the standard library only.",
         "",
-        *readme_section(),
         "## The parts to write",
         "",
     ]
@@ -100,26 +99,8 @@ def student_readme(regions: list[Region], rubric: Rubric) -> str:
         by_file.setdefault(region.path, []).append(region)
     for path, found in by_file.items():
         lines.append(f"- `{path}`: " + ", ".join(f"`{r.function}`" for r in found))
-    lines += [
-        "",
-        "## How it is graded",
-        "",
-        "Each item below is graded on its own, on the same small random cases for everyone,",
-        "against a reference that agrees with torch.nn to 1e-10. An item grades a few",
-        "functions and runs the reference for the others, so a mistake in one function",
-        "costs only the items that grade it. A failing item shows the smallest case that",
-        "fails and the first value that differs.",
-        "",
-        "| item | points | what has to be right |",
-        "| --- | --- | --- |",
-    ]
-    for entry in rubric.graded:
-        if entry.visibility != "visible":
-            continue
-        item = ITEMS_BY_ID[entry.id]
-        lines.append(f"| {item.title} | {entry.weight:g} | {item.about} |")
     hidden = [e for e in rubric.graded if e.visibility != "visible"]
-    if hidden:
-        lines += ["", f"{len(hidden)} more item(s), worth {sum(e.weight for e in hidden):g} "
-                      "points, are graded but not shown here."]
+    lines += ["", *readme_section({e.id: e.weight for e in rubric.graded
+                                   if e.visibility == "visible"},
+                                  len(hidden), sum(e.weight for e in hidden))]
     return "\n".join(lines) + "\n"

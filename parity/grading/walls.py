@@ -414,6 +414,8 @@ class UidLease:
         start = random.randrange(UID_COUNT)
         for offset in range(UID_COUNT):
             uid = UID_FIRST + (start + offset) % UID_COUNT
+            if (LEASE_DIR / f"{uid}.tainted").exists():
+                continue
             fd = os.open(LEASE_DIR / str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -476,10 +478,11 @@ def running(uid: int) -> bool:
 def clear(wall: Wall, uid: int) -> None:
     """Leave nothing of ``uid``: no process, no file in the shared writable directories.
     Run after each child, and before a uid is used (a grader that died mid-item left its
-    child's files; the child itself died with it)."""
-    if running(uid):
-        reap(wall, uid)
-    remove_files_of(uid)
+    child's files; the child itself died with it). A uid that cannot be cleared is tainted:
+    never leased again."""
+    if running(uid) and not reap(wall, uid) or not remove_files_of(uid):
+        # something of it may be left: the uid is never leased again on this machine
+        (_lease_dir() / f"{uid}.tainted").touch(mode=0o600)
 
 
 def reap(wall: Wall, uid: int) -> bool:
@@ -494,27 +497,32 @@ def reap(wall: Wall, uid: int) -> bool:
     return done.returncode == 0
 
 
-MAX_SWEPT = 20_000  # entries looked at in one shared directory
+MAX_SWEPT = 200_000  # entries looked at in one shared directory
 
 
-def remove_files_of(uid: int, directories=SHARED_WRITABLE) -> int:
-    """Remove what ``uid`` owns in the shared writable directories (not following links);
-    returns how many entries went."""
-    removed = 0
+def remove_files_of(uid: int, directories=SHARED_WRITABLE) -> bool:
+    """Remove what ``uid`` owns in the shared writable directories and the world-writable
+    directories below them (not following links): the clean-up behind the filter, which lets
+    the uid wall's child make no file at all. False where a directory held more than
+    MAX_SWEPT entries and was not searched to the end."""
+    complete = True
     for top in directories:
         seen = 0
         try:
             stack = [top] if stat.S_ISDIR(os.lstat(top).st_mode) else []
         except OSError:
             continue
-        while stack and seen < MAX_SWEPT:
+        while stack:
             directory = stack.pop()
             try:
                 entries = list(os.scandir(directory))
             except OSError:
                 continue
+            seen += len(entries)
+            if seen > MAX_SWEPT:
+                complete = False
+                break
             for entry in entries:
-                seen += 1
                 try:
                     info = entry.stat(follow_symlinks=False)
                 except OSError:
@@ -527,10 +535,9 @@ def remove_files_of(uid: int, directories=SHARED_WRITABLE) -> int:
                             os.unlink(entry.path)
                         except OSError:
                             continue
-                    removed += 1
                 elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IWOTH:
-                    stack.append(entry.path)
-    return removed
+                    stack.append(entry.path)  # where else could a groupless uid write?
+    return complete
 
 
 # -- choosing the wall ---------------------------------------------------------------------------

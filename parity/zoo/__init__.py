@@ -28,8 +28,19 @@ from parity.zoo.mutants import MUTANTS, Mutant, Patch
 
 BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}
 
-__all__ = ["BY_NAME", "MUTANTS", "Mutant", "Patch", "PatchError", "apply_patch", "materialize",
-           "patched_sources", "scratch_source_dir"]
+
+def items_at_stake(mutant: Mutant) -> dict[str, tuple[str, ...]]:
+    """{study function the member changes: the items that grade it} (parity.spec): the
+    member must lose at least one item of each, and no item of none."""
+    from parity import spec
+
+    functions = [name for patch in mutant.patches
+                 for name in (patch.callers or (patch.function,))]
+    return {name: spec.BY_NAME[name].items for name in functions}
+
+
+__all__ = ["BY_NAME", "MUTANTS", "Mutant", "Patch", "PatchError", "apply_patch", "items_at_stake",
+           "materialize", "patched_sources", "scratch_source_dir"]
 
 
 class PatchError(RuntimeError):

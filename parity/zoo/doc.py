@@ -13,12 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from parity.spec import MODES
 from parity.zoo.mutants import MUTANTS
 
 BEGIN = "<!-- zoo list: written by `python -m parity.zoo.doc`, do not edit by hand -->"
 END = "<!-- end of zoo list -->"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "parity.md"
-KIND_NAMES = {"RNN_TANH": "RNN (tanh)", "RNN_RELU": "RNN (relu)", "LSTM": "LSTM", "GRU": "GRU"}
 
 
 def zoo_list() -> str:
@@ -26,7 +26,7 @@ def zoo_list() -> str:
     lines = ["| member | the bug | kinds | what the harness sees diverge |",
              "| --- | --- | --- | --- |"]
     for mutant in MUTANTS:
-        kinds = ", ".join(KIND_NAMES[k] for k in mutant.kinds)
+        kinds = ", ".join(MODES[k].words for k in mutant.kinds)
         cells = [f"`{mutant.name}`", mutant.description, kinds, mutant.breaks]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)

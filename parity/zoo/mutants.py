@@ -20,6 +20,8 @@ class Patch:
     function: str  # qualified name of the function to change, e.g. "RNNBase.backward"
     old: str  # one statement or expression, matched by its syntax tree, once in the function
     new: str  # what replaces it: statements for a statement ("" deletes it), or an expression
+    # for a helper that is no study function (parity.spec), the study functions that call it
+    callers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ MUTANTS: list[Mutant] = [
         (Patch(LAYER, "RNNBase.forward", "use_dropout and layer < self.num_layers - 1",
                "use_dropout"),
          Patch(LAYER, "RNNBase._dropout_mask", "masks is not None",
-               "masks is not None and layer < len(masks)")),
+               "masks is not None and layer < len(masks)", ("RNNBase.forward",))),
     ),
     Mutant(
         "relu_grad_at_zero",
@@ -139,7 +141,7 @@ MUTANTS: list[Mutant] = [
         "RNN (relu) gradients",
         ("RNN_RELU",), ("grad",),
         (Patch(ACT, "relu_grad", "return (r > 0).astype(r.dtype)",
-               "return (r >= 0).astype(r.dtype)"),),
+               "return (r >= 0).astype(r.dtype)", ("rnn_step_backward",)),),
     ),
     Mutant(
         "relu_grad_one_at_zero",
@@ -239,7 +241,8 @@ MUTANTS: list[Mutant] = [
         "LSTM and GRU gradients",
         GATED, ("grad",),
         (Patch(ACT, "sigmoid_grad", "return s * (1.0 - s)",
-               "return sigmoid(s) * (1.0 - sigmoid(s))"),),
+               "return sigmoid(s) * (1.0 - sigmoid(s))",
+               ("lstm_step_backward", "gru_step_backward")),),
     ),
     Mutant(
         "gru_update_gate_swapped",

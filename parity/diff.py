@@ -7,6 +7,7 @@ shape, a dtype, a NaN, or numbers off by more than the project's float64 criteri
     |submission - reference| <= FLOAT64_TOL * max(1, max |reference|)
 
 element by element, with the tolerance from ``parity.tolerances``, the one place for it.
+``numerical_gradient`` is the project's one finite-difference routine.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ class Divergence:
         return f"{self.name}: {self.problem}"
 
 
-def first_divergence(expected, actual, name: str = "result") -> Divergence | None:
-    """The first difference between the reference's value and the submission's, or None."""
+def first_divergence(expected, actual, name: str = "result",
+                     tol: float = TOL) -> Divergence | None:
+    """The first difference between the reference's value and the submission's, or None;
+    numbers are held to ``tol`` (the float64 criterion unless said otherwise)."""
     if expected is ANYTHING:
         return None
     if expected is None:
@@ -51,7 +54,7 @@ def first_divergence(expected, actual, name: str = "result") -> Divergence | Non
             return None
         return Divergence(name, f"expected None, got {_what(actual)}")
     if isinstance(expected, np.ndarray):
-        return _compare_array(expected, actual, name)
+        return _compare_array(expected, actual, name, tol)
     if isinstance(expected, (bool, np.bool_, str)):
         if type(actual) is type(expected) and actual == expected:
             return None
@@ -60,7 +63,8 @@ def first_divergence(expected, actual, name: str = "result") -> Divergence | Non
             return None
         return Divergence(name, f"expected {expected!r}, got {_what(actual)}")
     if isinstance(expected, (int, float, np.number)):
-        return _compare_array(np.asarray(expected, dtype=float), _as_number(actual), name)
+        return _compare_array(np.asarray(expected, dtype=float), _as_number(actual), name,
+                              tol)
     if isinstance(expected, tuple) and hasattr(type(expected), "_fields"):
         fields = type(expected)._fields
         if not isinstance(actual, tuple) or len(actual) != len(fields):
@@ -69,7 +73,7 @@ def first_divergence(expected, actual, name: str = "result") -> Divergence | Non
         actual_fields = getattr(type(actual), "_fields", fields)
         for i, field in enumerate(fields):
             value = getattr(actual, field) if field in actual_fields else actual[i]
-            found = first_divergence(expected[i], value, f"{name}.{field}")
+            found = first_divergence(expected[i], value, f"{name}.{field}", tol)
             if found:
                 return found
         return None
@@ -77,7 +81,7 @@ def first_divergence(expected, actual, name: str = "result") -> Divergence | Non
         if not isinstance(actual, (tuple, list)) or len(actual) != len(expected):
             return Divergence(name, f"expected {len(expected)} values, got {_what(actual)}")
         for i, (e, a) in enumerate(zip(expected, actual)):
-            found = first_divergence(e, a, f"{name}[{i}]")
+            found = first_divergence(e, a, f"{name}[{i}]", tol)
             if found:
                 return found
         return None
@@ -88,7 +92,7 @@ def first_divergence(expected, actual, name: str = "result") -> Divergence | Non
         if missing:
             return Divergence(name, f"has no entry {missing[0]!r}")
         for key, value in expected.items():
-            found = first_divergence(value, actual[key], f"{name}[{key!r}]")
+            found = first_divergence(value, actual[key], f"{name}[{key!r}]", tol)
             if found:
                 return found
         return None
@@ -103,7 +107,8 @@ def _as_number(value):
     return value
 
 
-def _compare_array(expected: np.ndarray, actual, name: str) -> Divergence | None:
+def _compare_array(expected: np.ndarray, actual, name: str,
+                   tol: float) -> Divergence | None:
     if not isinstance(actual, np.ndarray):
         return Divergence(name, f"expected an array of shape {expected.shape}, "
                                 f"got {_what(actual)}")
@@ -128,18 +133,21 @@ def _compare_array(expected: np.ndarray, actual, name: str) -> Divergence | None
         return Divergence(name, f"holds {act[index]} at index {list(index)} where "
                                 f"{exp[index]:.6g} was expected")
     scale = tolerances.scale(exp)
-    allowed = TOL * scale
+    allowed = tol * scale
     with np.errstate(invalid="ignore"):
         err = np.where(np.isfinite(exp), np.abs(act - exp), 0.0)
     off = err > allowed
     if not off.any():
         return None
-    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape))
+    # the largest error, the first of those that tie to 1e-9 (so that references differing
+    # in the last place name the same element)
+    first = int(np.argmax(err >= err.max() * (1.0 - 1e-9)))
+    index = tuple(int(i) for i in np.unravel_index(first, err.shape))
     where = f" at index {list(index)}" if exp.ndim else ""
     count = f"; {int(off.sum())} of {off.size} elements are off" if off.size > 1 else ""
     return Divergence(
         name,
-        f"differs{where}: expected {exp[index]:.6g}, got {act[index]:.6g} (off by "
+        f"differs{where}: expected {exp[index] + 0.0:.6g}, got {act[index] + 0.0:.6g} (off by "
         f"{err[index]:.2e}; allowed {allowed:.1e}){count}",
     )
 
@@ -156,3 +164,18 @@ def _what(value) -> str:
     if isinstance(value, dict):
         return f"a dict with keys {sorted(value)[:6]}"
     return f"{type(value).__name__} {value!r}"[:80]
+
+
+def numerical_gradient(loss, array: np.ndarray, eps: float = tolerances.FD_EPS) -> np.ndarray:
+    """d loss() / d array by central differences: each element of ``array`` is perturbed in
+    place by +-eps (and restored)."""
+    grad = np.zeros(array.shape, dtype=np.float64)
+    for index in np.ndindex(array.shape):
+        kept = array[index]
+        array[index] = kept + eps
+        up = loss()
+        array[index] = kept - eps
+        down = loss()
+        array[index] = kept
+        grad[index] = (up - down) / (2.0 * eps)
+    return grad

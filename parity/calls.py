@@ -1,0 +1,299 @@
+"""An item's calls on a case, and how an answer is judged and worded.
+
+The grader and the student's check both build their calls here, from ``parity.spec``: which
+study functions an item grades on a case, their arguments, the reference's answer and the
+names of its parts. They differ only in the reference (the grader's is the real ``scratch``,
+the check's is torch's equations) and in where the submission runs (a walled child process, or
+the student's own process). The answer is then judged here, by ``parity.diff``'s comparator,
+and a failure is worded here: so both say the same thing about the same mistake.
+
+A backward function is handed the reference forward's cache (built with the submission's own
+cache classes, whose fields the skeleton fixes), so a wrong forward pass does not cost the
+backward item too. NumPy and the standard library only: this module ships in the handout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from parity import spec
+from parity.case import Case, FunctionCase, make_data, make_function_data
+from parity.diff import ANYTHING, TOL, Divergence, first_divergence
+
+
+@dataclass
+class Failure:
+    """Why an item failed, in words: which function, what went wrong, on which case.
+
+    kind: "wrong" (a value differs), "error" (the submission raised), "missing" (it raises
+    NotImplementedError), "limit" (time, memory, or the process died), "import" (the package
+    could not be imported), "grader" (the grading machine failed, not the submission).
+    """
+
+    function: str
+    problem: str
+    case: str
+    kind: str = "wrong"
+    shrunk: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call into the submission and the reference's answer to it."""
+
+    function: str  # the name a student knows, e.g. "rnn_step_forward"
+    target: str  # "module:qualname" in the submission
+    args: tuple
+    kwargs: dict
+    expected: object
+    names: tuple | None  # names of the returned tuple's items, or None for one value
+
+
+class Reference(Protocol):
+    """What answers for the study functions: the grader's scratch, or torch's equations."""
+
+    def function(self, name: str): ...  # a study function (spec name), with its signature
+
+    def named(self, module: str, name: str) -> type: ...  # a NamedTuple class of the package
+
+    def layer(self, case: Case): ...  # a layer of the case's configuration, weights loaded
+
+
+# -- words ---------------------------------------------------------------------------------------
+def describe_error(error: dict | None, function: str) -> tuple[str, str]:
+    """(kind, words) for an exception the submission raised: {"type", "message", "frames"},
+    each frame [path, line, function, source line]."""
+    if not error:
+        return "error", f"{function} failed without saying why"
+    kind = "missing" if error.get("type") == "NotImplementedError" else "error"
+    frames = error.get("frames") or []
+    where = ""
+    if frames:
+        path, line, name, text = frames[-1]
+        where = f" (at {path} line {line}, in {name}"
+        where += f": `{text}`)" if text else ")"
+        if kind == "missing":
+            return kind, f"{name} is not written yet: it raises NotImplementedError{where}"
+    if kind == "missing":
+        return kind, f"{function} is not written yet: it raises NotImplementedError"
+    message = error.get("message") or ""
+    return kind, f"{function} raised {error.get('type')}: {message}{where}"
+
+
+def compare_named(expected, actual, names, tol: float = TOL) -> Divergence | None:
+    if names is None:
+        return first_divergence(expected, actual, "its result", tol)
+    if not isinstance(actual, tuple) or len(actual) != len(names):
+        what = f"{len(actual)} values" if isinstance(actual, (tuple, list)) else repr(
+            type(actual).__name__)
+        return Divergence("its result", f"should be the tuple ({', '.join(names)}), got {what}")
+    for name, e, a in zip(names, expected, actual):
+        found = first_divergence(e, a, name, tol)
+        if found is not None:
+            return found
+    return None
+
+
+def judge(call: Call, ok: bool, value, error: dict | None, case_words: str,
+          notes=(), tol: float = TOL) -> Failure | None:
+    """The failure of one answered call, or None."""
+    if not ok:
+        kind, words = describe_error(error, call.function)
+        return Failure(call.function, words, case_words, kind, notes=list(notes))
+    found = compare_named(call.expected, value, call.names, tol)
+    if found is not None:
+        return Failure(call.function, f"{call.function} returned {found}", case_words,
+                       notes=list(notes))
+    return None
+
+
+def failure_text(failure: Failure, item: spec.ItemSpec) -> str:
+    """What a student reads of a failed item: the grader's feedback and the check's."""
+    label = "Smallest failing case" if failure.shrunk else "Failing case"
+    if failure.kind in ("import", "missing", "grader"):
+        label = "Case"
+    text = f"{failure.problem}\n{label}: {failure.case}"
+    if failure.kind != "grader":  # nothing for the student to fix
+        text += f"\nWhat has to be right: {item.about}."
+        text += f"\nGraded functions: {', '.join(f.name for f in item.grades)}."
+    return text
+
+
+# -- one cell, one direction ---------------------------------------------------------------------
+def graded(item: spec.ItemSpec, level: str, way: str) -> list[str]:
+    """The names of the functions the item grades on cases of ``level``, one way."""
+    return [f.name for f in item.grades if f.case_level == level and f.name.endswith(way)]
+
+
+def step_args(mode: str, d, h, x_proj):
+    m = spec.MODES[mode]
+    if m.cell == "rnn":
+        return (x_proj, h, d.W_hh, d.b_hh, m.nonlinearity)
+    if m.cell == "lstm":
+        return (x_proj, h, d.c0, d.W_hh, d.b_hh, d.W_hr)
+    return (x_proj, h, d.W_hh, d.b_hh)
+
+
+def cell_args(mode: str, d, x, h):
+    m = spec.MODES[mode]
+    if m.cell == "rnn":
+        return (x, h, d.W_ih, d.W_hh, d.b_ih, d.b_hh, m.nonlinearity)
+    if m.cell == "lstm":
+        return (x, h, d.c0, d.W_ih, d.W_hh, d.b_ih, d.b_hh, d.W_hr)
+    return (x, h, d.W_ih, d.W_hh, d.b_ih, d.b_hh)
+
+
+def _call(reference: Reference, name: str, args: tuple, kwargs: dict | None = None,
+          expected=None) -> Call:
+    function = spec.BY_NAME[name]
+    kwargs = kwargs or {}
+    if expected is None:
+        expected = reference.function(name)(*args, **kwargs)
+    return Call(name, function.target, args, kwargs, expected, spec.output_names()[name])
+
+
+def cell_calls(case: FunctionCase, names: list[str], reference: Reference) -> list[Call]:
+    """The calls of the named step and cell functions on the case's first step."""
+    d = make_function_data(case)
+    x, h, x_proj, dh = d.x[0], d.h0, d.x_proj[0], d.doutput[0]
+    lstm = spec.MODES[case.mode].cell == "lstm"
+    calls = []
+    for name in names:
+        level, way = name.split("_")[1:]
+        args = step_args(case.mode, d, h, x_proj) if level == "step" else cell_args(
+            case.mode, d, x, h)
+        if way == "backward":  # handed the reference forward's cache
+            forward = name.replace("backward", "forward")
+            cache = reference.function(forward)(*args)[-1]
+            upstream = (dh, d.dc_n) if lstm else (dh,)
+            args = upstream + (cache,) + ((d.W_hh,) + ((d.W_hr,) if lstm else ())
+                                          if level == "step" else ())
+        calls.append(_call(reference, name, args))
+    return calls
+
+
+def direction_calls(case: FunctionCase, names: list[str], reference: Reference) -> list[Call]:
+    """The calls of the loop over time (forward, or backward handed the reference's cache)."""
+    d = make_function_data(case)
+    weights = reference.named("scratch.sequence", "DirectionWeights")(d.W_hh, d.b_hh, d.W_hr)
+    forward_args = (case.mode, d.x_proj, d.h0, d.c0, weights, d.valid, case.reverse)
+    output, h_n, c_n, cache = reference.function("direction_forward")(*forward_args)
+    calls = []
+    if "direction_forward" in names:
+        expected_cache = cache
+        if d.valid is not None:
+            # what a step's cache holds for a sequence past its length is the loop's own
+            # business (its gradient is masked to zero): those caches are not compared
+            expected_cache = cache._replace(steps=ANYTHING)
+        calls.append(_call(reference, "direction_forward", forward_args,
+                           expected=(output, h_n, c_n, expected_cache)))
+    if "direction_backward" in names:
+        calls.append(_call(reference, "direction_backward",
+                           (d.doutput, d.dh_n, d.dc_n, cache, weights)))
+    return calls
+
+
+def calls_of(item: spec.ItemSpec, case: FunctionCase, way: str,
+             reference: Reference) -> list[Call]:
+    level = "cell" if any(o["level"] == "cell" for o in item.cases) else "sequence"
+    names = graded(item, level, way)
+    if not names:
+        return []
+    build = cell_calls if level == "cell" else direction_calls
+    return build(case, names, reference)
+
+
+# -- a layer -------------------------------------------------------------------------------------
+def layer_arguments(case: Case):
+    """(constructor args, kwargs) of the layer a Case describes."""
+    kwargs = dict(num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
+                  dropout=case.dropout, bidirectional=case.bidirectional,
+                  **spec.layer_options(case.kind, case.proj_size))
+    return (case.input_size, case.hidden_size), kwargs
+
+
+def layer_request(case: Case, reference: Reference, twice: bool = False):
+    """(what to run on the submission's layer, the reference's answer to it). twice: run
+    forward and backward a second time without zero_grad; every gradient must then be
+    doubled."""
+    data = make_data(case)
+    args, kwargs = layer_arguments(case)
+    lstm = case.kind == "LSTM"
+    hx = ((data.h0, data.c0) if lstm else data.h0) if case.hx else None
+    grad_state = data.grad_h_n
+    if lstm:
+        grad_state = None if data.grad_h_n is None and data.grad_c_n is None else (
+            data.grad_h_n, data.grad_c_n)
+    forward_kwargs = {"lengths": None if case.lengths is None else list(case.lengths)}
+    if data.masks is not None:
+        forward_kwargs["dropout_masks"] = data.masks
+    request = {
+        "cls": spec.MODES[case.kind].cls, "args": args, "kwargs": kwargs,
+        "state": data.params, "train": case.training,
+        "forward": {"args": (data.input, hx), "kwargs": forward_kwargs},
+        "backward": {"args": (data.grad_output, grad_state), "kwargs": {}},
+        "twice": twice,
+    }
+    module = reference.layer(case)
+    forward = module.forward(data.input, hx, **forward_kwargs)
+    backward = module.backward(data.grad_output, grad_state)
+    grads = {name: module.grads[name].copy() for name in data.params}
+    expected = {"forward": forward, "backward": backward, "grads": grads}
+    if twice:
+        expected["grads_twice"] = {name: 2.0 * grad for name, grad in grads.items()}
+    return request, expected
+
+
+def _named_outputs(mode: str, stage: str, value) -> tuple[dict, str | None]:
+    """{name: value} of a forward's (output, h_n) or a backward's (grad_input, grad_hx)."""
+    first, second = ("output", "h_n") if stage == "forward" else ("grad_input", "grad_h0")
+    if not isinstance(value, tuple) or len(value) != 2:
+        return {}, f"should return a pair ({first}, {second}), got {type(value).__name__}"
+    named = {first: value[0]}
+    if mode == "LSTM" and value[1] is not None:
+        pair = value[1]
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            return {}, f"should return {second} as a pair for LSTM"
+        names = ("h_n", "c_n") if stage == "forward" else ("grad_h0", "grad_c0")
+        named.update(zip(names, pair))
+    else:
+        named[second] = value[1]
+    return named, None
+
+
+def judge_layer(case: Case, request: dict, expected: dict, reached, error: dict | None,
+                notes=()) -> Failure | None:
+    """The failure of a layer's answer (what it reached before any error), or None."""
+    words, cls, notes = case.describe(), request["cls"], list(notes)
+    reached = reached if isinstance(reached, dict) else {}
+    reached = {k: v for k, v in reached.items()
+               if k not in ("grads", "grads_twice") or isinstance(v, dict)}
+    for stage in ("forward", "backward"):
+        function = f"{cls}.{stage}"
+        if stage not in reached:
+            kind, text = describe_error(error, function)
+            return Failure(function, text, words, kind, notes=notes)
+        want, _ = _named_outputs(case.kind, stage, expected[stage])
+        got, problem = _named_outputs(case.kind, stage, reached[stage])
+        if problem is not None:
+            return Failure(function, f"{function} {problem}", words, notes=notes)
+        for name, value in want.items():
+            found = first_divergence(value, got.get(name), name)
+            if found is not None:
+                return Failure(function, f"{function} returned {found}", words, notes=notes)
+    for key, what, prefix in (
+            ("grads", f"{cls}.grads", f"after {cls}.backward, "),
+            ("grads_twice", f"a second {cls}.backward", "after a second forward and backward "
+             "without zero_grad (gradients must add up), ")):
+        if key not in expected:
+            continue
+        if key not in reached:
+            kind, text = describe_error(error, what)
+            return Failure(f"{cls}.backward", text, words, kind, notes=notes)
+        for name, value in expected[key].items():
+            found = first_divergence(value, reached[key].get(name), f"grads[{name!r}]")
+            if found is not None:
+                return Failure(f"{cls}.backward", prefix + str(found), words, notes=notes)
+    return None
