@@ -155,9 +155,9 @@ def parameters_of(name: str, payload: dict) -> list:
 
     if name in METHODS or not isinstance(payload, dict):
         return []
+    signature = inspect.signature(spec.BY_TARGET[name].resolve())
     try:
-        bound = inspect.signature(spec.BY_TARGET[name].resolve()).bind(*payload.get("args", ()),
-                                                      **payload.get("kwargs", {}))
+        bound = signature.bind(*payload.get("args", ()), **payload.get("kwargs", {}))
     except TypeError:  # the call cannot run; the oracle says so
         return []
     found = []
