@@ -155,6 +155,9 @@ def _hypothesis_settings(max_examples: int) -> settings:
     )
 
 
+MIN_SECRET_CASES = 5  # drawn cases of an item, besides its public ones, at the least
+
+
 def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
              course_seed: int = 0, budget: Budget | None = None) -> tuple:
     """(failure or None, number of cases run) for one item in a started child.
@@ -203,8 +206,11 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
     test = given(item.strategy())(one_case)
     for case in reversed(item.pinned):
         test = example(case)(test)
+    # the public cases count towards the item's cases: the rest are drawn from the course's
+    # secret seed, never fewer than MIN_SECRET_CASES of them
+    drawn = max(max_examples - len(item.pinned), min(MIN_SECRET_CASES, max_examples))
     test = seed(zlib.crc32(item.id.encode()) ^ course_seed)(
-        _hypothesis_settings(max_examples)(test))
+        _hypothesis_settings(drawn)(test))
     try:
         test()
     except _Stop as stop:
