@@ -213,9 +213,11 @@ class TorchReference:
                                               grad=True, rows=mode == "GRU")
             self._upstream((h_n, c_n), (dh, dc)).backward()
             dx, dh_prev = _array(leaves["x_proj"].grad)[0], _array(leaves["h0"].grad)
-            if lstm:
-                return dx, dh_prev, _array(leaves["c0"].grad)
-            return (dx, _array(leaves["rows"].grad), dh_prev) if mode == "GRU" else (dx, dh_prev)
+            grads = ((dx, dh_prev, _array(leaves["c0"].grad)) if lstm else
+                     (dx, _array(leaves["rows"].grad), dh_prev) if mode == "GRU" else
+                     (dx, dh_prev))
+            cls = self._cls(mode, "StepGrads")  # its fields, in this order
+            return build(cls, dict(zip(getattr(cls, "_fields", ()), grads)))
 
         return backward
 

@@ -55,11 +55,11 @@ def test_a_case_compares_every_tensor():
 
 # the mistakes the harness used to let through (cell functions), and one of each other kind
 PLANTED = [
-    ("functional/gru_cell.py", "    dW_ih = dgi.T @ x  # (3H, I)",
+    ("functional/gru_cell.py", "    dW_ih = dx_proj.T @ x  # (3H, I)",
      "    dW_ih = 0 * W_ih  # (3H, I)", "gru_cell_backward,GRUCell",
      {"gru_cell_backward", "GRUCell"}),
     ("functional/gru_cell.py", "    db_hh = dgh.sum(axis=0) if has_bias",
-     "    db_hh = dgi.sum(axis=0) if has_bias", "gru_cell_*", {"gru_cell_backward"}),
+     "    db_hh = dx_proj.sum(axis=0) if has_bias", "gru_cell_*", {"gru_cell_backward"}),
     ("functional/rnn_cell.py", "    x_proj = x @ W_ih.T  # (B, H)",
      "    x_proj = x @ W_ih  # (B, H)", "rnn_cell_forward", {"rnn_cell_forward"}),
     ("losses.py", "dz /= log_p.dtype.type(count)", "dz /= log_p.dtype.type(N)",
