@@ -26,8 +26,8 @@ from parity.case import Case, make_data
 from parity.impl import build_impl, run_impl
 from parity.reference import Outcome, torch_outcome
 
-# The groups of the summary table, in order.
-GROUPS = ("output", "h_n", "c_n", "grad_input", "grad_h0", "grad_c0", "grad_weight",
+# The quantities of the summary table, in order.
+QUANTITIES = ("output", "h_n", "c_n", "grad_input", "grad_h0", "grad_c0", "grad_weight",
           "grad_bias", "grad_twice")
 
 
@@ -36,7 +36,7 @@ class TensorCheck:
     """How one tensor of the implementation compares with torch's."""
 
     name: str  # e.g. "grad[weight_hh_l0]"
-    group: str  # one of GROUPS
+    quantity: str  # one of QUANTITIES
     tol: float
     scale: float = 1.0  # max(1, max |ref|)
     max_abs: float = 0.0
@@ -81,9 +81,9 @@ class CaseResult:
         """The tensors that differ; a gradient's second-backward check is left out when the
         gradient itself already differs (it says nothing more)."""
         failed = [c for c in self.checks if not c.passed]
-        firsts = {c.name for c in failed if c.group != "grad_twice"}
+        firsts = {c.name for c in failed if c.quantity != "grad_twice"}
         return [c for c in failed
-                if c.group != "grad_twice" or c.name.split(" after")[0] not in firsts]
+                if c.quantity != "grad_twice" or c.name.split(" after")[0] not in firsts]
 
     @property
     def passed(self) -> bool:
@@ -121,8 +121,8 @@ class ParityFailure(AssertionError):
 
 
 # -- comparing one tensor ---------------------------------------------------------------------
-def compare_tensor(name: str, group: str, impl, ref: np.ndarray, tol: float) -> TensorCheck:
-    check = TensorCheck(name, group, tol)
+def compare_tensor(name: str, quantity: str, impl, ref: np.ndarray, tol: float) -> TensorCheck:
+    check = TensorCheck(name, quantity, tol)
     if impl is None:
         check.problem = "the implementation returned None, torch returned a tensor"
         return check
@@ -156,7 +156,7 @@ def compare_tensor(name: str, group: str, impl, ref: np.ndarray, tol: float) -> 
     return check
 
 
-def _param_group(name: str) -> str:
+def _param_quantity(name: str) -> str:
     return "grad_bias" if name.startswith("bias") else "grad_weight"
 
 
@@ -187,7 +187,7 @@ def compare_outcomes(case: Case, impl: Outcome, grads_twice, ref: Outcome) -> li
         checks.append(check)
     for name, ref_grad in ref.grads.items():
         if name in impl.grads:
-            checks.append(compare_tensor(f"grad[{name}]", _param_group(name), impl.grads[name],
+            checks.append(compare_tensor(f"grad[{name}]", _param_quantity(name), impl.grads[name],
                                          ref_grad, tol))
     for name, ref_grad in ref.grads.items():
         if name in grads_twice:

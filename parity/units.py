@@ -1,5 +1,5 @@
 """Parity of every other public function: cells, cell functions, layers, losses, clipping,
-optimizers. Each is a named *group*, run like a kind of parity.runner: pinned cases, then
+optimizers. Each is a named *group*, run like a mode in parity.runner: pinned cases, then
 Hypothesis, the first failure shrunk and reported with the group's name.
 
     group                 what is compared with torch
@@ -166,9 +166,9 @@ class _Checks:
         self.tol = _tol(case)
         self.list: list[TensorCheck] = []
 
-    def add(self, name: str, impl, ref, kind: str = "value") -> None:
+    def add(self, name: str, impl, ref, quantity: str = "value") -> None:
         if ref is None:
-            check = TensorCheck(name, kind, self.tol)
+            check = TensorCheck(name, quantity, self.tol)
             if impl is not None:
                 check.problem = f"returned {type(impl).__name__}, torch has None here"
             self.list.append(check)
@@ -178,15 +178,15 @@ class _Checks:
         if isinstance(impl, np.ndarray) and impl.ndim == 0 and ref.ndim == 0:
             impl = impl.astype(ref.dtype) if impl.dtype.kind == "f" else impl
         if not np.all(np.isfinite(ref)):
-            self.list.append(_compare_non_finite(name, kind, impl, ref, self.tol))
+            self.list.append(_compare_non_finite(name, quantity, impl, ref, self.tol))
             return
-        self.list.append(compare_tensor(name, kind, impl, ref, self.tol))
+        self.list.append(compare_tensor(name, quantity, impl, ref, self.tol))
 
 
-def _compare_non_finite(name, kind, impl, ref, tol) -> TensorCheck:
+def _compare_non_finite(name, quantity, impl, ref, tol) -> TensorCheck:
     """Where torch is not finite the implementation must be the same (NaN where NaN, the same
     infinity); elsewhere the usual criterion."""
-    check = TensorCheck(name, kind, tol)
+    check = TensorCheck(name, quantity, tol)
     if not isinstance(impl, np.ndarray) or impl.shape != ref.shape:
         check.problem = f"got {type(impl).__name__} {getattr(impl, 'shape', '')}, torch's " \
                         f"shape is {ref.shape}"
@@ -201,7 +201,7 @@ def _compare_non_finite(name, kind, impl, ref, tol) -> TensorCheck:
         return check
     fin = np.isfinite(b)
     if fin.any():
-        sub = compare_tensor(name, kind, a[fin], b[fin], tol)
+        sub = compare_tensor(name, quantity, a[fin], b[fin], tol)
         sub.abs_index = ()
         return sub
     return check
@@ -344,14 +344,14 @@ def _param_checks(c: _Checks, grads: dict, twice: dict, ref_grads: dict) -> None
 
 def _draw_function(draw, profile: Profile, group: str) -> dict:
     top = min(profile.max_size, 6)
-    kind = group.partition("_")[0]
+    cell = group.partition("_")[0]
     o = {"input_size": draw(st.integers(1, top), "input_size"),
          "hidden_size": draw(st.integers(1, top), "hidden_size"),
          "batch": draw(st.integers(1, min(profile.max_batch, 4)), "batch (B)"),
          "bias": draw(st.booleans(), "bias")}
-    if kind == "rnn":
+    if cell == "rnn":
         o["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]), "nonlinearity")
-    if kind == "lstm":
+    if cell == "lstm":
         o["proj_size"] = 0
         if o["hidden_size"] > 1:
             o["proj_size"] = draw(st.one_of(st.just(0), st.integers(1, o["hidden_size"] - 1)),
@@ -360,44 +360,44 @@ def _draw_function(draw, profile: Profile, group: str) -> dict:
 
 
 def _function_data(case: UnitCase):
-    """(kind, the cell forward's arguments in the order of its signature, the upstream
+    """(cell, the cell forward's arguments in the order of its signature, the upstream
     gradients dh and, for the LSTM, dc)."""
     o, rng = case.opts, _rng(case)
-    kind = case.group.partition("_")[0]
-    G, H, In, B = spec.mode_named(kind).gates, o["hidden_size"], o["input_size"], o["batch"]
+    cell = case.group.partition("_")[0]
+    G, H, In, B = spec.mode_named(cell).gates, o["hidden_size"], o["input_size"], o["batch"]
     P = o.get("proj_size", 0)
     H_out = P or H
     k = 1.0 / math.sqrt(H)
     x, h = rng.standard_normal((B, In)), rng.standard_normal((B, H_out)) * 0.5
-    c = rng.standard_normal((B, H)) * 0.5 if kind == "lstm" else None
+    c = rng.standard_normal((B, H)) * 0.5 if cell == "lstm" else None
     weights = [rng.uniform(-k, k, (G * H, In)), rng.uniform(-k, k, (G * H, H_out)),
                rng.uniform(-k, k, G * H) if o["bias"] else None,
                rng.uniform(-k, k, G * H) if o["bias"] else None]
     upstream = [rng.standard_normal((B, H_out))]
-    if kind == "lstm":
+    if cell == "lstm":
         W_hr = rng.uniform(-k, k, (P, H)) if P else None
         args = [x, h, c, *weights, W_hr]
         upstream.append(rng.standard_normal((B, H)))
     else:
-        args = [x, h, *weights] + ([o["nonlinearity"]] if kind == "rnn" else [])
+        args = [x, h, *weights] + ([o["nonlinearity"]] if cell == "rnn" else [])
     cast = [_arr(a, case) if isinstance(a, np.ndarray) else a for a in args]
-    return kind, cast, [_arr(u, case) for u in upstream]
+    return cell, cast, [_arr(u, case) for u in upstream]
 
 
 def run_cell_function(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
     """A cell function (parity.spec) against torch_impl.equations' step, which takes the same
     arguments in the same order; its gradients by autograd, each field ``d<argument>`` of the
     returned grads (the argument named by the function's signature) against that argument's."""
-    kind, args, upstream = _function_data(case)
-    forward = spec.BY_NAME[f"{kind}_cell_forward"]
+    cell, args, upstream = _function_data(case)
+    forward = spec.BY_NAME[f"{cell}_cell_forward"]
     stage(f"{forward.name}()")
     got = forward.resolve(impl)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
     leaves = [_t(a, True) if isinstance(a, np.ndarray) else a for a in args]
-    ref_out = getattr(equations, f"{kind}_step")(*leaves)
+    ref_out = getattr(equations, f"{cell}_step")(*leaves)
     ref_out = ref_out if isinstance(ref_out, tuple) else (ref_out,)
     c = _Checks(case)
     if case.group.endswith("_forward"):
-        outputs = ("h", "c") if kind == "lstm" else ("h",)
+        outputs = ("h", "c") if cell == "lstm" else ("h",)
         if not isinstance(got, tuple) or len(got) != len(outputs) + 1:
             check = TensorCheck(case.group, "output", c.tol)
             check.problem = (f"should return ({', '.join(outputs)}, cache), got "
@@ -407,11 +407,11 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[T
             c.add(name, mine, _np(ref), "output")
         return c.list
     sum((t * torch.tensor(g)).sum() for t, g in zip(ref_out, upstream)).backward()
-    backward = spec.BY_NAME[f"{kind}_cell_backward"]
+    backward = spec.BY_NAME[f"{cell}_cell_backward"]
     stage(f"{backward.name}()")
     grads = backward.resolve(impl)(*[g.copy() for g in upstream], got[-1])
     leaf_of = dict(zip(forward.arguments(impl), leaves))
-    fields = getattr(forward.namespace(impl), f"{kind.upper()}CellGrads")._fields
+    fields = getattr(forward.namespace(impl), f"{cell.upper()}CellGrads")._fields
     for i, name in enumerate(fields):
         leaf = leaf_of.get(name[1:])
         want = _np(leaf.grad) if isinstance(leaf, torch.Tensor) else None
@@ -730,11 +730,11 @@ def _cell_pins(group: str) -> tuple[dict, ...]:
     return tuple(pins)
 
 
-def _function_pins(kind: str) -> tuple[dict, ...]:
+def _function_pins(cell: str) -> tuple[dict, ...]:
     base = {"input_size": 3, "hidden_size": 4, "batch": 2, "bias": True}
-    if kind == "rnn":
+    if cell == "rnn":
         return (dict(base, nonlinearity="tanh"), dict(base, nonlinearity="relu", bias=False))
-    if kind == "lstm":
+    if cell == "lstm":
         return (dict(base, proj_size=0), dict(base, proj_size=2, bias=False))
     return (base, dict(base, bias=False))
 

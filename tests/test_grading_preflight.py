@@ -44,23 +44,23 @@ def test_an_item_weighted_zero_is_still_the_preflight_item():
     assert preflight.preflight(rubric).ok
 
 
-def _failing(kind: str, problem: str):
+def _failing(cause: str, problem: str):
     def grade_item(item, entry, *args, **kwargs):
         from parity.grading.grade import ItemResult
 
         return ItemResult(item.id, item.title, entry.weight, entry.visibility, 0.0, 1, 0.1,
-                          Failure(item.title, problem, "(a case)", kind, shrunk=False))
+                          Failure(item.title, problem, "(a case)", cause, shrunk=False))
     return grade_item
 
 
-@pytest.mark.parametrize("kind, problem, advice", [
+@pytest.mark.parametrize("cause, problem, advice", [
     ("limit", "did not answer within the time limit of 10 s", "raise limits.case_seconds"),
     ("limit", "the submission's process was ended by signal SIGKILL", "more memory"),
     ("wrong", "output differs", "reinstall the bundle"),
 ])
-def test_a_preflight_short_of_full_marks_says_what_to_change(monkeypatch, kind, problem,
+def test_a_preflight_short_of_full_marks_says_what_to_change(monkeypatch, cause, problem,
                                                              advice):
-    monkeypatch.setattr(preflight, "grade_item", _failing(kind, problem))
+    monkeypatch.setattr(preflight, "grade_item", _failing(cause, problem))
     result = preflight.preflight(FAST, Wall.unsafe())
     assert not result.ok
     assert problem in result.problem and advice in result.advice
@@ -126,13 +126,13 @@ def test_a_child_dead_before_answering_is_the_graders_fault_only_if_its_runner_i
     path = make_submission(tmp_path, "", at_import="import os\nos._exit(3)")
     result = grade_submission(path, FAST, items=["rnn_forward", "rnn_backward"])
     failure = result.items[0].failure
-    assert failure is not None and failure.kind == "import"
+    assert failure is not None and failure.cause == "import"
     assert "must not exit the process" in failure.problem and not result.grader_fault
 
     monkeypatch.setattr(preflight, "runner_problem", lambda wall=None: "child.py is 0600")
     result = grade_submission(path, FAST, items=["rnn_forward", "rnn_backward"])
     assert result.grader_fault
-    assert all(item.failure.kind == "grader" for item in result.items)
+    assert all(item.failure.cause == "grader" for item in result.items)
     text = feedback(result.items[0])
     assert "not of your submission" in text and "What has to be right" not in text
     assert cli.main(["grade", str(path), "--items", "rnn_forward"]) == cli.PREFLIGHT_FAILED

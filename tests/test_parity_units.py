@@ -74,7 +74,7 @@ PLANTED = [
 def test_a_planted_mistake_fails_its_group_by_name(tmp_path, capsys, relative, old, new,
                                                    groups, failing):
     copy = copy_with(tmp_path, relative, old, new)
-    code = cli.main(["--impl", str(copy), "--profile", "quick", "--kinds", "none",
+    code = cli.main(["--impl", str(copy), "--profile", "quick", "--modes", "none",
                      "--groups", groups])
     out = capsys.readouterr().out
     assert code == 1, out
@@ -111,7 +111,7 @@ def test_impl_without_some_functions_runs_the_rest_and_names_the_skipped(tmp_pat
     (tmp_path / "partial_impl.py").write_text(
         "from scratch import GRU, LSTM, RNN, Linear, MSELoss\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    code = cli.main(["--impl", "partial_impl", "--profile", "quick", "--kinds", "none"])
+    code = cli.main(["--impl", "partial_impl", "--profile", "quick", "--modes", "none"])
     out = capsys.readouterr().out
     assert code == 0, out
     skipped = out.split("\nskipped:\n")[1]
@@ -129,7 +129,7 @@ def test_impl_without_some_functions_runs_the_rest_and_names_the_skipped(tmp_pat
 
 def test_groups_and_kinds_none_select_nothing_but_training(capsys, monkeypatch):
     monkeypatch.setattr(cli, "run_training", lambda profile, name: ([], "training: not here"))
-    assert cli.main(["--profile", "quick", "--kinds", "none", "--groups", "training"]) == 0
+    assert cli.main(["--profile", "quick", "--modes", "none", "--groups", "training"]) == 0
     out = capsys.readouterr().out
     assert "training: not here" in out and "0 layer cases and 0 function cases" in out
     with pytest.raises(SystemExit) as exit_info:

@@ -96,7 +96,7 @@ class GradeResult:
     @property
     def grader_fault(self) -> bool:
         """Some item failed through a fault of the grading machine, not of the submission."""
-        return any(item.failure is not None and item.failure.kind == "grader"
+        return any(item.failure is not None and item.failure.cause == "grader"
                    for item in self.items)
 
     def to_dict(self) -> dict:
@@ -193,7 +193,7 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
                                 shrunk=False)) from None
         if failure is not None:
             state["last"] = failure
-            if failure.kind == "missing":
+            if failure.cause == "missing":
                 failure.shrunk = False
                 raise _Stop(failure)
             raise _CaseFailed(failure)
@@ -349,7 +349,7 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
         # only a start slower than an honest one is charged: a package that takes 1.6 s to
         # import lost every item past the 13th (20 s / 14 items) to a 20 s limit
         start_left -= max(0.0, result.start_seconds - start_grace)
-        if result.failure is not None and result.failure.kind in ("import", "grader"):
+        if result.failure is not None and result.failure.cause in ("import", "grader"):
             import_failure = result.failure
         results.append(result)
     return GradeResult(str(path), results, time.monotonic() - start, sandbox=wall.describe(),

@@ -189,7 +189,7 @@ def preflight(rubric: Rubric | None = None, wall: Wall | None = None) -> Preflig
     if unreadable:
         return PreflightResult(False, described, seconds, f"{problem}; {unreadable}",
                                _advice_for_unreadable())
-    if failure.kind in ("import", "limit", "grader"):
+    if failure.cause in ("import", "limit", "grader"):
         said = _child_stderr(package, rubric, wall)
         if said:
             problem += f" (a second start: {said})"

@@ -236,11 +236,11 @@ class Child:
             self.channel.send_value({"op": op, "oracles": sorted(allowed)}, value, deadline)
             while True:
                 message, answer = self.channel.recv_value(deadline, self.resolve)
-                kind = message.get("op")
-                if kind == "oracle":
+                op = message.get("op")
+                if op == "oracle":
                     self._serve_oracle(message, answer, allowed, deadline)
                     continue
-                if kind != "answer" or not isinstance(message.get("ok"), bool):
+                if op != "answer" or not isinstance(message.get("ok"), bool):
                     raise protocol.ProtocolError("a message that is not an answer")
                 notes = protocol.clean_notes(message.get("notes"))
                 for note in notes:  # kept for the item's report, whichever case it came in

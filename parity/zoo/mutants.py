@@ -29,7 +29,7 @@ class Mutant:
     name: str
     description: str  # the bug, as a student would have made it
     breaks: str  # what a correct harness sees diverge
-    kinds: tuple[str, ...]  # the kinds of layer it shows in
+    modes: tuple[str, ...]  # the modes of layer it shows in
     diverges: tuple[str, ...]  # tensor names (prefixes) one of which must be reported
     patches: tuple[Patch, ...]
 
