@@ -142,7 +142,7 @@ def test_the_gradescope_bundle_holds_what_gradescope_runs(tmp_path, rubric_file)
          "--results", str(results), "--rubric", str(source / "rubric.json")],
         cwd=source, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "isolation: wall bwrap: each item runs in a bubblewrap sandbox" in done.stdout
+    assert "isolation: wall bwrap: each item runs in a bubblewrap wall" in done.stdout
     where = subprocess.run(
         [sys.executable, "-c", "import parity.grading, scratch; "
          "print(parity.grading.__file__, scratch.__file__)"],

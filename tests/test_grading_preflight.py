@@ -20,7 +20,7 @@ from parity.grading.grade import grade_submission
 from parity.grading.items import Failure
 from parity.grading.report import feedback
 from parity.grading.rubric import rubric_from_dict
-from parity.grading.sandbox import SandboxUnavailable, Wall
+from parity.grading.session import Wall, WallUnavailable
 
 PROJECT = Path(parity.__file__).resolve().parent.parent
 FAST = rubric_from_dict({"max_examples": 3})
@@ -33,10 +33,10 @@ def test_the_reference_passes_the_preflight_behind_the_wall_and_without_it():
     assert preflight.preflight(FAST, Wall.unsafe()).ok
 
 
-def test_sandbox_check_runs_the_preflight(capsys):
-    assert cli.main(["sandbox-check"]) == 0
+def test_wall_check_runs_the_preflight(capsys):
+    assert cli.main(["wall-check"]) == 0
     out = capsys.readouterr().out
-    assert "sandbox: starts" in out and "pre-flight: ok" in out
+    assert "wall: starts" in out and "pre-flight: ok" in out
 
 
 def test_an_item_weighted_zero_is_still_the_preflight_item():
@@ -69,7 +69,7 @@ def test_a_preflight_short_of_full_marks_says_what_to_change(monkeypatch, cause,
         preflight.require_preflight(FAST, Wall.unsafe())
 
 
-def test_a_preflight_that_raises_or_finds_no_sandbox_fails_and_never_raises(monkeypatch):
+def test_a_preflight_that_raises_or_finds_no_wall_fails_and_never_raises(monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
@@ -78,7 +78,7 @@ def test_a_preflight_that_raises_or_finds_no_sandbox_fails_and_never_raises(monk
     assert not result.ok and "OSError: disk full" in result.problem
 
     def no_wall():
-        raise SandboxUnavailable("bubblewrap is not installed")
+        raise WallUnavailable("bubblewrap is not installed")
 
     monkeypatch.setattr(preflight, "find_wall", no_wall)
     result = preflight.preflight(FAST)
@@ -109,7 +109,7 @@ def test_a_source_tree_only_root_can_read_still_grades(tmp_path):
     subprocess.run(["bash", "-euc", preflight.hide_harness_sh(str(source))], check=True)
     assert not os.stat(source / "parity" / "grading" / "child.py").st_mode & 0o077
     assert not os.stat(source / "rubric.json").st_mode & 0o077
-    check = _run(source, "sandbox-check")
+    check = _run(source, "wall-check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "pre-flight: ok" in check.stdout
 
@@ -163,7 +163,7 @@ def test_setup_installs_the_walls_and_fails_the_build_unless_the_preflight_passe
     for package in ("bubblewrap", "util-linux", "python3-seccomp", "python3-venv"):
         assert package in setup[install:setup.index("\n", install)]
     assert "venv --system-site-packages" in setup  # the venv sees python3-seccomp
-    check = setup.index("sandbox-check --rubric /autograder/source/rubric.json")
+    check = setup.index("wall-check --rubric /autograder/source/rubric.json")
     assert setup.index("chmod -R go-rwx /autograder/source") < check
     assert "chmod o+x /autograder\n" in setup  # the venv's Python and NumPy stay reachable
     assert "exit 1" in setup[check:] and "set -euo pipefail" in setup

@@ -3,16 +3,16 @@
     python -m parity skeleton OUT [--source DIR] [--rubric FILE] [--force]
     python -m parity grade SUBMISSION [--rubric FILE] [--seed N] [--items a,b]
                                       [--results FILE] [--json FILE] [--verbose]
-                                      [--unsafe-no-sandbox]
+                                      [--unsafe-no-wall]
     python -m parity grade-all SUBMISSIONS_DIR [--out DIR] [--jobs N] [--rubric FILE]
-                                               [--seed N] [--unsafe-no-sandbox]
+                                               [--seed N] [--unsafe-no-wall]
     python -m parity gradescope-bundle OUT.zip [--rubric FILE]
     python -m parity prairielearn-bundle DIR [--rubric FILE] [--image NAME] [--timeout S]
-    python -m parity sandbox-check [--rubric FILE]
+    python -m parity wall-check [--rubric FILE]
 
 (``python -m parity.grading ...`` runs the same commands without loading torch.) Exit status:
 0 done (for ``grade``: full marks), 1 done with points lost, 2 a usage error or a bad input,
-3 no sandbox can be started here (the message says what to install or enable; nothing was
+3 no wall can be started here (the message says what to install or enable; nothing was
 graded), 4 the pre-flight failed: the reference itself did not score full marks on one item
 behind the wall (``preflight``; the message says what is wrong with the machine; nothing was
 graded).
@@ -27,24 +27,25 @@ import sys
 from pathlib import Path
 
 USAGE_ERROR = 2
-NO_SANDBOX = 3
+NO_WALL = 3
 PREFLIGHT_FAILED = 4
 
 
 def _unsafe_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--unsafe-no-sandbox", action="store_true",
-                        help="grade even where the sandbox cannot start: the submission's code "
+    parser.add_argument("--unsafe-no-wall", "--unsafe-no-sandbox", dest="unsafe_no_wall",
+                        action="store_true",
+                        help="grade even where the wall cannot start: the submission's code "
                              "then runs as a plain process (never for untrusted code); the "
                              "report says so on its first line")
 
 
 def _wall(args):
     """The wall to grade behind, or None after saying why there is none."""
-    from parity.grading.sandbox import SandboxUnavailable, Wall, find_wall
+    from parity.grading.session import Wall, WallUnavailable, find_wall
     from parity.grading.walls import check_hidden
 
-    if args.unsafe_no_sandbox:
-        print("warning: --unsafe-no-sandbox: submissions run without the sandbox",
+    if args.unsafe_no_wall:
+        print("warning: --unsafe-no-wall: submissions run without the wall",
               file=sys.stderr)
         return Wall.unsafe()
     try:
@@ -52,7 +53,7 @@ def _wall(args):
         check_hidden(wall, [getattr(args, "rubric", None), getattr(args, "submissions", None)],
                      getattr(args, "seed", None) is not None)
         return wall
-    except SandboxUnavailable as error:
+    except WallUnavailable as error:
         print(f"error: cannot grade safely here: {error}", file=sys.stderr)
         return None
 
@@ -117,7 +118,7 @@ def grade_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="python -m parity grade",
         description="Grade a directory holding a student's scratch/ against the reference, "
-                    "item by item, each in its own sandboxed process.")
+                    "item by item, each in its own walled process.")
     p.add_argument("submission", type=Path)
     _rubric_arg(p)
     p.add_argument("--items", default=None, help="comma-separated item ids (default: all)")
@@ -148,7 +149,7 @@ def grade_main(argv: list[str]) -> int:
             return USAGE_ERROR
     wall = _wall(args)
     if wall is None:
-        return NO_SANDBOX
+        return NO_WALL
     if not _preflight(rubric, wall):
         return PREFLIGHT_FAILED
     grade = grade_submission(args.submission, rubric, items, wall=wall)
@@ -163,7 +164,7 @@ def grade_main(argv: list[str]) -> int:
         return USAGE_ERROR
     if grade.grader_fault:
         print("error: an item's child could not start for the grader's own reasons (not the "
-              "submission's): run `python -m parity sandbox-check` and grade again",
+              "submission's): run `python -m parity wall-check` and grade again",
               file=sys.stderr)
         return PREFLIGHT_FAILED
     return 0 if grade.score == grade.max_score else 1
@@ -192,7 +193,7 @@ def grade_all_main(argv: list[str]) -> int:
         return USAGE_ERROR
     wall = _wall(args)
     if wall is None:
-        return NO_SANDBOX
+        return NO_WALL
     if not _preflight(rubric, wall):  # once: a machine that cannot grade would fail everyone
         return PREFLIGHT_FAILED
     try:
@@ -237,7 +238,7 @@ def bundle_main(argv: list[str]) -> int:
 
 
 def gradescope_main(argv: list[str]) -> int:
-    """Inside the autograder: check the sandbox, run the pre-flight, grade, and always leave
+    """Inside the autograder: check the wall, run the pre-flight, grade, and always leave
     a results.json. Where the machine is at fault nothing is graded, results.json says the
     student is not at fault, and the exit status is not 0."""
     p = argparse.ArgumentParser(prog="python -m parity.grading gradescope")
@@ -264,8 +265,8 @@ def gradescope_main(argv: list[str]) -> int:
         return USAGE_ERROR
     wall = _wall(args)
     if wall is None:  # say so to the student and the instructor; grade nothing
-        failed("its sandbox could not start on this machine")
-        return NO_SANDBOX
+        failed("its wall could not start on this machine")
+        return NO_WALL
     if not _preflight(rubric, wall):
         failed("its pre-flight check failed: it could not grade the reference solution")
         return PREFLIGHT_FAILED
@@ -323,15 +324,15 @@ def prairielearn_bundle_main(argv: list[str]) -> int:
     return 0
 
 
-def sandbox_main(argv: list[str]) -> int:
-    """Check that this machine can grade: start the sandbox grading uses and grade the
+def wall_main(argv: list[str]) -> int:
+    """Check that this machine can grade: start the wall grading uses and grade the
     reference on one item behind it (the pre-flight); it must score full marks."""
-    p = argparse.ArgumentParser(prog="python -m parity sandbox-check",
-                                description=sandbox_main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m parity wall-check",
+                                description=wall_main.__doc__)
     _rubric_arg(p)
     args = p.parse_args(argv)
     from parity.grading.preflight import preflight
-    from parity.grading.sandbox import SandboxUnavailable, find_wall
+    from parity.grading.session import WallUnavailable, find_wall
 
     try:
         rubric = _rubric(args.rubric)
@@ -340,10 +341,10 @@ def sandbox_main(argv: list[str]) -> int:
         return USAGE_ERROR
     try:
         wall = find_wall()
-    except SandboxUnavailable as error:
-        print(f"sandbox: unavailable: {error}", file=sys.stderr)
-        return NO_SANDBOX
-    print(f"sandbox: starts: {wall.describe()}")
+    except WallUnavailable as error:
+        print(f"wall: unavailable: {error}", file=sys.stderr)
+        return NO_WALL
+    print(f"wall: starts: {wall.describe()}")
     result = preflight(rubric, wall)
     if not result.ok:
         print(result.message(), file=sys.stderr)
@@ -355,7 +356,8 @@ def sandbox_main(argv: list[str]) -> int:
 COMMANDS = {"skeleton": skeleton_main, "grade": grade_main, "grade-all": grade_all_main,
             "gradescope-bundle": bundle_main, "gradescope": gradescope_main,
             "prairielearn-bundle": prairielearn_bundle_main,
-            "prairielearn": prairielearn_main, "sandbox-check": sandbox_main}
+            "prairielearn": prairielearn_main, "wall-check": wall_main,
+            "sandbox-check": wall_main}  # wall-check's former name
 
 
 def main(argv: list[str] | None = None) -> int:

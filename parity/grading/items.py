@@ -32,7 +32,7 @@ from parity.calls import (
 from parity.case import Case, make_data, public_cases
 from parity.grading import protocol
 from parity.grading.cases import strategy
-from parity.grading.sandbox import Child, ChildFailure
+from parity.grading.session import Child, ChildFailure
 
 
 @dataclass(frozen=True)
