@@ -72,9 +72,10 @@ def main_parser() -> argparse.ArgumentParser:
                         "every run; thorough explores anew each run)")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                    help="where torch runs (default: all = the CPU, and CUDA when available)")
-    p.add_argument("--modes", "--kinds", dest="modes", type=parse_modes, default=list(ALL_MODES),
+    p.add_argument("--modes", type=parse_modes, default=list(ALL_MODES),
                    help="comma-separated: rnn_tanh, rnn_relu, rnn (both), lstm, gru "
                         "(default: all)")
+    p.add_argument("--kinds", type=parse_modes, dest="modes", help=argparse.SUPPRESS)  # old name
     p.add_argument("--groups", type=parse_groups, default=None,
                    help="the other public functions' groups to run, comma-separated names or "
                         "patterns (RNNCell, gru_cell_*, *Loss, SGD, training, ...), or none "
@@ -187,6 +188,16 @@ def reproduce_unit(text: str, impl, name: str) -> int:
     return print_verdict(result, case)
 
 
+def _print_outcome(outcome, row: str, what: str) -> None:
+    """One line of the run's progress, and the report of its failure."""
+    status = "ok" if outcome.failure is None else "FAIL"
+    print(f"  {row} {status:4s} {outcome.pinned} pinned + {outcome.explored} explored cases "
+          f"in {outcome.seconds:.1f} s", flush=True)
+    if outcome.failure is not None:
+        print(f"\nFAIL: {what}, found by {outcome.found_by}\n"
+              + indent(outcome.failure.report()) + "\n", flush=True)
+
+
 def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
     from parity import summary
     from parity.runner import Stats, run_mode
@@ -203,12 +214,7 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
         for mode in args.modes:
             outcome = run_mode(mode, device, profile, impl, name, stats, args.seed)
             outcomes.append(outcome)
-            status = "ok" if outcome.failure is None else "FAIL"
-            print(f"  {mode:8s} {device:4s} {status:4s} {outcome.pinned} pinned + "
-                  f"{outcome.explored} explored cases in {outcome.seconds:.1f} s", flush=True)
-            if outcome.failure is not None:
-                print(f"\nFAIL: {mode} on {device}, found by {outcome.found_by}\n"
-                      + indent(outcome.failure.report()) + "\n", flush=True)
+            _print_outcome(outcome, f"{mode:8s} {device:4s}", f"{mode} on {device}")
 
     from parity import units
 
@@ -226,12 +232,7 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
             continue
         unit = units.run_unit_group(group, profile, impl, name, args.seed)
         unit_outcomes.append(unit)
-        status = "ok" if unit.failure is None else "FAIL"
-        print(f"  {group.name:20s} {status:4s} {unit.pinned} pinned + {unit.explored} "
-              f"explored cases in {unit.seconds:.1f} s", flush=True)
-        if unit.failure is not None:
-            print(f"\nFAIL: group {group.name}, found by {unit.found_by}\n"
-                  + indent(unit.failure.report()) + "\n", flush=True)
+        _print_outcome(unit, f"{group.name:20s}", f"group {group.name}")
 
     if "cuda" not in devices:
         skipped.append("cuda: " + ("torch sees no CUDA device" if not cuda

@@ -23,6 +23,7 @@ import numpy as np
 
 from parity import tolerances
 from parity.case import Case, make_data
+from parity.diff import array_problem
 from parity.impl import build_impl, run_impl
 from parity.reference import Outcome, torch_outcome
 
@@ -123,25 +124,10 @@ class ParityFailure(AssertionError):
 # -- comparing one tensor ---------------------------------------------------------------------
 def compare_tensor(name: str, quantity: str, impl, ref: np.ndarray, tol: float) -> TensorCheck:
     check = TensorCheck(name, quantity, tol)
-    if impl is None:
-        check.problem = "the implementation returned None, torch returned a tensor"
-        return check
-    if not isinstance(impl, np.ndarray):
-        check.problem = f"the implementation returned a {type(impl).__name__}, not an ndarray"
-        return check
-    if impl.shape != ref.shape:
-        check.problem = f"shape {impl.shape}, torch's is {ref.shape}"
-        return check
-    if impl.dtype != ref.dtype:
-        check.problem = f"dtype {impl.dtype}, torch's is {ref.dtype}"
-        return check
-    if ref.size == 0:
+    check.problem = array_problem(ref, impl)  # the grader's words for what is no number
+    if check.problem is not None or ref.size == 0:
         return check
     a, b = impl.astype(np.float64), ref.astype(np.float64)
-    if not np.all(np.isfinite(a)):
-        where = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-        check.problem = f"NaN or infinity at index {list(where)} (torch {b[where]:.10g})"
-        return check
     diff = np.abs(a - b)
     abs_at = np.unravel_index(int(np.argmax(diff)), diff.shape)
     with np.errstate(divide="ignore", invalid="ignore"):  # |torch| == 0: inf, or 0 if equal

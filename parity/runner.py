@@ -115,39 +115,35 @@ def mode_seed(profile: Profile, mode: str, device: str, seed: int | None) -> int
     return zlib.crc32(f"{profile.name}/{mode}/{device}/{seed}".encode())
 
 
-def run_mode(mode: str, device: str, profile: Profile, impl: ModuleType, impl_name: str,
-              stats: Stats, seed: int | None = None,
-              pinned: bool = True) -> ModeOutcome:
-    """Pinned cases (unless pinned=False), then Hypothesis, for one mode on one device."""
-    outcome = ModeOutcome(mode, device)
+def search(outcome, pinned, run, draw, record, settings_: settings, seed: int | None, skip,
+           shrink: bool):
+    """The pinned cases (label, case) in order, then Hypothesis's cases ``draw(data)``, each
+    ``run`` and ``record``ed, until the first failure (kept in ``outcome`` with what found
+    it); a drawn result that ``skip`` says is no verdict is rejected. Returns ``outcome``."""
     start = time.perf_counter()
-    for name, case in pinned_cases(mode, device) if pinned else []:
-        result = run_case(case, impl, impl_name)
+    for label, case in pinned:
+        result = run(case)
         outcome.pinned += 1
         if not result.passed:
-            outcome.failure, outcome.found_by = result, f"pinned case '{name}'"
+            outcome.failure, outcome.found_by = result, label
             outcome.seconds = time.perf_counter() - start
             return outcome
-        stats.record(result)
-
+        record(result)
     explored = Counter()
 
-    @hypothesis_settings(profile)
+    @settings_
     @given(data=st.data())
     def explore(data) -> None:
-        case = draw_case(data, mode, profile, device)
-        result = run_case(case, impl, impl_name)
+        result = run(draw(data))
         explored["n"] += 1
-        if result.non_finite_reference:
-            stats.record(result)
+        if skip(result):
             reject()
         if not result.passed:
             raise ParityFailure(result)
-        stats.record(result)
+        record(result)
 
-    chosen = mode_seed(profile, mode, device, seed)
-    if chosen is not None:
-        explore = hypothesis_seed(chosen)(explore)
+    if seed is not None:
+        explore = hypothesis_seed(seed)(explore)
     try:
         explore()
     except ParityFailure as failure:
@@ -156,10 +152,27 @@ def run_mode(mode: str, device: str, profile: Profile, impl: ModuleType, impl_na
         outcome.failure.story = [line for note in notes for line in str(note).splitlines()
                                  if line.strip()]
         outcome.found_by = "Hypothesis" + (" (shrunk to the simplest failing case it found)"
-                                           if profile.shrink else "")
+                                           if shrink else "")
     outcome.explored = explored["n"]
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+def run_mode(mode: str, device: str, profile: Profile, impl: ModuleType, impl_name: str,
+             stats: Stats, seed: int | None = None, pinned: bool = True) -> ModeOutcome:
+    """Pinned cases (unless pinned=False), then Hypothesis, for one mode on one device."""
+
+    def skip(result: CaseResult) -> bool:  # torch overflowed: counted, but no verdict
+        if result.non_finite_reference:
+            stats.record(result)
+        return result.non_finite_reference
+
+    cases = [(f"pinned case '{name}'", case) for name, case in pinned_cases(mode, device)]
+    return search(ModeOutcome(mode, device), cases if pinned else [],
+                  lambda case: run_case(case, impl, impl_name),
+                  lambda data: draw_case(data, mode, profile, device), stats.record,
+                  hypothesis_settings(profile), mode_seed(profile, mode, device, seed), skip,
+                  profile.shrink)
 
 
 __all__ = ["QUANTITIES", "OPTION_COLUMNS", "ModeOutcome", "Stats", "case_options", "run_mode"]

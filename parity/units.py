@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import traceback
 import warnings
 import zlib
@@ -39,13 +38,11 @@ from types import ModuleType
 
 import numpy as np
 import torch
-from hypothesis import given, reject
-from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from torch import nn
 
 from parity import spec, tolerances
-from parity.compare import ParityFailure, TensorCheck, compare_tensor, report_tail
+from parity.compare import TensorCheck, compare_tensor, report_tail
 from parity.strategies import Profile
 from torch_impl import equations
 
@@ -159,6 +156,23 @@ def _np(t: torch.Tensor | None) -> np.ndarray | None:
 
 def _tol(case: UnitCase) -> float:
     return tolerances.tolerance(case.dtype, 1, 1)
+
+
+def _twice(stage: _Stage, mine, params: dict, forward, backward):
+    """``params`` loaded into ``mine``, then forward() and backward() twice without
+    zero_grad(): (forward's result, backward's, the grads after one and after two)."""
+    stage("load_state_dict()")
+    mine.load_state_dict({k: v.copy() for k, v in params.items()})
+    mine.zero_grad()
+    stage("forward()")
+    y = forward()
+    stage("backward()")
+    back = backward()
+    grads = {k: np.array(v, copy=True) for k, v in mine.grads.items()}
+    stage("a second forward() and backward() without zero_grad()")
+    forward()
+    backward()
+    return y, back, grads, {k: np.array(v, copy=True) for k, v in mine.grads.items()}
 
 
 class _Checks:
@@ -289,23 +303,12 @@ def run_cell_module(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[Ten
         if case.group == "RNNCell":
             args["nonlinearity"] = o["nonlinearity"]
         mine = getattr(impl, case.group)(In, H, **args)
-    stage("load_state_dict()")
-    mine.load_state_dict({k: v.copy() for k, v in params.items()})
-    mine.zero_grad()
     impl_hx = None if h0 is None else ((h0.copy(), c0.copy()) if lstm else h0.copy())
-    stage("forward()")
-    got = mine(x.copy(), impl_hx)
-    stage("backward()")
-    back = mine.backward(None if gh is None else gh.copy(), None if gc is None else gc.copy()) \
-        if lstm else mine.backward(gh.copy())
-    grads = {k: np.array(v, copy=True) for k, v in mine.grads.items()}
-    stage("a second forward() and backward() without zero_grad()")
-    mine(x.copy(), impl_hx)
-    if lstm:
-        mine.backward(None if gh is None else gh.copy(), None if gc is None else gc.copy())
-    else:
-        mine.backward(gh.copy())
-    twice = {k: np.array(v, copy=True) for k, v in mine.grads.items()}
+    got, back, grads, twice = _twice(
+        stage, mine, params, lambda: mine(x.copy(), impl_hx),
+        lambda: mine.backward(None if gh is None else gh.copy(),
+                              None if gc is None else gc.copy()) if lstm
+        else mine.backward(gh.copy()))
 
     c = _Checks(case)
     if lstm:
@@ -446,17 +449,8 @@ def run_linear(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCh
 
     stage("constructing the Linear")
     mine = impl.Linear(In, Out, bias=o["bias"], dtype=np.dtype(case.dtype))
-    mine.load_state_dict({n: v.copy() for n, v in params.items()})
-    mine.zero_grad()
-    stage("forward()")
-    y = mine(x.copy())
-    stage("backward()")
-    dx = mine.backward(dy.copy())
-    grads = {n: np.array(v, copy=True) for n, v in mine.grads.items()}
-    stage("a second forward() and backward() without zero_grad()")
-    mine(x.copy())
-    mine.backward(dy.copy())
-    twice = {n: np.array(v, copy=True) for n, v in mine.grads.items()}
+    y, dx, grads, twice = _twice(stage, mine, params, lambda: mine(x.copy()),
+                                 lambda: mine.backward(dy.copy()))
     c = _Checks(case)
     c.add("output", y, _np(ty), "output")
     c.add("grad_input", dx, _np(tx.grad), "grad_input")
@@ -491,17 +485,8 @@ def run_embedding(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[Tenso
 
     stage("constructing the Embedding")
     mine = impl.Embedding(num, dim, padding_idx=pad, dtype=np.dtype(case.dtype))
-    mine.load_state_dict({"weight": weight.copy()})
-    mine.zero_grad()
-    stage("forward()")
-    y = mine(idx.copy())
-    stage("backward()")
-    mine.backward(dy.copy())
-    grads = {n: np.array(v, copy=True) for n, v in mine.grads.items()}
-    stage("a second forward() and backward() without zero_grad()")
-    mine(idx.copy())
-    mine.backward(dy.copy())
-    twice = {n: np.array(v, copy=True) for n, v in mine.grads.items()}
+    y, _, grads, twice = _twice(stage, mine, {"weight": weight}, lambda: mine(idx.copy()),
+                                lambda: mine.backward(dy.copy()))
     c = _Checks(case)
     c.add("output", y, _np(ty), "output")
     _param_checks(c, grads, twice, {"weight": _np(ref.weight.grad)})
@@ -867,56 +852,25 @@ class UnitOutcome:
 
 def run_unit_group(group: UnitGroup, profile: Profile, impl: ModuleType, impl_name: str,
                    seed: int | None = None) -> UnitOutcome:
-    from parity.runner import hypothesis_settings
+    from parity.runner import hypothesis_settings, search
 
-    outcome = UnitOutcome(group.name)
-    start = time.perf_counter()
-    for i, options in enumerate(group.pinned):
-        for dtype in group.dtypes:
-            case = make_case(group.name, options, dtype, 1000 + i)
-            result = run_unit_case(case, impl, impl_name)
-            outcome.pinned += 1
-            if not result.passed:
-                outcome.failure, outcome.found_by = result, f"pinned case {i + 1}"
-                outcome.seconds = time.perf_counter() - start
-                return outcome
-            outcome.record(result)
-
-    examples = UNIT_EXAMPLES.get(profile.name, 50)
     settings = hypothesis_settings(profile)
-    settings = type(settings)(settings, max_examples=examples)
-    explored = Counter()
+    settings = type(settings)(settings, max_examples=UNIT_EXAMPLES.get(profile.name, 50))
 
-    @settings
-    @given(data=st.data())
-    def explore(data) -> None:
+    def draw_case(data) -> UnitCase:
         def draw(strategy, label):
             return data.draw(strategy, label=label)
 
         options = group.draw(draw, profile, group.name)
         dtype = draw(st.sampled_from(group.dtypes), "dtype")
-        case_seed = draw(st.integers(0, 2**32 - 1), "seed of the arrays")
-        case = make_case(group.name, options, dtype, case_seed)
-        result = run_unit_case(case, impl, impl_name)
-        explored["n"] += 1
-        if not result.checks and result.crash is None:
-            reject()
-        if not result.passed:
-            raise ParityFailure(result)  # type: ignore[arg-type]
-        outcome.record(result)
+        return make_case(group.name, options, dtype, draw(st.integers(0, 2**32 - 1),
+                                                          "seed of the arrays"))
 
-    if seed is not None or profile.derandomize:
-        explore = hypothesis_seed(zlib.crc32(f"{profile.name}/{group.name}/{seed}".encode()))(
-            explore)
-    try:
-        explore()
-    except ParityFailure as failure:
-        outcome.failure = failure.result  # type: ignore[assignment]
-        notes = getattr(failure, "__notes__", [])
-        outcome.failure.story = [line for note in notes for line in str(note).splitlines()
-                                 if line.strip()]
-        outcome.found_by = "Hypothesis" + (" (shrunk to the simplest failing case it found)"
-                                           if profile.shrink else "")
-    outcome.explored = explored["n"]
-    outcome.seconds = time.perf_counter() - start
-    return outcome
+    pinned = [(f"pinned case {i + 1}", make_case(group.name, options, dtype, 1000 + i))
+              for i, options in enumerate(group.pinned) for dtype in group.dtypes]
+    chosen = (zlib.crc32(f"{profile.name}/{group.name}/{seed}".encode())
+              if seed is not None or profile.derandomize else None)
+    outcome = UnitOutcome(group.name)
+    return search(outcome, pinned, lambda case: run_unit_case(case, impl, impl_name),
+                  draw_case, outcome.record, settings, chosen,
+                  lambda result: not result.checks and result.crash is None, profile.shrink)

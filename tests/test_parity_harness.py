@@ -175,10 +175,10 @@ def test_compare_tensor_finds_and_locates_one_wrong_element():
 
 
 @pytest.mark.parametrize("impl, problem", [
-    (None, "returned None"),
-    (np.zeros((4, 3)), "shape (4, 3)"),
-    (np.zeros((3, 4), dtype=np.float32), "dtype float32"),
-    (np.full((3, 4), np.nan), "NaN or infinity"),
+    (None, "expected an array of shape (3, 4), got None"),
+    (np.zeros((4, 3)), "has shape (4, 3), expected (3, 4)"),
+    (np.zeros((3, 4), dtype=np.float32), "has dtype float32, expected float64"),
+    (np.full((3, 4), np.nan), "holds nan at index [0, 0] where 1 was expected"),
 ])
 def test_compare_tensor_problems(impl, problem):
     check = compare_tensor("output", "output", impl, np.ones((3, 4)), 1e-10)

@@ -32,11 +32,12 @@ PREFLIGHT_FAILED = 4
 
 
 def _unsafe_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--unsafe-no-wall", "--unsafe-no-sandbox", dest="unsafe_no_wall",
-                        action="store_true",
+    parser.add_argument("--unsafe-no-wall", action="store_true",
                         help="grade even where the wall cannot start: the submission's code "
                              "then runs as a plain process (never for untrusted code); the "
                              "report says so on its first line")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true", dest="unsafe_no_wall",
+                        help=argparse.SUPPRESS)  # its former name
 
 
 def _wall(args):
@@ -75,6 +76,33 @@ def _rubric(path, seed=None):
     return rubric if seed is None else rubric.seeded(seed)[0]
 
 
+def _error(error) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+# what gradescope's results.json says of each exit status of _ready
+NOT_READY = {USAGE_ERROR: "its rubric could not be read",
+             NO_WALL: "its wall could not start on this machine",
+             PREFLIGHT_FAILED: "its pre-flight check failed: it could not grade the reference "
+                               "solution"}
+
+
+def _ready(args):
+    """(rubric, wall) to grade with: the rubric read (with --seed where the command has it),
+    the wall found, the pre-flight passed; or the exit status, after saying why not."""
+    try:
+        rubric = _rubric(args.rubric, getattr(args, "seed", None))
+    except ValueError as error:
+        return _error(error)
+    wall = _wall(args)
+    if wall is None:
+        return NO_WALL
+    if not _preflight(rubric, wall):  # once: a machine that cannot grade would fail everyone
+        return PREFLIGHT_FAILED
+    return rubric, wall
+
+
 def _seed_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, metavar="N",
                         help="the course seed, instead of the rubric's: the one a report "
@@ -106,8 +134,7 @@ def skeleton_main(argv: list[str]) -> int:
     try:
         skeleton = write_skeleton(args.out, args.source, _rubric(args.rubric), args.force)
     except (OSError, ValueError, MarkerError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return _error(error)
     print(f"wrote {len(skeleton.files)} files into {args.out}: {len(skeleton.regions)} parts "
           f"for students to write, in "
           f"{len({r.function for r in skeleton.regions})} functions")
@@ -134,24 +161,16 @@ def grade_main(argv: list[str]) -> int:
     from parity.grading.items import ITEMS_BY_ID
     from parity.grading.report import terminal_report, write_gradescope_results, write_json
 
-    try:
-        rubric = _rubric(args.rubric, args.seed)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
     items = None
     if args.items:
         items = [i.strip() for i in args.items.split(",") if i.strip()]
         unknown = [i for i in items if i not in ITEMS_BY_ID]
         if unknown:
-            print(f"error: unknown items {unknown}; items: {', '.join(ITEMS_BY_ID)}",
-                  file=sys.stderr)
-            return USAGE_ERROR
-    wall = _wall(args)
-    if wall is None:
-        return NO_WALL
-    if not _preflight(rubric, wall):
-        return PREFLIGHT_FAILED
+            return _error(f"unknown items {unknown}; items: {', '.join(ITEMS_BY_ID)}")
+    ready = _ready(args)
+    if isinstance(ready, int):
+        return ready
+    rubric, wall = ready
     grade = grade_submission(args.submission, rubric, items, wall=wall)
     if grade.error:
         print(f"error: {grade.error}", file=sys.stderr)
@@ -186,21 +205,14 @@ def grade_all_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from parity.grading.batch import grade_all, write_gradebook
 
-    try:
-        rubric = _rubric(args.rubric, args.seed)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
-    wall = _wall(args)
-    if wall is None:
-        return NO_WALL
-    if not _preflight(rubric, wall):  # once: a machine that cannot grade would fail everyone
-        return PREFLIGHT_FAILED
+    ready = _ready(args)
+    if isinstance(ready, int):
+        return ready
+    rubric, wall = ready
     try:
         book = grade_all(args.submissions, rubric, args.jobs, wall=wall)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return _error(error)
     paths = write_gradebook(book, rubric, args.out)
     if not wall.safe:
         print(wall.describe())
@@ -231,8 +243,7 @@ def bundle_main(argv: list[str]) -> int:
     try:
         path = write_bundle(args.out, _rubric(args.rubric))
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return _error(error)
     print(f"wrote {path}: upload it as the assignment's autograder (Ubuntu 24.04 base image)")
     return 0
 
@@ -257,19 +268,11 @@ def gradescope_main(argv: list[str]) -> int:
     def failed(why: str) -> None:
         write_json(gradescope_fault_results(why), args.results)
 
-    try:
-        rubric = _rubric(args.rubric)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        failed("its rubric could not be read")
-        return USAGE_ERROR
-    wall = _wall(args)
-    if wall is None:  # say so to the student and the instructor; grade nothing
-        failed("its wall could not start on this machine")
-        return NO_WALL
-    if not _preflight(rubric, wall):
-        failed("its pre-flight check failed: it could not grade the reference solution")
-        return PREFLIGHT_FAILED
+    ready = _ready(args)
+    if isinstance(ready, int):  # say so to the student and the instructor; grade nothing
+        failed(NOT_READY[ready])
+        return ready
+    rubric, wall = ready
     try:
         from parity.grading.grade import grade_submission
 
@@ -316,8 +319,7 @@ def prairielearn_bundle_main(argv: list[str]) -> int:
         path = write_question(args.out, _rubric(args.rubric), args.image or DEFAULT_IMAGE,
                               args.timeout or DEFAULT_TIMEOUT, args.force)
     except (OSError, ValueError, MarkerError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return _error(error)
     print(f"wrote the question {path}: copy it into your course's questions/, build and push "
           f"the grading image ({path / 'image' / 'Dockerfile'}) under the name info.json "
           "gives, and sync")
@@ -337,8 +339,7 @@ def wall_main(argv: list[str]) -> int:
     try:
         rubric = _rubric(args.rubric)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return _error(error)
     try:
         wall = find_wall()
     except WallUnavailable as error:
