@@ -318,14 +318,14 @@ def test_a_child_dead_before_its_runner_is_ready_is_the_graders_fault(tmp_path):
     broken = walls.Wall("none", interpreter="/bin/false")  # exits before any runner line
     result = grade_submission(honest, FAST, items=[HOSTILE], wall=broken)
     (item,) = result.items
-    assert item.failure.kind == "grader" and result.grader_fault
+    assert item.failure.cause == "grader" and result.grader_fault
     assert "not of your submission" in item.failure.problem
     assert "must not exit" not in item.failure.problem
 
     exits = make_submission(tmp_path / "exits", "", at_import="import os\nos._exit(3)\n")
     result = grade_submission(exits, FAST, items=[HOSTILE], wall=walls.Wall.unsafe())
     (item,) = result.items
-    assert item.failure.kind == "import" and not result.grader_fault
+    assert item.failure.cause == "import" and not result.grader_fault
     assert "must not exit the process" in item.failure.problem
 
 
