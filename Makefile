@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # two constantly, so each side gets one thread there; the benchmark sets its own.
 SINGLE_THREAD := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: install sandbox test container-test parity lint bench demo figures clean
+.PHONY: install walls test container-test parity lint bench demo figures clean
 
 install: $(STAMP)
 
@@ -23,17 +23,17 @@ $(STAMP): pyproject.toml constraints.txt
 # The grading walls need bubblewrap and libseccomp's Python bindings (system packages):
 # installed with apt where missing and this runs as root (as on this project's machines and
 # CI); elsewhere the command is shown.
-SANDBOX_PACKAGES := bubblewrap python3-seccomp util-linux
-sandbox:
+WALL_PACKAGES := bubblewrap python3-seccomp util-linux
+walls:
 	@if ! command -v bwrap >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import seccomp' 2>/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SANDBOX_PACKAGES); \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(WALL_PACKAGES); \
 	  else \
-	    echo "the grading walls need: sudo apt-get install $(SANDBOX_PACKAGES)" >&2; exit 1; \
+	    echo "the grading walls need: sudo apt-get install $(WALL_PACKAGES)" >&2; exit 1; \
 	  fi; \
 	fi
 
-test: $(STAMP) sandbox
+test: $(STAMP) walls
 	$(SINGLE_THREAD) $(BIN)/python -m pytest -q -n 2
 	$(MAKE) lint
 

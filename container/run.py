@@ -416,7 +416,7 @@ def attack_submissions(out: Path) -> dict[str, Path]:
     carry, each on the skeleton: whatever it scores, it did not earn."""
     import test_grading_attacks as attacks
 
-    from parity.grading import sandbox
+    from parity.grading import submission
 
     made: dict[str, Path] = {}
 
@@ -446,7 +446,7 @@ def attack_submissions(out: Path) -> dict[str, Path]:
     device = add("device-node")
     os.mknod(device / "scratch" / "tape.py", 0o644 | 0o020000, os.makedev(1, 3))
     maze = add("directory-maze") / "scratch" / "zz"
-    for i in range(sandbox.MAX_SOURCE_ENTRIES + 100):
+    for i in range(submission.MAX_SOURCE_ENTRIES + 100):
         (maze / f"d{i:05d}").mkdir(parents=True)
     junk = add("many-files") / "scratch" / "junk"
     junk.mkdir()
@@ -538,9 +538,9 @@ class Tally:
 
 
 def wall_of(docker: Docker, flags: list[str]) -> tuple[str | None, str]:
-    """(the name of the wall sandbox-check finds, or None, and what it said)."""
+    """(the name of the wall wall-check finds, or None, and what it said)."""
     check = docker.run(flags, {}, "cd /autograder/source && "
-                              "/autograder/venv/bin/python -m parity.grading sandbox-check")
+                              "/autograder/venv/bin/python -m parity.grading wall-check")
     said = check.output.strip()
     match = re.search(r"\bok: .*?\bwall ([\w-]+):", said)
     return (match.group(1) if match else None), said
@@ -781,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
         for config in configs:
             flags, wall = CONFIGS[config]
             found, said = wall_of(docker, flags)
-            tally.record(f"{config}: sandbox-check finds the {wall} wall",
+            tally.record(f"{config}: wall-check finds the {wall} wall",
                          [] if found == wall else [said[-600:]],
                          f"({' '.join(flags) or 'no extra flags'})")
             with ThreadPoolExecutor(PARALLEL) as pool:  # in order, PARALLEL containers at once

@@ -26,7 +26,7 @@ from parity.diff import ANYTHING, TOL, Divergence, first_divergence
 class Failure:
     """Why an item failed, in words: which function, what went wrong, on which case.
 
-    kind: "wrong" (a value differs), "error" (the submission raised), "missing" (it raises
+    cause: "wrong" (a value differs), "error" (the submission raised), "missing" (it raises
     NotImplementedError), "limit" (time, memory, or the process died), "import" (the package
     could not be imported), "grader" (the grading machine failed, not the submission).
     """
@@ -34,7 +34,7 @@ class Failure:
     function: str
     problem: str
     case: str
-    kind: str = "wrong"
+    cause: str = "wrong"
     shrunk: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -63,23 +63,23 @@ class Reference(Protocol):
 
 # -- words ---------------------------------------------------------------------------------------
 def describe_error(error: dict | None, function: str) -> tuple[str, str]:
-    """(kind, words) for an exception the submission raised: {"type", "message", "frames"},
+    """(cause, words) for an exception the submission raised: {"type", "message", "frames"},
     each frame [path, line, function, source line]."""
     if not error:
         return "error", f"{function} failed without saying why"
-    kind = "missing" if error.get("type") == "NotImplementedError" else "error"
+    cause = "missing" if error.get("type") == "NotImplementedError" else "error"
     frames = error.get("frames") or []
     where = ""
     if frames:
         path, line, name, text = frames[-1]
         where = f" (at {path} line {line}, in {name}"
         where += f": `{text}`)" if text else ")"
-        if kind == "missing":
-            return kind, f"{name} is not written yet: it raises NotImplementedError{where}"
-    if kind == "missing":
-        return kind, f"{function} is not written yet: it raises NotImplementedError"
+        if cause == "missing":
+            return cause, f"{name} is not written yet: it raises NotImplementedError{where}"
+    if cause == "missing":
+        return cause, f"{function} is not written yet: it raises NotImplementedError"
     message = error.get("message") or ""
-    return kind, f"{function} raised {error.get('type')}: {message}{where}"
+    return cause, f"{function} raised {error.get('type')}: {message}{where}"
 
 
 def compare_named(expected, actual, names, tol: float = TOL) -> Divergence | None:
@@ -100,8 +100,8 @@ def judge(call: Call, ok: bool, value, error: dict | None, case_words: str,
           notes=(), tol: float = TOL) -> Failure | None:
     """The failure of one answered call, or None."""
     if not ok:
-        kind, words = describe_error(error, call.function)
-        return Failure(call.function, words, case_words, kind, notes=list(notes))
+        cause, words = describe_error(error, call.function)
+        return Failure(call.function, words, case_words, cause, notes=list(notes))
     found = compare_named(call.expected, value, call.names, tol)
     if found is not None:
         return Failure(call.function, f"{call.function} returned {found}", case_words,
@@ -112,10 +112,10 @@ def judge(call: Call, ok: bool, value, error: dict | None, case_words: str,
 def failure_text(failure: Failure, item: spec.ItemSpec) -> str:
     """What a student reads of a failed item: the grader's feedback and the check's."""
     label = "Smallest failing case" if failure.shrunk else "Failing case"
-    if failure.kind in ("import", "missing", "grader"):
+    if failure.cause in ("import", "missing", "grader"):
         label = "Case"
     text = f"{failure.problem}\n{label}: {failure.case}"
-    if failure.kind != "grader":  # nothing for the student to fix
+    if failure.cause != "grader":  # nothing for the student to fix
         text += f"\nWhat has to be right: {item.about}."
         text += f"\nGraded functions: {', '.join(f.name for f in item.grades)}."
     return text
@@ -210,7 +210,7 @@ def layer_arguments(case: Case):
     """(constructor args, kwargs) of the layer a Case describes."""
     kwargs = dict(num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
                   dropout=case.dropout, bidirectional=case.bidirectional,
-                  **spec.layer_options(case.kind, case.proj_size))
+                  **spec.layer_options(case.mode, case.proj_size))
     return (case.input_size, case.hidden_size), kwargs
 
 
@@ -220,7 +220,7 @@ def layer_request(case: Case, reference: Reference, twice: bool = False):
     doubled."""
     data = make_data(case)
     args, kwargs = layer_arguments(case)
-    lstm = case.kind == "LSTM"
+    lstm = case.mode == "LSTM"
     hx = ((data.h0, data.c0) if lstm else data.h0) if case.hx else None
     grad_state = data.grad_h_n
     if lstm:
@@ -230,7 +230,7 @@ def layer_request(case: Case, reference: Reference, twice: bool = False):
     if data.masks is not None:
         forward_kwargs["dropout_masks"] = data.masks
     request = {
-        "cls": spec.MODES[case.kind].cls, "args": args, "kwargs": kwargs,
+        "cls": spec.MODES[case.mode].cls, "args": args, "kwargs": kwargs,
         "state": data.params, "train": case.training,
         "forward": {"args": (data.input, hx), "kwargs": forward_kwargs},
         "backward": {"args": (data.grad_output, grad_state), "kwargs": {}},
@@ -273,10 +273,10 @@ def judge_layer(case: Case, request: dict, expected: dict, reached, error: dict 
     for stage in ("forward", "backward"):
         function = f"{cls}.{stage}"
         if stage not in reached:
-            kind, text = describe_error(error, function)
-            return Failure(function, text, words, kind, notes=notes)
-        want, _ = _named_outputs(case.kind, stage, expected[stage])
-        got, problem = _named_outputs(case.kind, stage, reached[stage])
+            cause, text = describe_error(error, function)
+            return Failure(function, text, words, cause, notes=notes)
+        want, _ = _named_outputs(case.mode, stage, expected[stage])
+        got, problem = _named_outputs(case.mode, stage, reached[stage])
         if problem is not None:
             return Failure(function, f"{function} {problem}", words, notes=notes)
         for name, value in want.items():
@@ -290,8 +290,8 @@ def judge_layer(case: Case, request: dict, expected: dict, reached, error: dict 
         if key not in expected:
             continue
         if key not in reached:
-            kind, text = describe_error(error, what)
-            return Failure(f"{cls}.backward", text, words, kind, notes=notes)
+            cause, text = describe_error(error, what)
+            return Failure(f"{cls}.backward", text, words, cause, notes=notes)
         for name, value in expected[key].items():
             found = first_divergence(value, reached[key].get(name), f"grads[{name!r}]")
             if found is not None:

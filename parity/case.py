@@ -19,7 +19,6 @@ import numpy as np
 
 from parity.spec import ALL_MODES, MODES, ItemSpec
 
-KINDS = ALL_MODES
 DROPOUT_MODES = ("eval", "train_p0", "train_p1", "train_masks")
 STATE_GRADS = ("none", "h", "c", "both")
 
@@ -38,7 +37,7 @@ class Case:
     pre-activation of exactly zero (the place where relu'(0) = 0 is decided).
     """
 
-    kind: str
+    mode: str
     input_size: int
     hidden_size: int
     num_layers: int = 1
@@ -66,12 +65,12 @@ class Case:
 
     def problems(self) -> list[str]:
         p = []
-        if self.kind not in KINDS:
-            p.append(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.mode not in ALL_MODES:
+            p.append(f"mode must be one of {ALL_MODES}, got {self.mode!r}")
         for name in ("input_size", "hidden_size", "num_layers", "seq_len", "batch"):
             if getattr(self, name) < 1:
                 p.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.proj_size and (self.kind != "LSTM" or not 0 < self.proj_size < self.hidden_size):
+        if self.proj_size and (self.mode != "LSTM" or not 0 < self.proj_size < self.hidden_size):
             p.append(f"proj_size {self.proj_size} needs LSTM and 0 < proj_size < hidden_size")
         if self.unbatched and self.batch != 1:
             p.append(f"unbatched input has batch 1, got batch={self.batch}")
@@ -87,9 +86,9 @@ class Case:
         if list(steps) != sorted(set(steps)) or not all(0 <= t < self.seq_len for t in steps):
             p.append(f"zero_input_steps must be increasing steps in 0..{self.seq_len - 1}, "
                      f"got {steps}")
-        allowed = STATE_GRADS if self.kind == "LSTM" else ("none", "h")
+        allowed = STATE_GRADS if self.mode == "LSTM" else ("none", "h")
         if self.state_grad not in allowed:
-            p.append(f"state_grad must be one of {allowed} for {self.kind}, "
+            p.append(f"state_grad must be one of {allowed} for {self.mode}, "
                      f"got {self.state_grad!r}")
         if self.dropout_mode not in DROPOUT_MODES:
             p.append(f"dropout_mode must be one of {DROPOUT_MODES}, got {self.dropout_mode!r}")
@@ -128,12 +127,12 @@ class Case:
         return self.state_grad in ("h", "both")
 
     def grad_c_given(self) -> bool:
-        return self.kind == "LSTM" and self.state_grad in ("c", "both")
+        return self.mode == "LSTM" and self.state_grad in ("c", "both")
 
     # -- words and JSON ---------------------------------------------------------------------
     def describe(self) -> str:
         """The configuration in words."""
-        parts = [f"{MODES[self.kind].words}, input_size {self.input_size}, "
+        parts = [f"{MODES[self.mode].words}, input_size {self.input_size}, "
                  f"hidden_size {self.hidden_size}"]
         if self.proj_size:
             parts.append(f"proj_size {self.proj_size}")
@@ -150,7 +149,7 @@ class Case:
             parts.append(f"lengths {list(self.lengths)}")
         if self.zero_input_steps:
             parts.append(f"input exactly zero at steps {list(self.zero_input_steps)}")
-        state = "(h0, c0)" if self.kind == "LSTM" else "h0"
+        state = "(h0, c0)" if self.mode == "LSTM" else "h0"
         parts.append(f"{state} given" if self.hx else f"no {state}")
         parts.append({
             "none": "no gradient into the final state",
@@ -179,6 +178,8 @@ class Case:
                              f"{error}") from None
         if not isinstance(fields, dict):
             raise ValueError(f"a case must be a JSON object, got {text!r}")
+        if "kind" in fields:  # the field's former name, in older failure reports
+            fields.setdefault("mode", fields.pop("kind"))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(fields) - known)
         if unknown:
@@ -219,7 +220,7 @@ def param_names(case: Case) -> list[str]:
 
 
 def param_shape(case: Case, name: str) -> tuple[int, ...]:
-    GH = MODES[case.kind].gates * case.hidden_size
+    GH = MODES[case.mode].gates * case.hidden_size
     layer = int(name.split("_l")[1].split("_")[0])
     if name.startswith("weight_ih"):
         width = case.input_size if layer == 0 else case.num_directions * case.h_out
@@ -272,7 +273,7 @@ def make_data(case: Case) -> CaseData:
     else:
         x[steps] = 0.0  # (T, B, I) or (T, I)
     h0 = normal(state_shape(case, case.h_out)) if case.hx else None
-    c0 = normal(state_shape(case, case.hidden_size)) if case.hx and case.kind == "LSTM" else None
+    c0 = normal(state_shape(case, case.hidden_size)) if case.hx and case.mode == "LSTM" else None
     grad_output = normal(output_shape(case))
     grad_h_n = normal(state_shape(case, case.h_out)) if case.grad_h_given() else None
     grad_c_n = normal(state_shape(case, case.hidden_size)) if case.grad_c_given() else None
@@ -422,7 +423,7 @@ def _layer_case(options: dict, mode: str, rng, how: str) -> Case:
     grads = ("h", "both", "c", "none") if mode == "LSTM" else ("h", "none")
     dropout = options.get("dropout", False)
     return Case(
-        kind=mode, input_size=_pick(rng, (1, 4), how), hidden_size=H,
+        mode=mode, input_size=_pick(rng, (1, 4), how), hidden_size=H,
         num_layers=_pick(rng, options.get("layers", (1, 1)), how), proj_size=proj,
         bidirectional=options.get("bidirectional", False),
         bias=how != "next" if how != "drawn" else bool(rng.integers(2)),

@@ -213,9 +213,11 @@ class TorchReference:
                                               grad=True, rows=mode == "GRU")
             self._upstream((h_n, c_n), (dh, dc)).backward()
             dx, dh_prev = _array(leaves["x_proj"].grad)[0], _array(leaves["h0"].grad)
-            if lstm:
-                return dx, dh_prev, _array(leaves["c0"].grad)
-            return (dx, _array(leaves["rows"].grad), dh_prev) if mode == "GRU" else (dx, dh_prev)
+            grads = ((dx, dh_prev, _array(leaves["c0"].grad)) if lstm else
+                     (dx, _array(leaves["rows"].grad), dh_prev) if mode == "GRU" else
+                     (dx, dh_prev))
+            cls = self._cls(mode, "StepGrads")  # its fields, in this order
+            return build(cls, dict(zip(getattr(cls, "_fields", ()), grads)))
 
         return backward
 
@@ -364,11 +366,11 @@ class TorchLayer:
     def forward(self, input, hx=None, lengths=None, dropout_masks=None):
         self.leaves = {k: _tensor(v, True) for k, v in self.params.items()}
         self.x = _tensor(input, True)
-        lstm = self.case.kind == "LSTM"
+        lstm = self.case.mode == "LSTM"
         self.hx = None if hx is None else (
             tuple(_tensor(s, True) for s in hx) if lstm else _tensor(hx, True))
         masks = None if dropout_masks is None else [_tensor(m) for m in dropout_masks]
-        self.out = self.equations.forward(self.case.kind, self.leaves, self.x, self.hx,
+        self.out = self.equations.forward(self.case.mode, self.leaves, self.x, self.hx,
                                           lengths, batch_first=self.case.batch_first,
                                           dropout_masks=masks)
         output, state = self.out
@@ -376,7 +378,7 @@ class TorchLayer:
 
     def backward(self, grad_output, grad_state=None):
         output, state = self.out
-        lstm = self.case.kind == "LSTM"
+        lstm = self.case.mode == "LSTM"
         states = state if lstm else (state,)
         grads = grad_state if lstm and grad_state is not None else (grad_state, None)
         self.equations_loss = self._loss(output, grad_output, states, grads)

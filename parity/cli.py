@@ -1,7 +1,7 @@
 """``python -m parity``: the command line of the parity harness.
 
     python -m parity [--profile quick|ci|thorough] [--device cpu|cuda|all]
-                     [--kinds rnn_tanh,rnn_relu,lstm,gru] [--impl MODULE_OR_DIR] [--seed N]
+                     [--modes rnn_tanh,rnn_relu,lstm,gru] [--impl MODULE_OR_DIR] [--seed N]
     python -m parity [--impl MODULE_OR_DIR] --reproduce '<case JSON from a failure report>'
     python -m parity zoo OUT_DIR [--names a,b] [--list]
 
@@ -17,24 +17,25 @@ import sys
 import time
 from pathlib import Path
 
-from parity.case import KINDS, Case
+from parity.case import Case
+from parity.spec import ALL_MODES
 
-KIND_NAMES = {"rnn_tanh": ["RNN_TANH"], "rnn_relu": ["RNN_RELU"], "rnn": ["RNN_TANH", "RNN_RELU"],
+MODE_NAMES = {"rnn_tanh": ["RNN_TANH"], "rnn_relu": ["RNN_RELU"], "rnn": ["RNN_TANH", "RNN_RELU"],
               "lstm": ["LSTM"], "gru": ["GRU"]}
 
 
-def parse_kinds(text: str) -> list[str]:
+def parse_modes(text: str) -> list[str]:
     if text.strip().lower() == "none":
         return []
-    kinds: list[str] = []
+    modes: list[str] = []
     for word in text.split(","):
         key = word.strip().lower()
-        if key not in KIND_NAMES:
+        if key not in MODE_NAMES:
             raise argparse.ArgumentTypeError(
-                f"unknown kind {word!r}: choose from {', '.join(KIND_NAMES)} (comma-separated), "
+                f"unknown mode {word!r}: choose from {', '.join(MODE_NAMES)} (comma-separated), "
                 "or none")
-        kinds += [k for k in KIND_NAMES[key] if k not in kinds]
-    return [k for k in KINDS if k in kinds]
+        modes += [k for k in MODE_NAMES[key] if k not in modes]
+    return [k for k in ALL_MODES if k in modes]
 
 
 def parse_groups(text: str) -> list[str]:
@@ -71,9 +72,10 @@ def main_parser() -> argparse.ArgumentParser:
                         "every run; thorough explores anew each run)")
     p.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                    help="where torch runs (default: all = the CPU, and CUDA when available)")
-    p.add_argument("--kinds", type=parse_kinds, default=list(KINDS),
+    p.add_argument("--modes", type=parse_modes, default=list(ALL_MODES),
                    help="comma-separated: rnn_tanh, rnn_relu, rnn (both), lstm, gru "
                         "(default: all)")
+    p.add_argument("--kinds", type=parse_modes, dest="modes", help=argparse.SUPPRESS)  # old name
     p.add_argument("--groups", type=parse_groups, default=None,
                    help="the other public functions' groups to run, comma-separated names or "
                         "patterns (RNNCell, gru_cell_*, *Loss, SGD, training, ...), or none "
@@ -186,9 +188,19 @@ def reproduce_unit(text: str, impl, name: str) -> int:
     return print_verdict(result, case)
 
 
+def _print_outcome(outcome, row: str, what: str) -> None:
+    """One line of the run's progress, and the report of its failure."""
+    status = "ok" if outcome.failure is None else "FAIL"
+    print(f"  {row} {status:4s} {outcome.pinned} pinned + {outcome.explored} explored cases "
+          f"in {outcome.seconds:.1f} s", flush=True)
+    if outcome.failure is not None:
+        print(f"\nFAIL: {what}, found by {outcome.found_by}\n"
+              + indent(outcome.failure.report()) + "\n", flush=True)
+
+
 def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
     from parity import summary
-    from parity.runner import Stats, run_group
+    from parity.runner import Stats, run_mode
     from parity.strategies import PROFILES
 
     profile = PROFILES[args.profile]
@@ -196,18 +208,13 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
     outcomes = []
     start = time.perf_counter()
     print(f"parity: {name} against torch, profile {profile.name} "
-          f"({profile.examples} Hypothesis examples per kind and device, after the pinned "
+          f"({profile.examples} Hypothesis examples per mode and device, after the pinned "
           f"cases), devices {', '.join(devices)}")
     for device in devices:
-        for kind in args.kinds:
-            outcome = run_group(kind, device, profile, impl, name, stats, args.seed)
+        for mode in args.modes:
+            outcome = run_mode(mode, device, profile, impl, name, stats, args.seed)
             outcomes.append(outcome)
-            status = "ok" if outcome.failure is None else "FAIL"
-            print(f"  {kind:8s} {device:4s} {status:4s} {outcome.pinned} pinned + "
-                  f"{outcome.explored} explored cases in {outcome.seconds:.1f} s", flush=True)
-            if outcome.failure is not None:
-                print(f"\nFAIL: {kind} on {device}, found by {outcome.found_by}\n"
-                      + indent(outcome.failure.report()) + "\n", flush=True)
+            _print_outcome(outcome, f"{mode:8s} {device:4s}", f"{mode} on {device}")
 
     from parity import units
 
@@ -225,12 +232,7 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
             continue
         unit = units.run_unit_group(group, profile, impl, name, args.seed)
         unit_outcomes.append(unit)
-        status = "ok" if unit.failure is None else "FAIL"
-        print(f"  {group.name:20s} {status:4s} {unit.pinned} pinned + {unit.explored} "
-              f"explored cases in {unit.seconds:.1f} s", flush=True)
-        if unit.failure is not None:
-            print(f"\nFAIL: group {group.name}, found by {unit.found_by}\n"
-                  + indent(unit.failure.report()) + "\n", flush=True)
+        _print_outcome(unit, f"{group.name:20s}", f"group {group.name}")
 
     if "cuda" not in devices:
         skipped.append("cuda: " + ("torch sees no CUDA device" if not cuda
@@ -241,17 +243,17 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
         if training_note:
             skipped.append(training_note)
 
-    failed_groups = [o for o in outcomes if o.failure is not None]
+    failed_runs = [o for o in outcomes if o.failure is not None]
     failed_units = [u for u in unit_outcomes if u.failure is not None]
     failed_training = [r for r in training_rows if not r.get("passed")]
     if outcomes:
-        print("\n== cases compared, per kind and option ==")
-        print(summary.cases_table(stats, args.kinds))
+        print("\n== cases compared, per mode and option ==")
+        print(summary.cases_table(stats, args.modes))
         print("\n== largest error seen, per tensor (error = max|impl - torch| / max(1, "
               "max|torch|)) ==")
         print(summary.errors_table(stats))
-        print("\n== per kind and device ==")
-        print(summary.groups_table(outcomes))
+        print("\n== per mode and device ==")
+        print(summary.modes_table(outcomes))
     if unit_outcomes:
         print("\n== other public functions: cases per group and option, largest error ==")
         print(summary.units_table(unit_outcomes))
@@ -265,10 +267,10 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
         print("\nskipped:")
         for line in skipped:
             print(f"  - {line}")
-    ok = not failed_groups and not failed_training and not failed_units
+    ok = not failed_runs and not failed_training and not failed_units
     parts = []
-    if failed_groups:
-        parts.append(f"{len(failed_groups)} kind/device groups")
+    if failed_runs:
+        parts.append(f"{len(failed_runs)} mode/device runs")
     if failed_units:
         parts.append(f"{len(failed_units)} function groups ("
                      + ", ".join(u.group for u in failed_units) + ")")

@@ -23,11 +23,12 @@ import numpy as np
 
 from parity import tolerances
 from parity.case import Case, make_data
+from parity.diff import array_problem
 from parity.impl import build_impl, run_impl
 from parity.reference import Outcome, torch_outcome
 
-# The groups of the summary table, in order.
-GROUPS = ("output", "h_n", "c_n", "grad_input", "grad_h0", "grad_c0", "grad_weight",
+# The quantities of the summary table, in order.
+QUANTITIES = ("output", "h_n", "c_n", "grad_input", "grad_h0", "grad_c0", "grad_weight",
           "grad_bias", "grad_twice")
 
 
@@ -36,7 +37,7 @@ class TensorCheck:
     """How one tensor of the implementation compares with torch's."""
 
     name: str  # e.g. "grad[weight_hh_l0]"
-    group: str  # one of GROUPS
+    quantity: str  # one of QUANTITIES
     tol: float
     scale: float = 1.0  # max(1, max |ref|)
     max_abs: float = 0.0
@@ -81,9 +82,9 @@ class CaseResult:
         """The tensors that differ; a gradient's second-backward check is left out when the
         gradient itself already differs (it says nothing more)."""
         failed = [c for c in self.checks if not c.passed]
-        firsts = {c.name for c in failed if c.group != "grad_twice"}
+        firsts = {c.name for c in failed if c.quantity != "grad_twice"}
         return [c for c in failed
-                if c.group != "grad_twice" or c.name.split(" after")[0] not in firsts]
+                if c.quantity != "grad_twice" or c.name.split(" after")[0] not in firsts]
 
     @property
     def passed(self) -> bool:
@@ -121,27 +122,12 @@ class ParityFailure(AssertionError):
 
 
 # -- comparing one tensor ---------------------------------------------------------------------
-def compare_tensor(name: str, group: str, impl, ref: np.ndarray, tol: float) -> TensorCheck:
-    check = TensorCheck(name, group, tol)
-    if impl is None:
-        check.problem = "the implementation returned None, torch returned a tensor"
-        return check
-    if not isinstance(impl, np.ndarray):
-        check.problem = f"the implementation returned a {type(impl).__name__}, not an ndarray"
-        return check
-    if impl.shape != ref.shape:
-        check.problem = f"shape {impl.shape}, torch's is {ref.shape}"
-        return check
-    if impl.dtype != ref.dtype:
-        check.problem = f"dtype {impl.dtype}, torch's is {ref.dtype}"
-        return check
-    if ref.size == 0:
+def compare_tensor(name: str, quantity: str, impl, ref: np.ndarray, tol: float) -> TensorCheck:
+    check = TensorCheck(name, quantity, tol)
+    check.problem = array_problem(ref, impl)  # the grader's words for what is no number
+    if check.problem is not None or ref.size == 0:
         return check
     a, b = impl.astype(np.float64), ref.astype(np.float64)
-    if not np.all(np.isfinite(a)):
-        where = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-        check.problem = f"NaN or infinity at index {list(where)} (torch {b[where]:.10g})"
-        return check
     diff = np.abs(a - b)
     abs_at = np.unravel_index(int(np.argmax(diff)), diff.shape)
     with np.errstate(divide="ignore", invalid="ignore"):  # |torch| == 0: inf, or 0 if equal
@@ -156,7 +142,7 @@ def compare_tensor(name: str, group: str, impl, ref: np.ndarray, tol: float) -> 
     return check
 
 
-def _param_group(name: str) -> str:
+def _param_quantity(name: str) -> str:
     return "grad_bias" if name.startswith("bias") else "grad_weight"
 
 
@@ -187,7 +173,7 @@ def compare_outcomes(case: Case, impl: Outcome, grads_twice, ref: Outcome) -> li
         checks.append(check)
     for name, ref_grad in ref.grads.items():
         if name in impl.grads:
-            checks.append(compare_tensor(f"grad[{name}]", _param_group(name), impl.grads[name],
+            checks.append(compare_tensor(f"grad[{name}]", _param_quantity(name), impl.grads[name],
                                          ref_grad, tol))
     for name, ref_grad in ref.grads.items():
         if name in grads_twice:

@@ -107,31 +107,40 @@ def _as_number(value):
     return value
 
 
-def _compare_array(expected: np.ndarray, actual, name: str,
-                   tol: float) -> Divergence | None:
+def array_problem(expected: np.ndarray, actual) -> str | None:
+    """What makes ``actual`` no match for the reference's array before any number is weighed
+    (not an array, another shape or float dtype, another mask, a NaN or an infinity where a
+    number is expected), or None. The parity harness's comparator says the same."""
     if not isinstance(actual, np.ndarray):
-        return Divergence(name, f"expected an array of shape {expected.shape}, "
-                                f"got {_what(actual)}")
+        return f"expected an array of shape {expected.shape}, got {_what(actual)}"
     if actual.shape != expected.shape:
-        return Divergence(name, f"has shape {actual.shape}, expected {expected.shape}")
+        return f"has shape {actual.shape}, expected {expected.shape}"
     if expected.dtype.kind == "f" and actual.dtype != expected.dtype:
-        return Divergence(name, f"has dtype {actual.dtype}, expected {expected.dtype} (keep "
-                                "the inputs' dtype: nothing may be cast)")
+        return (f"has dtype {actual.dtype}, expected {expected.dtype} (keep the inputs' dtype: "
+                "nothing may be cast)")
     if expected.dtype.kind == "b":
         if actual.dtype.kind != "b" or not np.array_equal(actual, expected):
-            return Divergence(name, "the mask differs from the expected one")
+            return "the mask differs from the expected one"
         return None
     if actual.dtype.kind not in "biuf":
-        return Divergence(name, f"has dtype {actual.dtype}, expected {expected.dtype}")
-    if expected.size == 0:
-        return None
-    exp = expected.astype(np.float64)
-    act = actual.astype(np.float64)
+        return f"has dtype {actual.dtype}, expected {expected.dtype}"
+    exp, act = expected.astype(np.float64), actual.astype(np.float64)
     bad_nan = ~np.isfinite(act) & np.isfinite(exp)
     if bad_nan.any():
         index = tuple(int(i) for i in np.argwhere(bad_nan)[0])
-        return Divergence(name, f"holds {act[index]} at index {list(index)} where "
-                                f"{exp[index]:.6g} was expected")
+        return f"holds {act[index]} at index {list(index)} where {exp[index]:.6g} was expected"
+    return None
+
+
+def _compare_array(expected: np.ndarray, actual, name: str,
+                   tol: float) -> Divergence | None:
+    problem = array_problem(expected, actual)
+    if problem is not None:
+        return Divergence(name, problem)
+    if expected.dtype.kind == "b" or expected.size == 0:
+        return None
+    exp = expected.astype(np.float64)
+    act = actual.astype(np.float64)
     scale = tolerances.scale(exp)
     allowed = tol * scale
     with np.errstate(invalid="ignore"):

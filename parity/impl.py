@@ -151,8 +151,8 @@ def build_impl(case: Case, data: CaseData, impl: ModuleType):
                   dropout=case.dropout, bidirectional=case.bidirectional, dtype=case.np_dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        module = getattr(impl, MODES[case.kind].cls)(
-            case.input_size, case.hidden_size, **layer_options(case.kind, case.proj_size),
+        module = getattr(impl, MODES[case.mode].cls)(
+            case.input_size, case.hidden_size, **layer_options(case.mode, case.proj_size),
             **common)
     module.load_state_dict({k: v.copy() for k, v in data.params.items()})
     module.train(case.training)
@@ -166,9 +166,9 @@ def run_impl(case: Case, data: CaseData, module, stage: list[str]) -> ImplOutcom
     """
     hx = None
     if data.h0 is not None:
-        hx = (data.h0.copy(), data.c0.copy()) if case.kind == "LSTM" else data.h0.copy()
+        hx = (data.h0.copy(), data.c0.copy()) if case.mode == "LSTM" else data.h0.copy()
     grad_state = None
-    if case.kind == "LSTM" and case.state_grad != "none":
+    if case.mode == "LSTM" and case.state_grad != "none":
         grad_state = (
             None if data.grad_h_n is None else data.grad_h_n.copy(),
             None if data.grad_c_n is None else data.grad_c_n.copy(),
@@ -185,10 +185,10 @@ def run_impl(case: Case, data: CaseData, module, stage: list[str]) -> ImplOutcom
     module.zero_grad()
     stage.append("forward()")
     output, state = module(data.input.copy(), hx, **kwargs)
-    h_n, c_n = state if case.kind == "LSTM" else (state, None)
+    h_n, c_n = state if case.mode == "LSTM" else (state, None)
     stage.append("backward()")
     grad_input, grad_hx = module.backward(data.grad_output.copy(), grad_state)
-    grad_h0, grad_c0 = (grad_hx if case.kind == "LSTM" and grad_hx is not None
+    grad_h0, grad_c0 = (grad_hx if case.mode == "LSTM" and grad_hx is not None
                         else (grad_hx, None))
     grads = {k: np.array(v, copy=True) for k, v in module.grads.items()}
     first = Outcome(output, h_n, c_n, grad_input, grad_h0, grad_c0, grads)

@@ -1,6 +1,6 @@
 """Fixed cases run before Hypothesis explores, the same in every profile.
 
-Each scenario below is run for every kind, so that every option of the configuration space
+Each scenario below is run for every mode, so that every option of the configuration space
 (layers, directions, layouts, bias, unbatched input, lengths, hx, projection, the four
 dropout modes, both dtypes, long sequences) is covered by a named case whatever Hypothesis
 happens to draw. Sizes are small, distinct and never square where a transposition could
@@ -9,7 +9,7 @@ hide (input_size != hidden_size, batch != seq_len).
 The last scenarios put exact zeros where drawn data never does: in a pre-activation. With no
 bias and no hx, a direction that starts on input rows of exactly zero computes
 pre = 0 W_ih^T + 0 W_hh^T = 0 at those steps (and so does every layer above it, whose input
-there is act(0) = 0 for every kind). That is where relu's derivative is a convention: torch
+there is act(0) = 0 for every mode). That is where relu's derivative is a convention: torch
 takes relu'(0) = 0, so the gradient of those input rows is exactly zero, and an
 implementation that takes 1 there differs in nothing else. (Zero rows after a non-zero one
 meet the state carried so far, in general not zero: they check that zero input is not
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from parity.case import Case
 
-# name -> the case's fields but kind, seed and device; "proj_size" and "state_grad" given
-# for LSTM are adapted to the other kinds by pinned_cases().
+# name -> the case's fields but mode, seed and device; "proj_size" and "state_grad" given
+# for LSTM are adapted to the other modes by pinned_cases().
 SCENARIOS: dict[str, dict] = {
     "one layer": dict(input_size=3, hidden_size=4, seq_len=5, batch=3, state_grad="both"),
     "two bidirectional layers, batch_first, variable lengths": dict(
@@ -64,13 +64,13 @@ SCENARIOS: dict[str, dict] = {
 }
 
 
-def pinned_cases(kind: str, device: str = "cpu") -> list[tuple[str, Case]]:
-    """The scenarios as cases of this kind on this device, each with its own seed."""
+def pinned_cases(mode: str, device: str = "cpu") -> list[tuple[str, Case]]:
+    """The scenarios as cases of this mode on this device, each with its own seed."""
     out = []
     for index, (name, fields) in enumerate(SCENARIOS.items()):
         fields = dict(fields)
-        if kind != "LSTM":
+        if mode != "LSTM":
             fields.pop("proj_size", None)
             fields["state_grad"] = "none" if fields["state_grad"] == "none" else "h"
-        out.append((name, Case(kind=kind, device=device, seed=1000 + index, **fields)))
+        out.append((name, Case(mode=mode, device=device, seed=1000 + index, **fields)))
     return out

@@ -77,8 +77,8 @@ def build_nn(case: Case) -> nn.Module:
                   dtype=TORCH_DTYPE[case.dtype], device=case.device)
     with warnings.catch_warnings():  # dropout with one layer: torch warns, as scratch does
         warnings.simplefilter("ignore", UserWarning)
-        return getattr(nn, MODES[case.kind].cls)(case.input_size, case.hidden_size,
-                                                 **layer_options(case.kind, case.proj_size),
+        return getattr(nn, MODES[case.mode].cls)(case.input_size, case.hidden_size,
+                                                 **layer_options(case.mode, case.proj_size),
                                                  **common)
 
 
@@ -96,7 +96,7 @@ def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:
     x = _tensor(data.input, case, requires_grad=True)
     h0 = None if data.h0 is None else _tensor(data.h0, case, requires_grad=True)
     c0 = None if data.c0 is None else _tensor(data.c0, case, requires_grad=True)
-    hx = None if h0 is None else ((h0, c0) if case.kind == "LSTM" else h0)
+    hx = None if h0 is None else ((h0, c0) if case.mode == "LSTM" else h0)
 
     if use_equations:
         params = {k: _tensor(v, case, requires_grad=True) for k, v in data.params.items()}
@@ -106,7 +106,7 @@ def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:
         elif case.dropout_mode == "train_p1" and case.num_layers > 1:
             masks = [torch.zeros_like(_tensor(data.grad_output, case))] * (case.num_layers - 1)
         output, state = equations.forward(
-            case.kind, params, x, hx, case.lengths, batch_first=case.batch_first,
+            case.mode, params, x, hx, case.lengths, batch_first=case.batch_first,
             dropout_masks=masks,
         )
         named = params
@@ -124,7 +124,7 @@ def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:
             output, state = _run_nn(case, module, x, hx)
         named = dict(module.named_parameters())
 
-    h_n, c_n = state if case.kind == "LSTM" else (state, None)
+    h_n, c_n = state if case.mode == "LSTM" else (state, None)
     tensors, upstream = [output], [_tensor(data.grad_output, case)]
     if data.grad_h_n is not None:
         tensors.append(h_n)

@@ -1,6 +1,6 @@
-"""Running the harness: pinned cases, then Hypothesis, per kind and device; with statistics.
+"""Running the harness: pinned cases, then Hypothesis, per mode and device; with statistics.
 
-For each kind and device the fixed scenarios of parity.pinned run first; if they pass,
+For each mode and device the fixed scenarios of parity.pinned run first; if they pass,
 Hypothesis explores ``profile.examples`` drawn cases (parity.strategies), stopping at the
 first failure, which it shrinks to the simplest failing configuration before it is reported.
 """
@@ -18,7 +18,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from parity.case import Case
-from parity.compare import GROUPS, CaseResult, ParityFailure, run_case
+from parity.compare import QUANTITIES, CaseResult, ParityFailure, run_case
 from parity.pinned import pinned_cases
 from parity.strategies import Profile, draw_case
 
@@ -54,35 +54,35 @@ class MaxError:
 
 @dataclass
 class Stats:
-    cases: Counter = field(default_factory=Counter)  # kind -> cases compared
-    options: Counter = field(default_factory=Counter)  # (kind, option) -> cases
-    errors: dict = field(default_factory=dict)  # (group, dtype) -> MaxError
-    non_finite: Counter = field(default_factory=Counter)  # kind -> cases torch overflowed
+    cases: Counter = field(default_factory=Counter)  # mode -> cases compared
+    options: Counter = field(default_factory=Counter)  # (mode, option) -> cases
+    errors: dict = field(default_factory=dict)  # (quantity, dtype) -> MaxError
+    non_finite: Counter = field(default_factory=Counter)  # mode -> cases torch overflowed
 
     def record(self, result: CaseResult) -> None:
         case = result.case
         if result.non_finite_reference:
-            self.non_finite[case.kind] += 1
+            self.non_finite[case.mode] += 1
             return
-        self.cases[case.kind] += 1
+        self.cases[case.mode] += 1
         for option in case_options(case):
-            self.options[case.kind, option] += 1
+            self.options[case.mode, option] += 1
         for check in result.checks:
             if check.problem is not None:
                 continue
-            entry = self.errors.setdefault((check.group, case.dtype), MaxError())
+            entry = self.errors.setdefault((check.quantity, case.dtype), MaxError())
             if check.error >= entry.error:
                 entry.error, entry.tol = check.error, check.tol
             entry.ratio = max(entry.ratio, check.error / check.tol)
 
     def max_error(self, dtype: str) -> MaxError:
-        entries = [e for (group, dt), e in self.errors.items() if dt == dtype]
+        entries = [e for (quantity, dt), e in self.errors.items() if dt == dtype]
         return max(entries, key=lambda e: e.error, default=MaxError())
 
 
 @dataclass
-class GroupOutcome:
-    kind: str
+class ModeOutcome:
+    mode: str
     device: str
     pinned: int = 0
     explored: int = 0
@@ -95,7 +95,7 @@ def hypothesis_settings(profile: Profile) -> settings:
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if profile.shrink else [])
     return settings(
         max_examples=profile.examples,
-        derandomize=False,  # a fixed profile is made repeatable by group_seed instead
+        derandomize=False,  # a fixed profile is made repeatable by mode_seed instead
         database=None,
         deadline=None,
         phases=phases,
@@ -106,48 +106,44 @@ def hypothesis_settings(profile: Profile) -> settings:
     )
 
 
-def group_seed(profile: Profile, kind: str, device: str, seed: int | None) -> int | None:
-    """Hypothesis's seed for one kind and device: fixed for a derandomized profile (the same
-    cases every run, but different ones for each kind), from --seed when given, else None
+def mode_seed(profile: Profile, mode: str, device: str, seed: int | None) -> int | None:
+    """Hypothesis's seed for one mode and device: fixed for a derandomized profile (the same
+    cases every run, but different ones for each mode), from --seed when given, else None
     (a fresh exploration)."""
     if seed is None and not profile.derandomize:
         return None
-    return zlib.crc32(f"{profile.name}/{kind}/{device}/{seed}".encode())
+    return zlib.crc32(f"{profile.name}/{mode}/{device}/{seed}".encode())
 
 
-def run_group(kind: str, device: str, profile: Profile, impl: ModuleType, impl_name: str,
-              stats: Stats, seed: int | None = None,
-              pinned: bool = True) -> GroupOutcome:
-    """Pinned cases (unless pinned=False), then Hypothesis, for one kind on one device."""
-    outcome = GroupOutcome(kind, device)
+def search(outcome, pinned, run, draw, record, settings_: settings, seed: int | None, skip,
+           shrink: bool):
+    """The pinned cases (label, case) in order, then Hypothesis's cases ``draw(data)``, each
+    ``run`` and ``record``ed, until the first failure (kept in ``outcome`` with what found
+    it); a drawn result that ``skip`` says is no verdict is rejected. Returns ``outcome``."""
     start = time.perf_counter()
-    for name, case in pinned_cases(kind, device) if pinned else []:
-        result = run_case(case, impl, impl_name)
+    for label, case in pinned:
+        result = run(case)
         outcome.pinned += 1
         if not result.passed:
-            outcome.failure, outcome.found_by = result, f"pinned case '{name}'"
+            outcome.failure, outcome.found_by = result, label
             outcome.seconds = time.perf_counter() - start
             return outcome
-        stats.record(result)
-
+        record(result)
     explored = Counter()
 
-    @hypothesis_settings(profile)
+    @settings_
     @given(data=st.data())
     def explore(data) -> None:
-        case = draw_case(data, kind, profile, device)
-        result = run_case(case, impl, impl_name)
+        result = run(draw(data))
         explored["n"] += 1
-        if result.non_finite_reference:
-            stats.record(result)
+        if skip(result):
             reject()
         if not result.passed:
             raise ParityFailure(result)
-        stats.record(result)
+        record(result)
 
-    chosen = group_seed(profile, kind, device, seed)
-    if chosen is not None:
-        explore = hypothesis_seed(chosen)(explore)
+    if seed is not None:
+        explore = hypothesis_seed(seed)(explore)
     try:
         explore()
     except ParityFailure as failure:
@@ -156,10 +152,27 @@ def run_group(kind: str, device: str, profile: Profile, impl: ModuleType, impl_n
         outcome.failure.story = [line for note in notes for line in str(note).splitlines()
                                  if line.strip()]
         outcome.found_by = "Hypothesis" + (" (shrunk to the simplest failing case it found)"
-                                           if profile.shrink else "")
+                                           if shrink else "")
     outcome.explored = explored["n"]
     outcome.seconds = time.perf_counter() - start
     return outcome
 
 
-__all__ = ["GROUPS", "OPTION_COLUMNS", "GroupOutcome", "Stats", "case_options", "run_group"]
+def run_mode(mode: str, device: str, profile: Profile, impl: ModuleType, impl_name: str,
+             stats: Stats, seed: int | None = None, pinned: bool = True) -> ModeOutcome:
+    """Pinned cases (unless pinned=False), then Hypothesis, for one mode on one device."""
+
+    def skip(result: CaseResult) -> bool:  # torch overflowed: counted, but no verdict
+        if result.non_finite_reference:
+            stats.record(result)
+        return result.non_finite_reference
+
+    cases = [(f"pinned case '{name}'", case) for name, case in pinned_cases(mode, device)]
+    return search(ModeOutcome(mode, device), cases if pinned else [],
+                  lambda case: run_case(case, impl, impl_name),
+                  lambda data: draw_case(data, mode, profile, device), stats.record,
+                  hypothesis_settings(profile), mode_seed(profile, mode, device, seed), skip,
+                  profile.shrink)
+
+
+__all__ = ["QUANTITIES", "OPTION_COLUMNS", "ModeOutcome", "Stats", "case_options", "run_mode"]

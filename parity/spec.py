@@ -286,13 +286,13 @@ ITEMS: tuple[ItemSpec, ...] = (
              (dict(level="sequence", modes=MASKED_MODES, reverse=True, **SEQ),
               dict(level="layer", layers=(1, 2), bidirectional=True, proj=False)),
              # two layers of two directions: h_n's rows are layer-major (l * D + d)
-             (dict(kind="GRU", input_size=3, hidden_size=3, num_layers=2, bidirectional=True,
+             (dict(mode="GRU", input_size=3, hidden_size=3, num_layers=2, bidirectional=True,
                    seq_len=3, batch=2, state_grad="h", seed=7),)),
     ItemSpec("layer", "One layer: forward, backward, parameter gradients", 8,
              "the input projection of all steps, the input gradient, and every parameter's "
              "gradient added into grads", (dict(level="layer", layers=(1, 1)),),
              # an LSTM with a projection: weight_hr has a gradient of its own
-             (dict(kind="LSTM", input_size=3, hidden_size=4, proj_size=2, seq_len=3, batch=2,
+             (dict(mode="LSTM", input_size=3, hidden_size=4, proj_size=2, seq_len=3, batch=2,
                    state_grad="both", seed=7),)),
     ItemSpec("multi_layer", "Multi-layer", 8,
              "each layer's output is the next layer's input; the gradient flows back down the "

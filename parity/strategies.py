@@ -1,6 +1,6 @@
 """Hypothesis strategies over the whole configuration space of a parity case.
 
-``draw_case(data, kind, profile, device)`` draws one ``Case`` step by step, each draw
+``draw_case(data, mode, profile, device)`` draws one ``Case`` step by step, each draw
 labelled, so that a failing example reads as a story:
 
     Draw 1 (input_size): 3
@@ -24,18 +24,19 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
-from parity.case import DROPOUT_MODES, KINDS, Case
+from parity.case import DROPOUT_MODES, Case
+from parity.spec import ALL_MODES
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    examples: int  # Hypothesis examples per kind and device
+    examples: int  # Hypothesis examples per mode and device
     max_size: int  # input_size and hidden_size
     max_seq_len: int
     max_batch: int
     max_layers: int
-    derandomize: bool  # the same cases every run (a fixed seed per kind and device)
+    derandomize: bool  # the same cases every run (a fixed seed per mode and device)
     shrink: bool = True
     large: bool = False  # draw a "size class": half the cases from the top half of each range
 
@@ -56,10 +57,10 @@ PROFILES = {
 DTYPES = ("float64", "float32")
 
 
-def draw_case(data, kind: str, profile: Profile, device: str = "cpu") -> Case:
-    """Draw one case of this kind; every draw is labelled."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+def draw_case(data, mode: str, profile: Profile, device: str = "cpu") -> Case:
+    """Draw one case of this mode; every draw is labelled."""
+    if mode not in ALL_MODES:
+        raise ValueError(f"mode must be one of {ALL_MODES}, got {mode!r}")
 
     def draw(strategy, label):
         return data.draw(strategy, label=label)
@@ -77,7 +78,7 @@ def draw_case(data, kind: str, profile: Profile, device: str = "cpu") -> Case:
     input_size = draw(sizes("max_size"), "input_size")
     hidden_size = draw(sizes("max_size"), "hidden_size")
     proj_size = 0
-    if kind == "LSTM" and hidden_size > 1:
+    if mode == "LSTM" and hidden_size > 1:
         proj_size = draw(st.one_of(st.just(0), st.integers(1, hidden_size - 1)), "proj_size")
     num_layers = draw(st.integers(1, profile.max_layers), "num_layers")
     bidirectional = draw(st.booleans(), "bidirectional")
@@ -92,7 +93,7 @@ def draw_case(data, kind: str, profile: Profile, device: str = "cpu") -> Case:
             st.lists(st.integers(1, seq_len), min_size=batch, max_size=batch), "lengths"))
     hx = draw(st.booleans().map(lambda no_hx: not no_hx), "hx given")
     # the first choice is what a failure shrinks toward: an upstream gradient for every state
-    state_grads = ("both", "none", "h", "c") if kind == "LSTM" else ("h", "none")
+    state_grads = ("both", "none", "h", "c") if mode == "LSTM" else ("h", "none")
     state_grad = draw(st.sampled_from(state_grads), "upstream gradient of the final states")
     modes = DROPOUT_MODES if num_layers > 1 else DROPOUT_MODES[:3]
     dropout_mode = draw(st.sampled_from(modes), "dropout mode")
@@ -105,7 +106,7 @@ def draw_case(data, kind: str, profile: Profile, device: str = "cpu") -> Case:
     dtype = draw(st.sampled_from(DTYPES), "dtype")
     seed = draw(st.integers(0, 2**32 - 1), "seed of the arrays")
     return Case(
-        kind=kind, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
+        mode=mode, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers,
         proj_size=proj_size, bidirectional=bidirectional, batch_first=batch_first, bias=bias,
         unbatched=unbatched, seq_len=seq_len, batch=batch, lengths=lengths, hx=hx,
         state_grad=state_grad, dropout_mode=dropout_mode, dropout=float(dropout), dtype=dtype,
@@ -114,9 +115,9 @@ def draw_case(data, kind: str, profile: Profile, device: str = "cpu") -> Case:
 
 
 @st.composite
-def cases(draw, kind: str, profile: Profile = PROFILES["quick"], device: str = "cpu") -> Case:
+def cases(draw, mode: str, profile: Profile = PROFILES["quick"], device: str = "cpu") -> Case:
     """The same space as a plain strategy, for ``@given(case=cases("LSTM"))`` in tests."""
-    return draw_case(_Drawer(draw), kind, profile, device)
+    return draw_case(_Drawer(draw), mode, profile, device)
 
 
 class _Drawer:

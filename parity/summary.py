@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from parity.case import KINDS
-from parity.compare import GROUPS
-from parity.runner import OPTION_COLUMNS, GroupOutcome, Stats
+from parity.compare import QUANTITIES
+from parity.runner import OPTION_COLUMNS, ModeOutcome, Stats
+from parity.spec import ALL_MODES
 
 
 def table(header: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,)) -> str:
@@ -19,30 +19,30 @@ def table(header: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,)
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
-def cases_table(stats: Stats, kinds: list[str]) -> str:
-    header = ["kind", "cases", *OPTION_COLUMNS]
+def cases_table(stats: Stats, modes: list[str]) -> str:
+    header = ["mode", "cases", *OPTION_COLUMNS]
     rows = []
-    for kind in [k for k in KINDS if k in kinds]:
-        row = [kind, str(stats.cases[kind])]
+    for mode in [k for k in ALL_MODES if k in modes]:
+        row = [mode, str(stats.cases[mode])]
         for option in OPTION_COLUMNS:
-            n = stats.options[kind, option]
-            applies = option != "proj" or kind == "LSTM"
+            n = stats.options[mode, option]
+            applies = option != "proj" or mode == "LSTM"
             row.append(str(n) if applies else "-")
         rows.append(row)
     total = ["all", str(sum(stats.cases.values()))]
-    total += [str(sum(stats.options[k, o] for k in kinds)) for o in OPTION_COLUMNS]
+    total += [str(sum(stats.options[k, o] for k in modes)) for o in OPTION_COLUMNS]
     return table(header, [*rows, total])
 
 
 def errors_table(stats: Stats) -> str:
-    """Largest error per tensor group and dtype, against the tolerance where it was seen."""
+    """Largest error per quantity and dtype, against the tolerance where it was seen."""
     header = ["tensor", "float64 error", "tol", "float32 error", "tol", "worst error/tol"]
     rows = []
-    for group in GROUPS:
-        row = [group]
+    for quantity in QUANTITIES:
+        row = [quantity]
         ratios = []
         for dtype in ("float64", "float32"):
-            entry = stats.errors.get((group, dtype))
+            entry = stats.errors.get((quantity, dtype))
             if entry is None:
                 row += ["-", "-"]
             else:
@@ -55,8 +55,8 @@ def errors_table(stats: Stats) -> str:
     return table(header, rows)
 
 
-def groups_table(outcomes: list[GroupOutcome]) -> str:
-    header = ["kind", "device", "pinned", "explored", "seconds", "result"]
+def modes_table(outcomes: list[ModeOutcome]) -> str:
+    header = ["mode", "device", "pinned", "explored", "seconds", "result"]
     rows = []
     for o in outcomes:
         if o.failure is None:
@@ -68,7 +68,7 @@ def groups_table(outcomes: list[GroupOutcome]) -> str:
             if o.failure.crash and names:
                 what += ", diverged: " + ", ".join(names[:3])
             verdict = f"FAIL ({what})"
-        rows.append([o.kind, o.device, str(o.pinned), str(o.explored), f"{o.seconds:.1f}",
+        rows.append([o.mode, o.device, str(o.pinned), str(o.explored), f"{o.seconds:.1f}",
                      verdict])
     return table(header, rows, left=(0, 1, 5))
 

@@ -79,7 +79,7 @@ class TrainingCase:
 
     name: str
     model: str = "simple_rnn"  # or "char_lm"
-    kind: str = "rnn"  # "rnn", "lstm" or "gru"
+    cell: str = "rnn"  # "rnn", "lstm" or "gru": the models' kind
     optimizer: str = "sgd"
     options: dict = field(default_factory=dict)
     task: str = "regression"  # SimpleRNN: "regression" (MSELoss) or "classification"
@@ -93,33 +93,33 @@ class TrainingCase:
 
 
 CASES = [
-    TrainingCase("sgd/rnn", kind="rnn", optimizer="sgd", options=dict(lr=0.1)),
-    TrainingCase("sgd_momentum/lstm", kind="lstm", optimizer="sgd",
+    TrainingCase("sgd/rnn", cell="rnn", optimizer="sgd", options=dict(lr=0.1)),
+    TrainingCase("sgd_momentum/lstm", cell="lstm", optimizer="sgd",
                  options=dict(lr=0.05, momentum=0.9)),
-    TrainingCase("sgd_nesterov/gru", kind="gru", optimizer="sgd",
+    TrainingCase("sgd_nesterov/gru", cell="gru", optimizer="sgd",
                  options=dict(lr=0.05, momentum=0.9, nesterov=True)),
-    TrainingCase("sgd_weight_decay_dampening/rnn_relu", kind="rnn", nonlinearity="relu",
+    TrainingCase("sgd_weight_decay_dampening/rnn_relu", cell="rnn", nonlinearity="relu",
                  optimizer="sgd",
                  options=dict(lr=0.05, momentum=0.8, dampening=0.3, weight_decay=0.01)),
-    TrainingCase("adam/lstm_classification", kind="lstm", optimizer="adam",
+    TrainingCase("adam/lstm_classification", cell="lstm", optimizer="adam",
                  options=dict(lr=0.01), task="classification"),
-    TrainingCase("adam_amsgrad_weight_decay/gru", kind="gru", optimizer="adam",
+    TrainingCase("adam_amsgrad_weight_decay/gru", cell="gru", optimizer="adam",
                  options=dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.01, amsgrad=True)),
-    TrainingCase("adamw/rnn_classification", kind="rnn", optimizer="adamw",
+    TrainingCase("adamw/rnn_classification", cell="rnn", optimizer="adamw",
                  options=dict(lr=0.01, weight_decay=0.1), task="classification"),
-    TrainingCase("clip_norm/lstm", kind="lstm", optimizer="sgd",
+    TrainingCase("clip_norm/lstm", cell="lstm", optimizer="sgd",
                  options=dict(lr=0.3, momentum=0.5), max_norm=0.1),
-    TrainingCase("clip_value/gru", kind="gru", optimizer="adam", options=dict(lr=0.01),
+    TrainingCase("clip_value/gru", cell="gru", optimizer="adam", options=dict(lr=0.01),
                  clip_value=0.02),
-    TrainingCase("lengths_bidirectional_2layers/gru", kind="gru", optimizer="adam",
+    TrainingCase("lengths_bidirectional_2layers/gru", cell="gru", optimizer="adam",
                  options=dict(lr=0.01), lengths=True, num_layers=2, bidirectional=True),
-    TrainingCase("tbptt/lstm", kind="lstm", optimizer="adam", options=dict(lr=0.01),
+    TrainingCase("tbptt/lstm", cell="lstm", optimizer="adam", options=dict(lr=0.01),
                  tbptt=True, max_norm=1.0),
-    TrainingCase("char_lm/rnn_adamw", model="char_lm", kind="rnn", optimizer="adamw",
+    TrainingCase("char_lm/rnn_adamw", model="char_lm", cell="rnn", optimizer="adamw",
                  options=dict(lr=0.01)),
-    TrainingCase("char_lm/lstm_adam_tbptt", model="char_lm", kind="lstm", optimizer="adam",
+    TrainingCase("char_lm/lstm_adam_tbptt", model="char_lm", cell="lstm", optimizer="adam",
                  options=dict(lr=0.01), tbptt=True),
-    TrainingCase("char_lm/gru_sgd_clip_tbptt", model="char_lm", kind="gru", optimizer="sgd",
+    TrainingCase("char_lm/gru_sgd_clip_tbptt", model="char_lm", cell="gru", optimizer="sgd",
                  options=dict(lr=0.5, momentum=0.9), max_norm=0.5, tbptt=True),
 ]
 
@@ -229,10 +229,10 @@ def _output_size(case: TrainingCase) -> int:
 def build_model(case: TrainingCase, sizes: Sizes, seed: int):
     if case.model == "char_lm":
         return scratch.CharLM(sizes.vocab_size, sizes.embedding_dim, sizes.hidden_size,
-                              kind=case.kind, num_layers=case.num_layers, seed=seed)
+                              kind=case.cell, num_layers=case.num_layers, seed=seed)
     input_size = 1 if case.tbptt else sizes.input_size
     output_size = 1 if case.tbptt else _output_size(case)
-    return scratch.SimpleRNN(input_size, sizes.hidden_size, output_size, kind=case.kind,
+    return scratch.SimpleRNN(input_size, sizes.hidden_size, output_size, kind=case.cell,
                              num_layers=case.num_layers, nonlinearity=case.nonlinearity,
                              bidirectional=case.bidirectional, seed=seed)
 

@@ -1,5 +1,5 @@
 """Parity of every other public function: cells, cell functions, layers, losses, clipping,
-optimizers. Each is a named *group*, run like a kind of parity.runner: pinned cases, then
+optimizers. Each is a named *group*, run like a mode in parity.runner: pinned cases, then
 Hypothesis, the first failure shrunk and reported with the group's name.
 
     group                 what is compared with torch
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import traceback
 import warnings
 import zlib
@@ -39,13 +38,11 @@ from types import ModuleType
 
 import numpy as np
 import torch
-from hypothesis import given, reject
-from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from torch import nn
 
 from parity import spec, tolerances
-from parity.compare import ParityFailure, TensorCheck, compare_tensor, report_tail
+from parity.compare import TensorCheck, compare_tensor, report_tail
 from parity.strategies import Profile
 from torch_impl import equations
 
@@ -161,14 +158,31 @@ def _tol(case: UnitCase) -> float:
     return tolerances.tolerance(case.dtype, 1, 1)
 
 
+def _twice(stage: _Stage, mine, params: dict, forward, backward):
+    """``params`` loaded into ``mine``, then forward() and backward() twice without
+    zero_grad(): (forward's result, backward's, the grads after one and after two)."""
+    stage("load_state_dict()")
+    mine.load_state_dict({k: v.copy() for k, v in params.items()})
+    mine.zero_grad()
+    stage("forward()")
+    y = forward()
+    stage("backward()")
+    back = backward()
+    grads = {k: np.array(v, copy=True) for k, v in mine.grads.items()}
+    stage("a second forward() and backward() without zero_grad()")
+    forward()
+    backward()
+    return y, back, grads, {k: np.array(v, copy=True) for k, v in mine.grads.items()}
+
+
 class _Checks:
     def __init__(self, case: UnitCase) -> None:
         self.tol = _tol(case)
         self.list: list[TensorCheck] = []
 
-    def add(self, name: str, impl, ref, kind: str = "value") -> None:
+    def add(self, name: str, impl, ref, quantity: str = "value") -> None:
         if ref is None:
-            check = TensorCheck(name, kind, self.tol)
+            check = TensorCheck(name, quantity, self.tol)
             if impl is not None:
                 check.problem = f"returned {type(impl).__name__}, torch has None here"
             self.list.append(check)
@@ -178,15 +192,15 @@ class _Checks:
         if isinstance(impl, np.ndarray) and impl.ndim == 0 and ref.ndim == 0:
             impl = impl.astype(ref.dtype) if impl.dtype.kind == "f" else impl
         if not np.all(np.isfinite(ref)):
-            self.list.append(_compare_non_finite(name, kind, impl, ref, self.tol))
+            self.list.append(_compare_non_finite(name, quantity, impl, ref, self.tol))
             return
-        self.list.append(compare_tensor(name, kind, impl, ref, self.tol))
+        self.list.append(compare_tensor(name, quantity, impl, ref, self.tol))
 
 
-def _compare_non_finite(name, kind, impl, ref, tol) -> TensorCheck:
+def _compare_non_finite(name, quantity, impl, ref, tol) -> TensorCheck:
     """Where torch is not finite the implementation must be the same (NaN where NaN, the same
     infinity); elsewhere the usual criterion."""
-    check = TensorCheck(name, kind, tol)
+    check = TensorCheck(name, quantity, tol)
     if not isinstance(impl, np.ndarray) or impl.shape != ref.shape:
         check.problem = f"got {type(impl).__name__} {getattr(impl, 'shape', '')}, torch's " \
                         f"shape is {ref.shape}"
@@ -201,7 +215,7 @@ def _compare_non_finite(name, kind, impl, ref, tol) -> TensorCheck:
         return check
     fin = np.isfinite(b)
     if fin.any():
-        sub = compare_tensor(name, kind, a[fin], b[fin], tol)
+        sub = compare_tensor(name, quantity, a[fin], b[fin], tol)
         sub.abs_index = ()
         return sub
     return check
@@ -289,23 +303,12 @@ def run_cell_module(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[Ten
         if case.group == "RNNCell":
             args["nonlinearity"] = o["nonlinearity"]
         mine = getattr(impl, case.group)(In, H, **args)
-    stage("load_state_dict()")
-    mine.load_state_dict({k: v.copy() for k, v in params.items()})
-    mine.zero_grad()
     impl_hx = None if h0 is None else ((h0.copy(), c0.copy()) if lstm else h0.copy())
-    stage("forward()")
-    got = mine(x.copy(), impl_hx)
-    stage("backward()")
-    back = mine.backward(None if gh is None else gh.copy(), None if gc is None else gc.copy()) \
-        if lstm else mine.backward(gh.copy())
-    grads = {k: np.array(v, copy=True) for k, v in mine.grads.items()}
-    stage("a second forward() and backward() without zero_grad()")
-    mine(x.copy(), impl_hx)
-    if lstm:
-        mine.backward(None if gh is None else gh.copy(), None if gc is None else gc.copy())
-    else:
-        mine.backward(gh.copy())
-    twice = {k: np.array(v, copy=True) for k, v in mine.grads.items()}
+    got, back, grads, twice = _twice(
+        stage, mine, params, lambda: mine(x.copy(), impl_hx),
+        lambda: mine.backward(None if gh is None else gh.copy(),
+                              None if gc is None else gc.copy()) if lstm
+        else mine.backward(gh.copy()))
 
     c = _Checks(case)
     if lstm:
@@ -344,14 +347,14 @@ def _param_checks(c: _Checks, grads: dict, twice: dict, ref_grads: dict) -> None
 
 def _draw_function(draw, profile: Profile, group: str) -> dict:
     top = min(profile.max_size, 6)
-    kind = group.partition("_")[0]
+    cell = group.partition("_")[0]
     o = {"input_size": draw(st.integers(1, top), "input_size"),
          "hidden_size": draw(st.integers(1, top), "hidden_size"),
          "batch": draw(st.integers(1, min(profile.max_batch, 4)), "batch (B)"),
          "bias": draw(st.booleans(), "bias")}
-    if kind == "rnn":
+    if cell == "rnn":
         o["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]), "nonlinearity")
-    if kind == "lstm":
+    if cell == "lstm":
         o["proj_size"] = 0
         if o["hidden_size"] > 1:
             o["proj_size"] = draw(st.one_of(st.just(0), st.integers(1, o["hidden_size"] - 1)),
@@ -360,44 +363,44 @@ def _draw_function(draw, profile: Profile, group: str) -> dict:
 
 
 def _function_data(case: UnitCase):
-    """(kind, the cell forward's arguments in the order of its signature, the upstream
+    """(cell, the cell forward's arguments in the order of its signature, the upstream
     gradients dh and, for the LSTM, dc)."""
     o, rng = case.opts, _rng(case)
-    kind = case.group.partition("_")[0]
-    G, H, In, B = spec.mode_named(kind).gates, o["hidden_size"], o["input_size"], o["batch"]
+    cell = case.group.partition("_")[0]
+    G, H, In, B = spec.mode_named(cell).gates, o["hidden_size"], o["input_size"], o["batch"]
     P = o.get("proj_size", 0)
     H_out = P or H
     k = 1.0 / math.sqrt(H)
     x, h = rng.standard_normal((B, In)), rng.standard_normal((B, H_out)) * 0.5
-    c = rng.standard_normal((B, H)) * 0.5 if kind == "lstm" else None
+    c = rng.standard_normal((B, H)) * 0.5 if cell == "lstm" else None
     weights = [rng.uniform(-k, k, (G * H, In)), rng.uniform(-k, k, (G * H, H_out)),
                rng.uniform(-k, k, G * H) if o["bias"] else None,
                rng.uniform(-k, k, G * H) if o["bias"] else None]
     upstream = [rng.standard_normal((B, H_out))]
-    if kind == "lstm":
+    if cell == "lstm":
         W_hr = rng.uniform(-k, k, (P, H)) if P else None
         args = [x, h, c, *weights, W_hr]
         upstream.append(rng.standard_normal((B, H)))
     else:
-        args = [x, h, *weights] + ([o["nonlinearity"]] if kind == "rnn" else [])
+        args = [x, h, *weights] + ([o["nonlinearity"]] if cell == "rnn" else [])
     cast = [_arr(a, case) if isinstance(a, np.ndarray) else a for a in args]
-    return kind, cast, [_arr(u, case) for u in upstream]
+    return cell, cast, [_arr(u, case) for u in upstream]
 
 
 def run_cell_function(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
     """A cell function (parity.spec) against torch_impl.equations' step, which takes the same
     arguments in the same order; its gradients by autograd, each field ``d<argument>`` of the
     returned grads (the argument named by the function's signature) against that argument's."""
-    kind, args, upstream = _function_data(case)
-    forward = spec.BY_NAME[f"{kind}_cell_forward"]
+    cell, args, upstream = _function_data(case)
+    forward = spec.BY_NAME[f"{cell}_cell_forward"]
     stage(f"{forward.name}()")
     got = forward.resolve(impl)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
     leaves = [_t(a, True) if isinstance(a, np.ndarray) else a for a in args]
-    ref_out = getattr(equations, f"{kind}_step")(*leaves)
+    ref_out = getattr(equations, f"{cell}_step")(*leaves)
     ref_out = ref_out if isinstance(ref_out, tuple) else (ref_out,)
     c = _Checks(case)
     if case.group.endswith("_forward"):
-        outputs = ("h", "c") if kind == "lstm" else ("h",)
+        outputs = ("h", "c") if cell == "lstm" else ("h",)
         if not isinstance(got, tuple) or len(got) != len(outputs) + 1:
             check = TensorCheck(case.group, "output", c.tol)
             check.problem = (f"should return ({', '.join(outputs)}, cache), got "
@@ -407,11 +410,11 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[T
             c.add(name, mine, _np(ref), "output")
         return c.list
     sum((t * torch.tensor(g)).sum() for t, g in zip(ref_out, upstream)).backward()
-    backward = spec.BY_NAME[f"{kind}_cell_backward"]
+    backward = spec.BY_NAME[f"{cell}_cell_backward"]
     stage(f"{backward.name}()")
     grads = backward.resolve(impl)(*[g.copy() for g in upstream], got[-1])
     leaf_of = dict(zip(forward.arguments(impl), leaves))
-    fields = getattr(forward.namespace(impl), f"{kind.upper()}CellGrads")._fields
+    fields = getattr(forward.namespace(impl), f"{cell.upper()}CellGrads")._fields
     for i, name in enumerate(fields):
         leaf = leaf_of.get(name[1:])
         want = _np(leaf.grad) if isinstance(leaf, torch.Tensor) else None
@@ -446,17 +449,8 @@ def run_linear(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCh
 
     stage("constructing the Linear")
     mine = impl.Linear(In, Out, bias=o["bias"], dtype=np.dtype(case.dtype))
-    mine.load_state_dict({n: v.copy() for n, v in params.items()})
-    mine.zero_grad()
-    stage("forward()")
-    y = mine(x.copy())
-    stage("backward()")
-    dx = mine.backward(dy.copy())
-    grads = {n: np.array(v, copy=True) for n, v in mine.grads.items()}
-    stage("a second forward() and backward() without zero_grad()")
-    mine(x.copy())
-    mine.backward(dy.copy())
-    twice = {n: np.array(v, copy=True) for n, v in mine.grads.items()}
+    y, dx, grads, twice = _twice(stage, mine, params, lambda: mine(x.copy()),
+                                 lambda: mine.backward(dy.copy()))
     c = _Checks(case)
     c.add("output", y, _np(ty), "output")
     c.add("grad_input", dx, _np(tx.grad), "grad_input")
@@ -491,17 +485,8 @@ def run_embedding(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[Tenso
 
     stage("constructing the Embedding")
     mine = impl.Embedding(num, dim, padding_idx=pad, dtype=np.dtype(case.dtype))
-    mine.load_state_dict({"weight": weight.copy()})
-    mine.zero_grad()
-    stage("forward()")
-    y = mine(idx.copy())
-    stage("backward()")
-    mine.backward(dy.copy())
-    grads = {n: np.array(v, copy=True) for n, v in mine.grads.items()}
-    stage("a second forward() and backward() without zero_grad()")
-    mine(idx.copy())
-    mine.backward(dy.copy())
-    twice = {n: np.array(v, copy=True) for n, v in mine.grads.items()}
+    y, _, grads, twice = _twice(stage, mine, {"weight": weight}, lambda: mine(idx.copy()),
+                                lambda: mine.backward(dy.copy()))
     c = _Checks(case)
     c.add("output", y, _np(ty), "output")
     _param_checks(c, grads, twice, {"weight": _np(ref.weight.grad)})
@@ -730,11 +715,11 @@ def _cell_pins(group: str) -> tuple[dict, ...]:
     return tuple(pins)
 
 
-def _function_pins(kind: str) -> tuple[dict, ...]:
+def _function_pins(cell: str) -> tuple[dict, ...]:
     base = {"input_size": 3, "hidden_size": 4, "batch": 2, "bias": True}
-    if kind == "rnn":
+    if cell == "rnn":
         return (dict(base, nonlinearity="tanh"), dict(base, nonlinearity="relu", bias=False))
-    if kind == "lstm":
+    if cell == "lstm":
         return (dict(base, proj_size=0), dict(base, proj_size=2, bias=False))
     return (base, dict(base, bias=False))
 
@@ -867,56 +852,25 @@ class UnitOutcome:
 
 def run_unit_group(group: UnitGroup, profile: Profile, impl: ModuleType, impl_name: str,
                    seed: int | None = None) -> UnitOutcome:
-    from parity.runner import hypothesis_settings
+    from parity.runner import hypothesis_settings, search
 
-    outcome = UnitOutcome(group.name)
-    start = time.perf_counter()
-    for i, options in enumerate(group.pinned):
-        for dtype in group.dtypes:
-            case = make_case(group.name, options, dtype, 1000 + i)
-            result = run_unit_case(case, impl, impl_name)
-            outcome.pinned += 1
-            if not result.passed:
-                outcome.failure, outcome.found_by = result, f"pinned case {i + 1}"
-                outcome.seconds = time.perf_counter() - start
-                return outcome
-            outcome.record(result)
-
-    examples = UNIT_EXAMPLES.get(profile.name, 50)
     settings = hypothesis_settings(profile)
-    settings = type(settings)(settings, max_examples=examples)
-    explored = Counter()
+    settings = type(settings)(settings, max_examples=UNIT_EXAMPLES.get(profile.name, 50))
 
-    @settings
-    @given(data=st.data())
-    def explore(data) -> None:
+    def draw_case(data) -> UnitCase:
         def draw(strategy, label):
             return data.draw(strategy, label=label)
 
         options = group.draw(draw, profile, group.name)
         dtype = draw(st.sampled_from(group.dtypes), "dtype")
-        case_seed = draw(st.integers(0, 2**32 - 1), "seed of the arrays")
-        case = make_case(group.name, options, dtype, case_seed)
-        result = run_unit_case(case, impl, impl_name)
-        explored["n"] += 1
-        if not result.checks and result.crash is None:
-            reject()
-        if not result.passed:
-            raise ParityFailure(result)  # type: ignore[arg-type]
-        outcome.record(result)
+        return make_case(group.name, options, dtype, draw(st.integers(0, 2**32 - 1),
+                                                          "seed of the arrays"))
 
-    if seed is not None or profile.derandomize:
-        explore = hypothesis_seed(zlib.crc32(f"{profile.name}/{group.name}/{seed}".encode()))(
-            explore)
-    try:
-        explore()
-    except ParityFailure as failure:
-        outcome.failure = failure.result  # type: ignore[assignment]
-        notes = getattr(failure, "__notes__", [])
-        outcome.failure.story = [line for note in notes for line in str(note).splitlines()
-                                 if line.strip()]
-        outcome.found_by = "Hypothesis" + (" (shrunk to the simplest failing case it found)"
-                                           if profile.shrink else "")
-    outcome.explored = explored["n"]
-    outcome.seconds = time.perf_counter() - start
-    return outcome
+    pinned = [(f"pinned case {i + 1}", make_case(group.name, options, dtype, 1000 + i))
+              for i, options in enumerate(group.pinned) for dtype in group.dtypes]
+    chosen = (zlib.crc32(f"{profile.name}/{group.name}/{seed}".encode())
+              if seed is not None or profile.derandomize else None)
+    outcome = UnitOutcome(group.name)
+    return search(outcome, pinned, lambda case: run_unit_case(case, impl, impl_name),
+                  draw_case, outcome.record, settings, chosen,
+                  lambda result: not result.checks and result.crash is None, profile.shrink)

@@ -7,8 +7,8 @@ bookkeeping of forward and backward:
     RNNCell:   h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh),  act = tanh or relu
     LSTMCell:  gates i, f, g, o of x W_ih^T + b_ih + h W_hh^T + b_hh;
                c' = f * c + i * g,  h' = o * tanh(c')
-    GRUCell:   r, z, n from gi = x W_ih^T + b_ih and gh = h W_hh^T + b_hh;
-               n = tanh(gi_n + r * gh_n),  h' = (1 - z) * n + z * h
+    GRUCell:   r, z, n from x_proj = x W_ih^T + b_ih and gh = h W_hh^T + b_hh;
+               n = tanh(x_proj_n + r * gh_n),  h' = (1 - z) * n + z * h
 
 Parameters (G = 1 RNNCell, 4 LSTMCell, 3 GRUCell): weight_ih (G*H, I), weight_hh (G*H, H),
 bias_ih and bias_hh (G*H,) when bias=True (None otherwise, as torch's), each drawn from

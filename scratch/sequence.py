@@ -70,8 +70,8 @@ def _step_backward(mode, dh, dc, cache, weights):
         dgates, dh_prev, dc_prev = lstm_step_backward(dh, dc, cache, weights.W_hh, weights.W_hr)
         return dgates, dgates, dh_prev, dc_prev
     if mode == "GRU":
-        dgi, dgh, dh_prev = gru_step_backward(dh, cache, weights.W_hh)
-        return dgi, dgh, dh_prev, None
+        dx_proj, dgh, dh_prev = gru_step_backward(dh, cache, weights.W_hh)
+        return dx_proj, dgh, dh_prev, None
     dpre, dh_prev = rnn_step_backward(dh, cache, weights.W_hh)
     return dpre, dpre, dh_prev, None
 

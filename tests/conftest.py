@@ -39,17 +39,17 @@ except ImportError:  # the NumPy-only tests still run
 @pytest.fixture()
 def leased(monkeypatch) -> list[int]:
     """The uids leased to children while the test runs (grading as root)."""
-    from parity.grading import sandbox
+    from parity.grading import session
 
     uids: list[int] = []
-    original = sandbox.UidLease.__enter__
+    original = session.UidLease.__enter__
 
     def enter(self):
         uid = original(self)
         uids.append(uid)
         return uid
 
-    monkeypatch.setattr(sandbox.UidLease, "__enter__", enter)
+    monkeypatch.setattr(session.UidLease, "__enter__", enter)
     return uids
 
 

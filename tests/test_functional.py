@@ -107,17 +107,17 @@ def test_lstm_step_backward(proj, bias):
     H_out = P if proj else H
     _, W_hh, _, b_hh = weights(rng, 4, bias, I, h_in=H_out)
     W_hr = draw(rng, P, H, scale=1.0 / np.sqrt(H)) if proj else None
-    x_gates, h_prev, c_prev = draw(rng, B, 4 * H), draw(rng, B, H_out), draw(rng, B, H)
+    x_proj, h_prev, c_prev = draw(rng, B, 4 * H), draw(rng, B, H_out), draw(rng, B, H)
     dh, dc = draw(rng, B, H_out), draw(rng, B, H)
 
     def loss():
-        h, c, _ = lstm_step_forward(x_gates, h_prev, c_prev, W_hh, b_hh, W_hr)
+        h, c, _ = lstm_step_forward(x_proj, h_prev, c_prev, W_hh, b_hh, W_hr)
         return float(np.sum(dh * h) + np.sum(dc * c))
 
-    h, c, cache = lstm_step_forward(x_gates, h_prev, c_prev, W_hh, b_hh, W_hr)
+    h, c, cache = lstm_step_forward(x_proj, h_prev, c_prev, W_hh, b_hh, W_hr)
     assert h.shape == (B, H_out) and c.shape == (B, H)
     dgates, dh_prev, dc_prev = lstm_step_backward(dh, dc, cache, W_hh, W_hr)
-    assert_matches_fd(dgates, loss, x_gates, "dgates (= dx_gates)")
+    assert_matches_fd(dgates, loss, x_proj, "dgates (= dx_proj)")
     assert_matches_fd(dh_prev, loss, h_prev, "dh_prev")
     assert_matches_fd(dc_prev, loss, c_prev, "dc_prev")
     assert_matches_fd(dgates.T @ h_prev, loss, W_hh, "dW_hh = dgates^T h_prev")
@@ -168,9 +168,9 @@ def test_lstm_gate_order_is_i_f_g_o():
     big = 40.0  # sigmoid(40) and tanh(40) are 1 to within 1e-17
 
     def run(chunk):
-        x_gates = np.zeros((1, 4 * H))
-        x_gates[:, chunk * H:(chunk + 1) * H] = big
-        h, c, _ = lstm_step_forward(x_gates, np.zeros((1, H)), c_prev, W_hh, None)
+        x_proj = np.zeros((1, 4 * H))
+        x_proj[:, chunk * H:(chunk + 1) * H] = big
+        h, c, _ = lstm_step_forward(x_proj, np.zeros((1, H)), c_prev, W_hh, None)
         return h, c
 
     half = np.full((1, H), 0.5)  # sigmoid(0); tanh(0) = 0
@@ -189,22 +189,22 @@ def test_lstm_gate_order_is_i_f_g_o():
 def test_gru_step_backward(bias):
     rng = np.random.default_rng(5)
     _, W_hh, _, b_hh = weights(rng, 3, bias, I)
-    gi, h_prev, dh = draw(rng, B, 3 * H), draw(rng, B, H), draw(rng, B, H)
+    x_proj, h_prev, dh = draw(rng, B, 3 * H), draw(rng, B, H), draw(rng, B, H)
 
     def loss():
-        h, _ = gru_step_forward(gi, h_prev, W_hh, b_hh)
+        h, _ = gru_step_forward(x_proj, h_prev, W_hh, b_hh)
         return float(np.sum(dh * h))
 
-    _, cache = gru_step_forward(gi, h_prev, W_hh, b_hh)
-    dgi, dgh, dh_prev = gru_step_backward(dh, cache, W_hh)
-    assert_matches_fd(dgi, loss, gi, "dgi")
+    _, cache = gru_step_forward(x_proj, h_prev, W_hh, b_hh)
+    dx_proj, dgh, dh_prev = gru_step_backward(dh, cache, W_hh)
+    assert_matches_fd(dx_proj, loss, x_proj, "dx_proj")
     assert_matches_fd(dh_prev, loss, h_prev, "dh_prev")
     assert_matches_fd(dgh.T @ h_prev, loss, W_hh, "dW_hh = dgh^T h_prev")
     if bias:
         assert_matches_fd(dgh.sum(axis=0), loss, b_hh, "db_hh = sum of dgh")
-    # dgi and dgh agree on the r and z blocks and differ (by the factor r) on the n block
-    assert np.array_equal(dgi[:, :2 * H], dgh[:, :2 * H])
-    assert_close(dgh[:, 2 * H:], dgi[:, 2 * H:] * cache.r, "dgh_n = dgi_n * r")
+    # dx_proj and dgh agree on the r and z blocks and differ (by the factor r) on the n block
+    assert np.array_equal(dx_proj[:, :2 * H], dgh[:, :2 * H])
+    assert_close(dgh[:, 2 * H:], dx_proj[:, 2 * H:] * cache.r, "dgh_n = dx_proj_n * r")
 
 
 @BIAS
@@ -232,17 +232,17 @@ def test_gru_cell_backward(bias):
 
 
 def test_gru_reset_gate_multiplies_the_hidden_projection():
-    """torch's GRU: n = tanh(gi_n + r * (h W_hn^T + b_hn)); the paper's (and most
-    textbooks') n = tanh(gi_n + (r * h) W_hn^T + b_hn) gives a different h."""
+    """torch's GRU: n = tanh(x_proj_n + r * (h W_hn^T + b_hn)); the paper's (and most
+    textbooks') n = tanh(x_proj_n + (r * h) W_hn^T + b_hn) gives a different h."""
     rng = np.random.default_rng(7)
     W_hh, b_hh = draw(rng, 3 * H, H), draw(rng, 3 * H)
-    h_prev, gi = draw(rng, 1, H), draw(rng, 1, 3 * H)
-    h, cache = gru_step_forward(gi, h_prev, W_hh, b_hh)
+    h_prev, x_proj = draw(rng, 1, H), draw(rng, 1, 3 * H)
+    h, cache = gru_step_forward(x_proj, h_prev, W_hh, b_hh)
     gh = h_prev @ W_hh.T + b_hh
-    r = 1.0 / (1.0 + np.exp(-(gi[:, :H] + gh[:, :H])))
-    z = 1.0 / (1.0 + np.exp(-(gi[:, H:2 * H] + gh[:, H:2 * H])))
-    n_torch = np.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
-    n_paper = np.tanh(gi[:, 2 * H:] + (r * h_prev) @ W_hh[2 * H:].T + b_hh[2 * H:])
+    r = 1.0 / (1.0 + np.exp(-(x_proj[:, :H] + gh[:, :H])))
+    z = 1.0 / (1.0 + np.exp(-(x_proj[:, H:2 * H] + gh[:, H:2 * H])))
+    n_torch = np.tanh(x_proj[:, 2 * H:] + r * gh[:, 2 * H:])
+    n_paper = np.tanh(x_proj[:, 2 * H:] + (r * h_prev) @ W_hh[2 * H:].T + b_hh[2 * H:])
     assert_close(h, (1 - z) * n_torch + z * h_prev, "h from torch's equations")
     assert not np.allclose(h, (1 - z) * n_paper + z * h_prev)
     assert_close(cache.gh_n, gh[:, 2 * H:], "the cached hidden projection of n")

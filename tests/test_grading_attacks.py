@@ -1,7 +1,7 @@
 """Attacks on the grader, one class each, run against the kernel's wall alone.
 
 Each test grades a hostile submission with the child's audit hook switched off
-(``audit_hooks=False``): what keeps the attack out is the sandbox (namespaces, read-only
+(``audit_hooks=False``): what keeps the attack out is the wall (namespaces, read-only
 mounts, a uid of the child's own, rlimits) and the grader's checks of everything the child
 sends, not Python. Each attack must score nothing it did not earn, the grader must finish with
 a report, nothing outside the grader's output may change, and an honest item graded beside it
@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_grading_hostile import make_submission, processes, sandbox_processes
+from test_grading_hostile import make_submission, processes, wall_processes
 
 import scratch
-from parity.grading import cli, oracles, protocol, sandbox
+from parity.grading import cli, oracles, protocol, session
 from parity.grading.batch import grade_all
 from parity.grading.grade import grade_submission
 from parity.grading.rubric import rubric_from_dict
@@ -221,14 +221,14 @@ def test_a_child_cannot_start_a_process_that_outlives_it(tmp_path, leased):
     raise RuntimeError("forked")
     """
     assert_contained(make_submission(tmp_path, body), "fork refused: BlockingIOError")
-    assert sandbox_processes(leased) == []
+    assert wall_processes(leased) == []
     assert results.read_text() == '{"score": 0}'
 
 
-def test_every_process_in_the_sandbox_ends_with_it(tmp_path):
+def test_every_process_in_the_wall_ends_with_it(tmp_path):
     # below the runner's rlimits: a process that forks, leaves the session and sleeps ends
-    # when the sandbox's first process is killed, as Child.close_process does
-    wall = sandbox.find_wall()
+    # when the wall's first process is killed, as Child.close_process does
+    wall = session.find_wall()
     if wall.kind == "uid":  # no namespace: the uid wall's reaping is tested on its own
         pytest.skip("test_grading_walls.py::test_the_uid_wall_leaves_no_process_and_no_file")
     sub = tmp_path / "sub"
@@ -244,16 +244,16 @@ def test_every_process_in_the_sandbox_ends_with_it(tmp_path):
         time.sleep(60)
     """)
     info_r, info_w = os.pipe()
-    with sandbox.UidLease(wall.leases_uid) as uid:
-        dirs = sandbox.ChildDirs(wall, uid)
+    with session.UidLease(wall.leases_uid) as uid:
+        dirs = session.ChildDirs(wall, uid)
         sub.rename(dirs.sub)
         argv = wall.command(["-c", code], dirs.runner, dirs.sub, dirs.work, uid,
-                            sandbox.Limits(), info_w)
+                            session.Limits(), info_w)
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, pass_fds=(info_w,),
                                    start_new_session=True)
         os.close(info_w)
         try:
-            inner = sandbox._read_child_pid(info_r, 20)
+            inner = session._read_child_pid(info_r, 20)
             assert process.stdout.readline() == b"ready\n"
             time.sleep(0.2)
             mine = [pid for pid, (_, owner) in processes().items() if owner == uid]
@@ -512,9 +512,9 @@ def test_a_hang_at_import_costs_one_start_limit_in_all(tmp_path):
     assert all(item.seconds == 0.0 for item in result.items[1:])
 
 
-# -- no sandbox: refuse, unless told ----------------------------------------------------------
+# -- no wall: refuse, unless told ----------------------------------------------------------
 @pytest.fixture()
-def no_sandbox(monkeypatch):
+def no_wall(monkeypatch):
     from parity.grading import walls
 
     monkeypatch.setattr(walls, "_WALL", None)
@@ -522,32 +522,32 @@ def no_sandbox(monkeypatch):
     monkeypatch.setattr(walls, "seccomp_python", lambda: None)
 
 
-def test_without_a_sandbox_grade_refuses_and_says_what_to_install(tmp_path, no_sandbox,
+def test_without_a_wall_grade_refuses_and_says_what_to_install(tmp_path, no_wall,
                                                                      capsys):
     path = make_submission(tmp_path, "")
-    assert cli.main(["grade", str(path), "--items", "rnn_forward"]) == cli.NO_SANDBOX
+    assert cli.main(["grade", str(path), "--items", "rnn_forward"]) == cli.NO_WALL
     err = capsys.readouterr().err
-    assert "apt-get install -y bubblewrap" in err and "--unsafe-no-sandbox" in err
-    assert cli.main(["grade-all", str(tmp_path)]) == cli.NO_SANDBOX
-    assert cli.main(["sandbox-check"]) == cli.NO_SANDBOX
+    assert "apt-get install -y bubblewrap" in err and "--unsafe-no-wall" in err
+    assert cli.main(["grade-all", str(tmp_path)]) == cli.NO_WALL
+    assert cli.main(["wall-check"]) == cli.NO_WALL
 
 
-def test_unsafe_no_sandbox_grades_and_says_so_first(tmp_path, no_sandbox, capsys):
+def test_unsafe_no_wall_grades_and_says_so_first(tmp_path, no_wall, capsys):
     path = make_submission(tmp_path, "")
     results = tmp_path / "results.json"
-    code = cli.main(["grade", str(path), "--items", "rnn_forward", "--unsafe-no-sandbox",
+    code = cli.main(["grade", str(path), "--items", "rnn_forward", "--unsafe-no-wall",
                      "--results", str(results)])
     assert code == 0
-    assert capsys.readouterr().out.startswith("UNSAFE: graded without the sandbox")
+    assert capsys.readouterr().out.startswith("UNSAFE: graded without the wall")
     assert json.loads(results.read_text())["output"].startswith("UNSAFE")
 
 
-def test_gradescope_without_a_sandbox_writes_a_zero_score_and_grades_nothing(tmp_path,
-                                                                            no_sandbox):
+def test_gradescope_without_a_wall_writes_a_zero_score_and_grades_nothing(tmp_path,
+                                                                            no_wall):
     path = make_submission(tmp_path, "")
     results = tmp_path / "results" / "results.json"
     code = cli.main(["gradescope", "--submission", str(path), "--results", str(results)])
-    assert code == cli.NO_SANDBOX
+    assert code == cli.NO_WALL
     written = json.loads(results.read_text())
     assert written["score"] == 0 and written["tests"] == []
     assert "could not start" in written["output"]
@@ -567,13 +567,13 @@ def test_gradescope_writes_a_zero_score_when_grading_itself_fails(tmp_path, monk
     assert written["score"] == 0 and "failed before grading" in written["output"]
 
 
-def test_the_bundle_installs_and_checks_the_sandbox():
+def test_the_bundle_installs_and_checks_the_wall():
     from parity.grading.gradescope import bundle_files
     from parity.grading.rubric import default_rubric
 
     setup = bundle_files(default_rubric())["setup.sh"].decode()
     assert setup.index("apt-get update") < setup.index("apt-get install")
-    assert "bubblewrap" in setup and "sandbox-check" in setup
+    assert "bubblewrap" in setup and "wall-check" in setup
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.clongdouble])
@@ -601,19 +601,19 @@ def test_many_skipped_files_make_a_few_notes(tmp_path):
     item = result.items[0]
     assert item.passed
     skipped = [n for n in item.notes if n.startswith("skipped ")]
-    assert len(skipped) == sandbox.MAX_SKIPPED_NOTES + 1 and "more files" in skipped[-1]
+    assert len(skipped) == session.MAX_SKIPPED_NOTES + 1 and "more files" in skipped[-1]
 
 
 def test_a_package_swapped_for_a_link_while_graded_is_not_followed(tmp_path):
     """find_submission_package checks once; every item copies again. A scratch/ swapped for a
     link to the reference after the check made os.walk copy the reference."""
     path = make_submission(tmp_path, 'raise NotImplementedError\n')
-    first = sandbox.copy_package(path / "scratch", tmp_path / "copy1" / "scratch")
+    first = session.copy_package(path / "scratch", tmp_path / "copy1" / "scratch")
     assert first == []
     os.rename(path / "scratch", path / "scratch.orig")
     os.symlink(REFERENCE, path / "scratch")
     with pytest.raises(FileNotFoundError, match="no longer a plain directory"):
-        sandbox.copy_package(path / "scratch", tmp_path / "copy2" / "scratch")
+        session.copy_package(path / "scratch", tmp_path / "copy2" / "scratch")
 
 
 def test_grade_all_does_not_grade_a_link(tmp_path):
@@ -630,9 +630,9 @@ def test_a_device_node_in_the_submission_is_never_opened(tmp_path, monkeypatch):
     os.mknod(path / "scratch" / "tape.py", 0o644 | 0o020000, os.makedev(1, 3))  # char device
     opened: list = []
     real_open = os.open
-    monkeypatch.setattr(sandbox.os, "open", lambda name, *a, **k: (
+    monkeypatch.setattr(session.os, "open", lambda name, *a, **k: (
         opened.append(str(name)), real_open(name, *a, **k))[1])
-    skipped = sandbox.copy_package(path / "scratch", tmp_path / "copy" / "scratch")
+    skipped = session.copy_package(path / "scratch", tmp_path / "copy" / "scratch")
     assert "tape.py" in skipped and "tape.py" not in opened
 
 
@@ -642,11 +642,11 @@ def test_a_maze_of_directories_is_walked_only_so_far(tmp_path):
     path = make_submission(tmp_path, "")
     maze = path / "scratch" / "zz"
     maze.mkdir()
-    for i in range(sandbox.MAX_SOURCE_ENTRIES + 100):
+    for i in range(session.MAX_SOURCE_ENTRIES + 100):
         (maze / f"d{i:05d}").mkdir()
     copy = tmp_path / "copy" / "scratch"
-    skipped = sandbox.copy_package(path / "scratch", copy)
-    assert sandbox.TOO_MANY_ENTRIES in skipped
+    skipped = session.copy_package(path / "scratch", copy)
+    assert session.TOO_MANY_ENTRIES in skipped
     assert (copy / "functional" / "rnn_cell.py").is_file()  # walked before the maze
     assert not (copy / "zz").exists() or len(list((copy / "zz").iterdir())) < 100
     result = grade_submission(path, FAST, items=[HONEST], audit_hooks=False)
@@ -675,7 +675,7 @@ def _drawn_cases(course_seed: int) -> list:
 
     seen: list = []
     item = replace(ITEMS_BY_ID["rnn_forward"], check=lambda child, case, s: seen.append(case))
-    assert run_item(item, None, sandbox.Limits(), 10, course_seed) == (None, 10 + len(item.pinned))
+    assert run_item(item, None, session.Limits(), 10, course_seed) == (None, 10 + len(item.pinned))
     return seen
 
 

@@ -142,7 +142,7 @@ def test_the_gradescope_bundle_holds_what_gradescope_runs(tmp_path, rubric_file)
          "--results", str(results), "--rubric", str(source / "rubric.json")],
         cwd=source, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "isolation: wall bwrap: each item runs in a bubblewrap sandbox" in done.stdout
+    assert "isolation: wall bwrap: each item runs in a bubblewrap wall" in done.stdout
     where = subprocess.run(
         [sys.executable, "-c", "import parity.grading, scratch; "
          "print(parity.grading.__file__, scratch.__file__)"],
@@ -345,9 +345,9 @@ def test_a_submission_that_spends_its_time_budget_fails_the_rest_for_that_reason
     assert [item.id for item in grade.items] == list(items) and grade.score == 0
     budget = "the time limit for the whole submission (1 s, every item together) was used up"
     first, *rest = grade.items
-    assert first.failure.kind == "limit"
+    assert first.failure.cause == "limit"
     assert first.failure.problem == f"{budget} while this item was graded"
     for item in rest:  # not started at all: no child, no case, nothing else to blame
-        assert (item.failure.problem, item.failure.kind, item.cases, item.seconds) == (
+        assert (item.failure.problem, item.failure.cause, item.cases, item.seconds) == (
             f"{budget} before this item could be graded", "limit", 0, 0.0)
     assert "used up before this item could be graded" in terminal_report(grade)

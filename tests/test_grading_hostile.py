@@ -1,8 +1,8 @@
 """Hostile submissions: each is contained and earns nothing it did not earn.
 
-The wall is the kernel's (``sandbox``: bubblewrap namespaces, a uid of the child's own); the
+The wall is the kernel's (``walls``: bubblewrap namespaces, a uid of the child's own); the
 tests marked ``wall`` run with the child's audit hook switched off, so that what they show is
-what the sandbox alone contains. The new attack classes are in test_grading_attacks.py.
+what the wall alone contains. The new attack classes are in test_grading_attacks.py.
 
 Every submission here is the reference with one function, ``rnn_step_forward``, replaced by
 code that tries to cheat or to break the grader (appended to ``functional/rnn_cell.py``, so
@@ -95,7 +95,7 @@ def test_loading_the_reference_from_its_file_is_refused(tmp_path):
     spec.loader.exec_module(module)
     return module.rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity, **kw)
     """
-    # the reference is not in the sandbox's file system at all
+    # the reference is not in the wall's file system at all
     assert_contained(make_submission(tmp_path, body), "FileNotFoundError")
 
 
@@ -201,10 +201,10 @@ def test_hostile_code_at_import_scores_nothing_anywhere(tmp_path):
 
 def test_no_child_outlives_grading(tmp_path, leased):
     # the child sleeps when killed; afterwards no process runs as a uid its children had,
-    # and no sandbox of this process is left over (not even as a zombie)
+    # and no wall of this process is left over (not even as a zombie)
     grade(make_submission(tmp_path, "import time\ntime.sleep(60)\n"))
     assert len(leased) == 2 or os.geteuid() != 0
-    assert sandbox_processes(leased) == []
+    assert wall_processes(leased) == []
     children = [pid for pid, (ppid, _) in processes().items() if ppid == str(os.getpid())]
     assert [pid for pid in children if b"bwrap" in command_line(pid)] == []
 
@@ -229,7 +229,7 @@ def processes() -> dict:
     return found
 
 
-def sandbox_processes(uids) -> list:
+def wall_processes(uids) -> list:
     """Processes running as one of these leased uids (as root; elsewhere children run in a
     user namespace of their own, under the grader's uid, and the PID namespace ends them)."""
     if os.geteuid() != 0:
@@ -253,9 +253,9 @@ def test_a_directory_without_the_package_is_reported(tmp_path):
     assert result.score == 0
 
 
-def test_without_the_sandbox_the_hooks_still_refuse_and_the_report_says_unsafe(tmp_path):
+def test_without_the_wall_the_hooks_still_refuse_and_the_report_says_unsafe(tmp_path):
     from parity.grading.report import gradescope_results, terminal_report
-    from parity.grading.sandbox import Wall
+    from parity.grading.session import Wall
 
     body = """
     import os, signal

@@ -191,7 +191,7 @@ def test_a_failed_preflight_is_not_gradable(tmp_path, rubric_file, monkeypatch):
     _fault(json.loads(results.read_text()), "pre-flight check failed")
 
 
-def test_no_sandbox_a_bad_rubric_or_a_grader_exception_is_not_gradable(tmp_path, rubric_file,
+def test_no_wall_a_bad_rubric_or_a_grader_exception_is_not_gradable(tmp_path, rubric_file,
                                                                       monkeypatch):
     from parity.grading import grade
 
@@ -212,8 +212,8 @@ def test_no_sandbox_a_bad_rubric_or_a_grader_exception_is_not_gradable(tmp_path,
 
     monkeypatch.setattr(walls, "_WALL", None)
     monkeypatch.setattr(walls, "candidates", lambda: ([], ["no wall here (a test)"]))
-    assert run_pl(student, results, rubric_file, None) == cli.NO_SANDBOX
-    _fault(json.loads(results.read_text()), "sandbox could not start")
+    assert run_pl(student, results, rubric_file, None) == cli.NO_WALL
+    _fault(json.loads(results.read_text()), "wall could not start")
 
 
 def test_an_item_the_grader_could_not_start_makes_the_run_not_gradable(tmp_path, rubric_file,

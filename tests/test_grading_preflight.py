@@ -20,7 +20,7 @@ from parity.grading.grade import grade_submission
 from parity.grading.items import Failure
 from parity.grading.report import feedback
 from parity.grading.rubric import rubric_from_dict
-from parity.grading.sandbox import SandboxUnavailable, Wall
+from parity.grading.session import Wall, WallUnavailable
 
 PROJECT = Path(parity.__file__).resolve().parent.parent
 FAST = rubric_from_dict({"max_examples": 3})
@@ -33,10 +33,10 @@ def test_the_reference_passes_the_preflight_behind_the_wall_and_without_it():
     assert preflight.preflight(FAST, Wall.unsafe()).ok
 
 
-def test_sandbox_check_runs_the_preflight(capsys):
-    assert cli.main(["sandbox-check"]) == 0
+def test_wall_check_runs_the_preflight(capsys):
+    assert cli.main(["wall-check"]) == 0
     out = capsys.readouterr().out
-    assert "sandbox: starts" in out and "pre-flight: ok" in out
+    assert "wall: starts" in out and "pre-flight: ok" in out
 
 
 def test_an_item_weighted_zero_is_still_the_preflight_item():
@@ -44,23 +44,23 @@ def test_an_item_weighted_zero_is_still_the_preflight_item():
     assert preflight.preflight(rubric).ok
 
 
-def _failing(kind: str, problem: str):
+def _failing(cause: str, problem: str):
     def grade_item(item, entry, *args, **kwargs):
         from parity.grading.grade import ItemResult
 
         return ItemResult(item.id, item.title, entry.weight, entry.visibility, 0.0, 1, 0.1,
-                          Failure(item.title, problem, "(a case)", kind, shrunk=False))
+                          Failure(item.title, problem, "(a case)", cause, shrunk=False))
     return grade_item
 
 
-@pytest.mark.parametrize("kind, problem, advice", [
+@pytest.mark.parametrize("cause, problem, advice", [
     ("limit", "did not answer within the time limit of 10 s", "raise limits.case_seconds"),
     ("limit", "the submission's process was ended by signal SIGKILL", "more memory"),
     ("wrong", "output differs", "reinstall the bundle"),
 ])
-def test_a_preflight_short_of_full_marks_says_what_to_change(monkeypatch, kind, problem,
+def test_a_preflight_short_of_full_marks_says_what_to_change(monkeypatch, cause, problem,
                                                              advice):
-    monkeypatch.setattr(preflight, "grade_item", _failing(kind, problem))
+    monkeypatch.setattr(preflight, "grade_item", _failing(cause, problem))
     result = preflight.preflight(FAST, Wall.unsafe())
     assert not result.ok
     assert problem in result.problem and advice in result.advice
@@ -69,7 +69,7 @@ def test_a_preflight_short_of_full_marks_says_what_to_change(monkeypatch, kind, 
         preflight.require_preflight(FAST, Wall.unsafe())
 
 
-def test_a_preflight_that_raises_or_finds_no_sandbox_fails_and_never_raises(monkeypatch):
+def test_a_preflight_that_raises_or_finds_no_wall_fails_and_never_raises(monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
@@ -78,7 +78,7 @@ def test_a_preflight_that_raises_or_finds_no_sandbox_fails_and_never_raises(monk
     assert not result.ok and "OSError: disk full" in result.problem
 
     def no_wall():
-        raise SandboxUnavailable("bubblewrap is not installed")
+        raise WallUnavailable("bubblewrap is not installed")
 
     monkeypatch.setattr(preflight, "find_wall", no_wall)
     result = preflight.preflight(FAST)
@@ -109,7 +109,7 @@ def test_a_source_tree_only_root_can_read_still_grades(tmp_path):
     subprocess.run(["bash", "-euc", preflight.hide_harness_sh(str(source))], check=True)
     assert not os.stat(source / "parity" / "grading" / "child.py").st_mode & 0o077
     assert not os.stat(source / "rubric.json").st_mode & 0o077
-    check = _run(source, "sandbox-check")
+    check = _run(source, "wall-check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "pre-flight: ok" in check.stdout
 
@@ -126,13 +126,13 @@ def test_a_child_dead_before_answering_is_the_graders_fault_only_if_its_runner_i
     path = make_submission(tmp_path, "", at_import="import os\nos._exit(3)")
     result = grade_submission(path, FAST, items=["rnn_forward", "rnn_backward"])
     failure = result.items[0].failure
-    assert failure is not None and failure.kind == "import"
+    assert failure is not None and failure.cause == "import"
     assert "must not exit the process" in failure.problem and not result.grader_fault
 
     monkeypatch.setattr(preflight, "runner_problem", lambda wall=None: "child.py is 0600")
     result = grade_submission(path, FAST, items=["rnn_forward", "rnn_backward"])
     assert result.grader_fault
-    assert all(item.failure.kind == "grader" for item in result.items)
+    assert all(item.failure.cause == "grader" for item in result.items)
     text = feedback(result.items[0])
     assert "not of your submission" in text and "What has to be right" not in text
     assert cli.main(["grade", str(path), "--items", "rnn_forward"]) == cli.PREFLIGHT_FAILED
@@ -163,7 +163,7 @@ def test_setup_installs_the_walls_and_fails_the_build_unless_the_preflight_passe
     for package in ("bubblewrap", "util-linux", "python3-seccomp", "python3-venv"):
         assert package in setup[install:setup.index("\n", install)]
     assert "venv --system-site-packages" in setup  # the venv sees python3-seccomp
-    check = setup.index("sandbox-check --rubric /autograder/source/rubric.json")
+    check = setup.index("wall-check --rubric /autograder/source/rubric.json")
     assert setup.index("chmod -R go-rwx /autograder/source") < check
     assert "chmod o+x /autograder\n" in setup  # the venv's Python and NumPy stay reachable
     assert "exit 1" in setup[check:] and "set -euo pipefail" in setup

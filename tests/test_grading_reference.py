@@ -22,7 +22,7 @@ from parity.grading.items import ITEMS, ITEMS_BY_ID
 from parity.grading.oracles import reference_oracles, resolve, setup_list
 from parity.grading.report import feedback, gradescope_results, terminal_report
 from parity.grading.rubric import default_rubric, load_rubric, rubric_from_dict
-from parity.grading.sandbox import Child, Limits
+from parity.grading.session import Child, Limits
 
 REFERENCE = Path(scratch.__file__).resolve().parent
 QUICK = rubric_from_dict({"max_examples": 5})

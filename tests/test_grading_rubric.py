@@ -139,7 +139,7 @@ print(json.dumps({"score": grade.score, "max": grade.max_score, "torch": loaded}
 
 def test_grading_never_imports_torch(tmp_path):
     """The grader (and the reference it runs) works in a process where torch cannot be
-    imported, and so does `python -m parity skeleton` (the children are sandboxed apart)."""
+    imported, and so does `python -m parity skeleton` (the children are walled apart)."""
     done = subprocess.run([sys.executable, "-c", PROGRAM], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr

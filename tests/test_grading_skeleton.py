@@ -186,7 +186,7 @@ def test_the_untouched_skeleton_grades_to_zero(skeleton):
     grade = grade_submission(skeleton.out, rubric_from_dict({"max_examples": 5}))
     assert grade.error is None and grade.score == 0 and len(grade.items) == 14
     for item in grade.items:
-        assert item.failure.kind == "missing", (item.id, item.failure)
+        assert item.failure.cause == "missing", (item.id, item.failure)
         assert "is not written yet: it raises NotImplementedError" in item.failure.problem
         assert item.cases == 1  # stopped at once, nothing to shrink
 

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from test_grading_hostile import make_submission, sandbox_processes
+from test_grading_hostile import make_submission, wall_processes
 
 from parity.grading import walls
 from parity.grading.grade import grade_submission
@@ -29,7 +29,7 @@ def available() -> dict[str, walls.Wall]:
     for wall in found:
         try:
             walls.probe(wall)
-        except walls.SandboxUnavailable:
+        except walls.WallUnavailable:
             continue
         started[wall.kind] = wall
     return started
@@ -191,7 +191,7 @@ def test_the_uid_wall_makes_no_file_and_leaves_no_process(tmp_path, leased):
     for left in (f"/tmp/{marker}", f"/dev/shm/{marker}", f"/var/tmp/{marker}",
                  f"/tmp/{marker}-dir", f"/tmp/{marker}-link", f"/tmp/{marker}-fifo"):
         assert not os.path.lexists(left), left
-    assert leased and sandbox_processes(leased) == []
+    assert leased and wall_processes(leased) == []
 
 
 def test_what_a_uid_owns_in_the_shared_directories_is_removed_and_nothing_else(tmp_path):
@@ -236,7 +236,7 @@ def test_the_uid_wall_refuses_where_the_answers_are_readable(monkeypatch):
         answers.chmod(0o644)
         monkeypatch.setattr(walls, "secrets", lambda: [str(answers)])
         uid_wall = walls.Wall("uid", "/usr/bin/python3", as_root=True)
-        with pytest.raises(walls.SandboxUnavailable, match=str(answers)):
+        with pytest.raises(walls.WallUnavailable, match=str(answers)):
             walls.check_secrets(uid_wall)
         top.chmod(0o700)  # as the bundle's setup.sh leaves the source: root's alone
         walls.check_secrets(uid_wall)
@@ -318,14 +318,14 @@ def test_a_child_dead_before_its_runner_is_ready_is_the_graders_fault(tmp_path):
     broken = walls.Wall("none", interpreter="/bin/false")  # exits before any runner line
     result = grade_submission(honest, FAST, items=[HOSTILE], wall=broken)
     (item,) = result.items
-    assert item.failure.kind == "grader" and result.grader_fault
+    assert item.failure.cause == "grader" and result.grader_fault
     assert "not of your submission" in item.failure.problem
     assert "must not exit" not in item.failure.problem
 
     exits = make_submission(tmp_path / "exits", "", at_import="import os\nos._exit(3)\n")
     result = grade_submission(exits, FAST, items=[HOSTILE], wall=walls.Wall.unsafe())
     (item,) = result.items
-    assert item.failure.kind == "import" and not result.grader_fault
+    assert item.failure.cause == "import" and not result.grader_fault
     assert "must not exit the process" in item.failure.problem
 
 
@@ -362,9 +362,9 @@ def test_a_uid_wall_child_dies_with_its_grader(tmp_path):
         grader.send_signal(signal.SIGKILL)
         grader.wait()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and sandbox_processes(uids):
+    while time.monotonic() < deadline and wall_processes(uids):
         time.sleep(0.05)
-    assert sandbox_processes(uids) == []
+    assert wall_processes(uids) == []
 
 
 # -- the stand-ins answer for this case alone ------------------------------------------------------
@@ -419,10 +419,10 @@ def test_the_uid_wall_refuses_a_seed_or_an_open_path_on_the_graders_command_line
         top.chmod(0o755)
         rubric.chmod(0o644)
         submissions.chmod(0o711)  # not listable, but open to a name read off /proc
-        with pytest.raises(walls.SandboxUnavailable, match="not with --seed"):
+        with pytest.raises(walls.WallUnavailable, match="not with --seed"):
             walls.check_hidden(uid_wall, [], seed_on_command_line=True)
         for path in (rubric, submissions):
-            with pytest.raises(walls.SandboxUnavailable, match=str(path)):
+            with pytest.raises(walls.WallUnavailable, match=str(path)):
                 walls.check_hidden(uid_wall, [path])
         rubric.chmod(0o600)
         submissions.chmod(0o700)

@@ -62,7 +62,7 @@ def test_member_loses_exactly_the_items_of_its_bug(tmp_path, name):
             assert check[item.id] == graders, (name, item.id)
     if name in FEEDBACK_CHECKED:  # the feedback names the function, the tensor and the case
         failure = next(item for item in row.items if not item.passed).failure
-        assert failure.kind == "wrong" and failure.shrunk
+        assert failure.cause == "wrong" and failure.shrunk
         assert "differs at index" in failure.problem and "expected" in failure.problem
         assert failure.function in failure.problem
         assert "seed" in failure.case

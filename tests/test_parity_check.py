@@ -101,7 +101,7 @@ def assert_check_agrees_with_grader(root: Path, run: subprocess.CompletedProcess
 
 
 WRONG = ("functional/gru_cell.py", "    db_hh = dgh.sum(axis=0) if has_bias",
-         "    db_hh = dgi.sum(axis=0) if has_bias")
+         "    db_hh = dx_proj.sum(axis=0) if has_bias")
 
 
 @pytest.mark.parametrize("what", ["reference", "skeleton", "partial", "wrong"])

@@ -15,9 +15,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from parity import spec, tolerances
-from parity.case import KINDS, Case, make_data
+from parity.case import Case, make_data
 from parity.compare import compare_outcomes
 from parity.reference import Outcome, torch_outcome
+from parity.spec import ALL_MODES
 from parity.strategies import PROFILES, cases
 from torch_impl import equations
 
@@ -26,16 +27,16 @@ def assert_outcomes_agree(case, got: Outcome, want: Outcome) -> None:
     """Every tensor of two torch readings agrees. Neither side runs a second backward, so
     there is no accumulated gradient to compare (no grads_twice)."""
     checks = compare_outcomes(case, got, {}, want)
-    assert not [c.name for c in checks if c.group == "grad_twice"]
+    assert not [c.name for c in checks if c.quantity == "grad_twice"]
     assert {f"grad[{name}]" for name in want.grads} <= {c.name for c in checks}
     failed = [c.describe() for c in checks if not c.passed]
     assert not failed, f"{case.describe()}:\n" + "\n".join(failed)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_equations_match_torch_nn(kind):
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_equations_match_torch_nn(mode):
     @settings(max_examples=30)
-    @given(case=cases(kind, PROFILES["quick"]))
+    @given(case=cases(mode, PROFILES["quick"]))
     def check(case):
         if case.dropout_mode == "train_masks":
             case = dataclasses.replace(case, dropout_mode="train_p0", dropout=0.0)
@@ -57,8 +58,8 @@ def stacked_layers(case, data):
     lengths = torch.tensor(case.lengths) if case.lengths is not None else None
     layer_input, h_n, c_n = x, [], []
     for layer in range(L):
-        cls = getattr(nn, spec.MODES[case.kind].cls)
-        extra = spec.layer_options(case.kind, case.proj_size)
+        cls = getattr(nn, spec.MODES[case.mode].cls)
+        extra = spec.layer_options(case.mode, case.proj_size)
         width = layer_input.shape[-1]
         module = cls(width, case.hidden_size, bias=case.bias, batch_first=case.batch_first,
                      bidirectional=case.bidirectional, dtype=dtype, **extra)
@@ -69,7 +70,7 @@ def stacked_layers(case, data):
         rows = slice(layer * D, (layer + 1) * D)
         hx = None
         if h0 is not None:
-            hx = (h0[rows], c0[rows]) if case.kind == "LSTM" else h0[rows]
+            hx = (h0[rows], c0[rows]) if case.mode == "LSTM" else h0[rows]
         inp = layer_input
         if lengths is not None:
             inp = pack_padded_sequence(layer_input, lengths, batch_first=case.batch_first,
@@ -78,14 +79,14 @@ def stacked_layers(case, data):
         if lengths is not None:
             out, _ = pad_packed_sequence(out, batch_first=case.batch_first,
                                          total_length=case.seq_len)
-        h, c = state if case.kind == "LSTM" else (state, None)
+        h, c = state if case.mode == "LSTM" else (state, None)
         h_n.append(h)
         c_n.append(c)
         if layer < L - 1:
             out = out * torch.tensor(data.masks[layer])
         layer_input = out
     h_n_t = torch.cat(h_n)
-    c_n_t = torch.cat(c_n) if case.kind == "LSTM" else None
+    c_n_t = torch.cat(c_n) if case.mode == "LSTM" else None
     tensors = [layer_input, h_n_t] + ([c_n_t] if c_n_t is not None else [])
     upstream = [torch.tensor(data.grad_output), torch.tensor(data.grad_h_n)]
     if c_n_t is not None:
@@ -99,13 +100,13 @@ def stacked_layers(case, data):
     )
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("mode", ALL_MODES)
 @pytest.mark.parametrize("layout", ["batch_first", "time_major"])
-def test_explicit_masks_match_stacked_torch_layers(kind, layout):
-    case = Case(kind=kind, input_size=3, hidden_size=4, num_layers=3, bidirectional=True,
+def test_explicit_masks_match_stacked_torch_layers(mode, layout):
+    case = Case(mode=mode, input_size=3, hidden_size=4, num_layers=3, bidirectional=True,
                 batch_first=layout == "batch_first", seq_len=5, batch=3, lengths=(5, 2, 4),
-                proj_size=2 if kind == "LSTM" else 0,
-                state_grad="both" if kind == "LSTM" else "h", dropout_mode="train_masks",
+                proj_size=2 if mode == "LSTM" else 0,
+                state_grad="both" if mode == "LSTM" else "h", dropout_mode="train_masks",
                 dropout=0.5, seed=7)
     data = make_data(case)
     assert any(np.any(m == 0) for m in data.masks) and any(np.any(m == 2) for m in data.masks)
@@ -114,7 +115,7 @@ def test_explicit_masks_match_stacked_torch_layers(kind, layout):
 
 def test_masks_change_the_result():
     """The masks reach the computation: other masks, other output and gradients."""
-    case = Case(kind="GRU", input_size=2, hidden_size=3, num_layers=2, seq_len=4, batch=2,
+    case = Case(mode="GRU", input_size=2, hidden_size=3, num_layers=2, seq_len=4, batch=2,
                 dropout_mode="train_masks", dropout=0.5, seed=3)
     data = make_data(case)
     ones = data._replace(masks=[np.ones_like(m) for m in data.masks])

@@ -11,14 +11,15 @@ import pytest
 import parity
 import scratch
 from parity import cli, tolerances
-from parity.case import KINDS, Case, make_data, param_names
+from parity.case import Case, make_data, param_names
 from parity.compare import compare_tensor, run_case
 from parity.impl import ImplError, load_impl
 from parity.pinned import pinned_cases
-from parity.runner import OPTION_COLUMNS, Stats, case_options, run_group
+from parity.runner import OPTION_COLUMNS, Stats, case_options, run_mode
+from parity.spec import ALL_MODES
 from parity.strategies import PROFILES
 
-LSTM_CASE = Case(kind="LSTM", input_size=3, hidden_size=4, num_layers=2, proj_size=2,
+LSTM_CASE = Case(mode="LSTM", input_size=3, hidden_size=4, num_layers=2, proj_size=2,
                  bidirectional=True, batch_first=True, seq_len=4, batch=3, lengths=(4, 1, 3),
                  state_grad="both", dropout_mode="train_masks", dropout=0.5, seed=11)
 
@@ -32,7 +33,7 @@ def test_case_json_round_trip():
 
 
 @pytest.mark.parametrize("fields, message", [
-    (dict(kind="LSTMX"), "kind must be one of"),
+    (dict(mode="LSTMX"), "mode must be one of"),
     (dict(proj_size=4), "proj_size 4 needs LSTM"),
     (dict(lengths=(4, 5, 1)), "lengths must be 3 ints in 1..4"),
     (dict(num_layers=1), "train_masks needs num_layers >= 2"),
@@ -120,7 +121,7 @@ def test_an_error_just_over_the_tolerance_fails_and_just_under_passes(dtype, tol
     (by 2x or anything over 10%) lets the 1.1x error through and fails this test."""
     from parity.reference import torch_outcome
 
-    case = Case(kind="RNN_TANH", input_size=3, hidden_size=4, num_layers=2, seq_len=3,
+    case = Case(mode="RNN_TANH", input_size=3, hidden_size=4, num_layers=2, seq_len=3,
                 batch=2, dtype=dtype, seed=4)
     ref = torch_outcome(case, make_data(case))
     delta = factor * tol * tolerances.scale(ref.output.astype(np.float64))
@@ -174,10 +175,10 @@ def test_compare_tensor_finds_and_locates_one_wrong_element():
 
 
 @pytest.mark.parametrize("impl, problem", [
-    (None, "returned None"),
-    (np.zeros((4, 3)), "shape (4, 3)"),
-    (np.zeros((3, 4), dtype=np.float32), "dtype float32"),
-    (np.full((3, 4), np.nan), "NaN or infinity"),
+    (None, "expected an array of shape (3, 4), got None"),
+    (np.zeros((4, 3)), "has shape (4, 3), expected (3, 4)"),
+    (np.zeros((3, 4), dtype=np.float32), "has dtype float32, expected float64"),
+    (np.full((3, 4), np.nan), "holds nan at index [0, 0] where 1 was expected"),
 ])
 def test_compare_tensor_problems(impl, problem):
     check = compare_tensor("output", "output", impl, np.ones((3, 4)), 1e-10)
@@ -185,20 +186,20 @@ def test_compare_tensor_problems(impl, problem):
 
 
 # -- the real scratch --------------------------------------------------------------------------
-@pytest.mark.parametrize("kind", KINDS)
-def test_scratch_passes_the_quick_profile(kind):
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_scratch_passes_the_quick_profile(mode):
     stats = Stats()
-    outcome = run_group(kind, "cpu", PROFILES["quick"], scratch, "scratch", stats)
+    outcome = run_mode(mode, "cpu", PROFILES["quick"], scratch, "scratch", stats)
     assert outcome.failure is None, outcome.failure.report()
-    assert stats.cases[kind] == outcome.pinned + outcome.explored - stats.non_finite[kind]
+    assert stats.cases[mode] == outcome.pinned + outcome.explored - stats.non_finite[mode]
     assert outcome.explored == PROFILES["quick"].examples
 
 
 def test_pinned_cases_cover_every_option_of_every_kind():
-    for kind in KINDS:
-        seen = {option for _, case in pinned_cases(kind) for option in case_options(case)}
-        expected = set(OPTION_COLUMNS) - {"cuda"} - ({"proj"} if kind != "LSTM" else set())
-        assert expected <= seen, f"{kind}: not covered {expected - seen}"
+    for mode in ALL_MODES:
+        seen = {option for _, case in pinned_cases(mode) for option in case_options(case)}
+        expected = set(OPTION_COLUMNS) - {"cuda"} - ({"proj"} if mode != "LSTM" else set())
+        assert expected <= seen, f"{mode}: not covered {expected - seen}"
 
 
 def test_a_passing_case_compares_every_tensor_and_parameter():
@@ -228,7 +229,7 @@ def test_a_wrong_hx_gradient_is_reported():
 
     impl = types.SimpleNamespace(RNN=lambda *a, **k: Wrapped(scratch.RNN(*a, **k)),
                                  LSTM=scratch.LSTM, GRU=scratch.GRU)
-    case = Case(kind="RNN_TANH", input_size=3, hidden_size=4, seq_len=2, batch=2, hx=False,
+    case = Case(mode="RNN_TANH", input_size=3, hidden_size=4, seq_len=2, batch=2, hx=False,
                 seed=3)
     result = run_case(case, impl, "wrapped")
     assert not result.passed
@@ -283,13 +284,13 @@ def test_a_copy_is_loaded_beside_the_real_scratch(tmp_path):
 # -- the command line ----------------------------------------------------------------------------
 def test_cli_quick_run_passes_and_prints_the_summary(capsys, monkeypatch):
     monkeypatch.setattr(cli, "run_training", lambda profile, name: ([], "training: not here"))
-    assert cli.main(["--profile", "quick", "--kinds", "gru,rnn_relu", "--device", "cpu",
+    assert cli.main(["--profile", "quick", "--modes", "gru,rnn_relu", "--device", "cpu",
                      "--groups", "training"]) == 0
     out = capsys.readouterr().out
-    for text in ("cases compared, per kind and option", "largest error seen", "GRU",
+    for text in ("cases compared, per mode and option", "largest error seen", "GRU",
                  "RNN_RELU", "training: not here", "- cuda: ", "PASS"):
         assert text in out
-    assert "LSTM " not in out.split("== per kind and device ==")[1]
+    assert "LSTM " not in out.split("== per mode and device ==")[1]
 
 
 def test_cli_counts_training_rows(capsys, monkeypatch):
@@ -304,7 +305,7 @@ def test_cli_counts_training_rows(capsys, monkeypatch):
     # has been imported by an earlier test
     monkeypatch.setattr(parity, "training", fake, raising=False)
     monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: object())
-    assert cli.main(["--profile", "quick", "--kinds", "rnn_tanh", "--groups", "training"]) == 1
+    assert cli.main(["--profile", "quick", "--modes", "rnn_tanh", "--groups", "training"]) == 1
     out = capsys.readouterr().out
     assert "adam/gru" in out and "1 training rows" in out
 
@@ -317,10 +318,10 @@ def test_cli_reproduce(capsys):
 
 def test_cli_usage_errors(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--kinds", "transformer"])
+        cli.main(["--modes", "transformer"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "argument --kinds: unknown kind 'transformer': choose from rnn_tanh" in err
+    assert "argument --modes: unknown mode 'transformer': choose from rnn_tanh" in err
     assert cli.main(["--impl", "no_such_module_anywhere"]) == 2
     assert "cannot import it" in capsys.readouterr().err
 
@@ -350,7 +351,7 @@ def test_cli_device_cuda_without_cuda_is_a_usage_error(capsys, monkeypatch):
     assert "runs torch on CUDA, which this machine does not have" in capsys.readouterr().err
     # --device all without CUDA runs the CPU and lists CUDA as skipped
     monkeypatch.setattr(cli, "run_training", lambda profile, name: ([], ""))
-    assert cli.main(["--profile", "quick", "--kinds", "rnn_tanh", "--groups", "none"]) == 0
+    assert cli.main(["--profile", "quick", "--modes", "rnn_tanh", "--groups", "none"]) == 0
     out = capsys.readouterr().out
     assert "devices cpu\n" in out and "  - cuda: torch sees no CUDA device" in out
 

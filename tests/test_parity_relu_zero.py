@@ -14,19 +14,20 @@ import torch
 
 import scratch
 from parity import cli, zoo
-from parity.case import KINDS, make_data
+from parity.case import make_data
 from parity.compare import run_case
 from parity.impl import build_impl, load_impl
 from parity.pinned import pinned_cases
 from parity.reference import torch_outcome
+from parity.spec import ALL_MODES
 
 MUTANT = "relu_grad_one_at_zero"
 
 
-def zero_cases(kind):
+def zero_cases(mode):
     """The pinned cases with exact zero input rows (never none: every loop over them runs)."""
-    found = [(name, case) for name, case in pinned_cases(kind) if case.zero_input_steps]
-    assert len(found) >= 3, f"{kind}: the pinned zero-input cases are gone"
+    found = [(name, case) for name, case in pinned_cases(mode) if case.zero_input_steps]
+    assert len(found) >= 3, f"{mode}: the pinned zero-input cases are gone"
     return found
 
 
@@ -62,9 +63,9 @@ def test_there_are_zero_cases_one_and_two_directions_and_both_dtypes():
         assert not case.bias and not case.hx and leading_zero_steps(case)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_the_zero_rows_are_exactly_zero_and_the_rest_unchanged(kind):
-    for _, case in zero_cases(kind):
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_the_zero_rows_are_exactly_zero_and_the_rest_unchanged(mode):
+    for _, case in zero_cases(mode):
         data = make_data(case)
         x = time_major(data.input, case)
         assert np.all(x[list(case.zero_input_steps)] == 0)
@@ -77,12 +78,12 @@ def test_the_zero_rows_are_exactly_zero_and_the_rest_unchanged(kind):
             np.testing.assert_array_equal(value, data.params[name])
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_every_layer_sees_pre_activation_zero_on_the_leading_zero_rows(kind):
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_every_layer_sees_pre_activation_zero_on_the_leading_zero_rows(mode):
     """Both sides output exactly 0 on those steps, in the top layer too. For tanh this proves
     the top layer's pre-activation is exactly 0 (tanh(p) == 0 only for p == 0), and with it
     its input there, the layer below's output."""
-    for name, case in zero_cases(kind):
+    for name, case in zero_cases(mode):
         data = make_data(case)
         steps = leading_zero_steps(case)
         assert steps, name
@@ -113,9 +114,9 @@ def test_torch_takes_relu_grad_zero_at_zero():
         assert np.any(grad_input[steps[-1] + 1 :] != 0), name
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_scratch_passes_the_zero_cases(kind):
-    for name, case in zero_cases(kind):
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_scratch_passes_the_zero_cases(mode):
+    for name, case in zero_cases(mode):
         result = run_case(case, scratch)
         assert result.passed, f"{name}:\n{result.report()}"
 
@@ -138,7 +139,7 @@ def test_the_mutant_differs_only_where_a_pre_activation_is_zero(mutant_dir):
 
 
 def test_the_ci_profile_flags_the_mutant(mutant_dir, capsys):
-    code = cli.main(["--impl", str(mutant_dir), "--profile", "ci", "--kinds", "rnn_relu",
+    code = cli.main(["--impl", str(mutant_dir), "--profile", "ci", "--modes", "rnn_relu",
                      "--device", "cpu", "--groups", "none"])
     out = capsys.readouterr().out
     assert code == 1, out

@@ -55,11 +55,11 @@ def test_a_case_compares_every_tensor():
 
 # the mistakes the harness used to let through (cell functions), and one of each other kind
 PLANTED = [
-    ("functional/gru_cell.py", "    dW_ih = dgi.T @ x  # (3H, I)",
+    ("functional/gru_cell.py", "    dW_ih = dx_proj.T @ x  # (3H, I)",
      "    dW_ih = 0 * W_ih  # (3H, I)", "gru_cell_backward,GRUCell",
      {"gru_cell_backward", "GRUCell"}),
     ("functional/gru_cell.py", "    db_hh = dgh.sum(axis=0) if has_bias",
-     "    db_hh = dgi.sum(axis=0) if has_bias", "gru_cell_*", {"gru_cell_backward"}),
+     "    db_hh = dx_proj.sum(axis=0) if has_bias", "gru_cell_*", {"gru_cell_backward"}),
     ("functional/rnn_cell.py", "    x_proj = x @ W_ih.T  # (B, H)",
      "    x_proj = x @ W_ih  # (B, H)", "rnn_cell_forward", {"rnn_cell_forward"}),
     ("losses.py", "dz /= log_p.dtype.type(count)", "dz /= log_p.dtype.type(N)",
@@ -74,7 +74,7 @@ PLANTED = [
 def test_a_planted_mistake_fails_its_group_by_name(tmp_path, capsys, relative, old, new,
                                                    groups, failing):
     copy = copy_with(tmp_path, relative, old, new)
-    code = cli.main(["--impl", str(copy), "--profile", "quick", "--kinds", "none",
+    code = cli.main(["--impl", str(copy), "--profile", "quick", "--modes", "none",
                      "--groups", groups])
     out = capsys.readouterr().out
     assert code == 1, out
@@ -111,7 +111,7 @@ def test_impl_without_some_functions_runs_the_rest_and_names_the_skipped(tmp_pat
     (tmp_path / "partial_impl.py").write_text(
         "from scratch import GRU, LSTM, RNN, Linear, MSELoss\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    code = cli.main(["--impl", "partial_impl", "--profile", "quick", "--kinds", "none"])
+    code = cli.main(["--impl", "partial_impl", "--profile", "quick", "--modes", "none"])
     out = capsys.readouterr().out
     assert code == 0, out
     skipped = out.split("\nskipped:\n")[1]
@@ -129,7 +129,7 @@ def test_impl_without_some_functions_runs_the_rest_and_names_the_skipped(tmp_pat
 
 def test_groups_and_kinds_none_select_nothing_but_training(capsys, monkeypatch):
     monkeypatch.setattr(cli, "run_training", lambda profile, name: ([], "training: not here"))
-    assert cli.main(["--profile", "quick", "--kinds", "none", "--groups", "training"]) == 0
+    assert cli.main(["--profile", "quick", "--modes", "none", "--groups", "training"]) == 0
     out = capsys.readouterr().out
     assert "training: not here" in out and "0 layer cases and 0 function cases" in out
     with pytest.raises(SystemExit) as exit_info:

@@ -2,7 +2,7 @@
 
 Each member is materialized as a student's copy would be (a directory holding a scratch/
 package), loaded through --impl's loader, and run through the pinned cases, which every
-profile (ci included) runs first: what they catch, ``make parity --impl`` catches. The kinds a
+profile (ci included) runs first: what they catch, ``make parity --impl`` catches. The modes a
 member should not affect must still pass, so that each member is the one bug it claims.
 A few members are also run through Hypothesis alone, to check that the exploration finds
 and reports them without the pinned cases' help.
@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from parity import cli, zoo
-from parity.case import KINDS
 from parity.compare import run_case
 from parity.impl import load_impl
 from parity.pinned import pinned_cases
-from parity.runner import Stats, run_group
+from parity.runner import Stats, run_mode
+from parity.spec import ALL_MODES
 from parity.strategies import PROFILES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +36,7 @@ def test_the_zoo_has_at_least_fifteen_distinct_members():
     assert len(names) >= 15 and len(set(names)) == len(names)
     for mutant in zoo.MUTANTS:
         assert mutant.description and mutant.breaks and mutant.patches and mutant.diverges
-        assert set(mutant.kinds) <= set(KINDS)
+        assert set(mutant.modes) <= set(ALL_MODES)
 
 
 @pytest.mark.parametrize("mutant", zoo.MUTANTS, ids=lambda m: m.name)
@@ -52,17 +52,17 @@ def test_the_harness_flags_every_member_and_names_the_tensor(mutant, tmp_path):
     impl_dir = zoo.materialize(mutant.name, tmp_path)
     assert (impl_dir / "scratch" / "__init__.py").is_file()
     impl = load_impl(str(impl_dir))
-    for kind in KINDS:
+    for mode in ALL_MODES:
         failures = []
-        for _, case in pinned_cases(kind):
+        for _, case in pinned_cases(mode):
             result = run_case(case, impl, str(impl_dir))
             if not result.passed:
                 failures.append(result)
-        if kind not in mutant.kinds:
-            assert not failures, f"{mutant.name} should not change {kind}:\n" + \
+        if mode not in mutant.modes:
+            assert not failures, f"{mutant.name} should not change {mode}:\n" + \
                 failures[0].report()
             continue
-        assert failures, f"{mutant.name} was not caught for {kind}"
+        assert failures, f"{mutant.name} was not caught for {mode}"
         first = failures[0]
         assert first.crash is None, first.report()
         names = [c.name for c in first.failures]
@@ -72,13 +72,13 @@ def test_the_harness_flags_every_member_and_names_the_tensor(mutant, tmp_path):
         assert f"--impl {impl_dir}" in report and "--reproduce" in report
 
 
-@pytest.mark.parametrize("name, kind", [("gru_textbook", "GRU"),
+@pytest.mark.parametrize("name, mode", [("gru_textbook", "GRU"),
                                         ("grads_overwritten", "LSTM"),
                                         ("reverse_starts_at_T", "GRU")])
-def test_hypothesis_alone_finds_and_shrinks(name, kind, tmp_path):
+def test_hypothesis_alone_finds_and_shrinks(name, mode, tmp_path):
     impl = load_impl(str(zoo.materialize(name, tmp_path)))
     with contextlib.redirect_stdout(io.StringIO()):
-        outcome = run_group(kind, "cpu", PROFILES["quick"], impl, name, Stats(), pinned=False)
+        outcome = run_mode(mode, "cpu", PROFILES["quick"], impl, name, Stats(), pinned=False)
     assert outcome.failure is not None and outcome.found_by.startswith("Hypothesis")
     report = outcome.failure.report()
     assert "Draw 1 (input_size)" in report and "diverged from torch" in report
@@ -97,7 +97,7 @@ def test_a_patch_that_no_longer_matches_says_so(tmp_path):
 def test_cli_zoo_then_impl_ends_red_naming_the_tensor(tmp_path, capsys):
     assert cli.zoo_main([str(tmp_path), "--names", "weight_hr_grad_missing"]) == 0
     impl_dir = tmp_path / "weight_hr_grad_missing"
-    assert cli.main(["--impl", str(impl_dir), "--profile", "quick", "--kinds", "lstm",
+    assert cli.main(["--impl", str(impl_dir), "--profile", "quick", "--modes", "lstm",
                      "--groups", "none"]) == 1
     out = capsys.readouterr().out
     assert "FAIL: LSTM on cpu" in out and "grad[weight_hr_l0]" in out
@@ -109,7 +109,7 @@ def test_python_m_parity_in_a_fresh_process(tmp_path):
     impl_dir = zoo.materialize("lstm_gate_order_ifog", tmp_path)
     run = subprocess.run(
         [sys.executable, "-m", "parity", "--impl", str(impl_dir), "--profile", "quick",
-         "--kinds", "lstm,gru", "--groups", "none"],
+         "--modes", "lstm,gru", "--groups", "none"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 1, run.stdout + run.stderr
@@ -144,8 +144,8 @@ def test_the_reformatted_copy_has_no_comments_and_still_passes(reformatted_scrat
     impl_dir = tmp_path / "plain"
     shutil.copytree(reformatted_scratch, impl_dir / "scratch")
     impl = load_impl(str(impl_dir))
-    for kind in KINDS:
-        for _, case in pinned_cases(kind):
+    for mode in ALL_MODES:
+        for _, case in pinned_cases(mode):
             result = run_case(case, impl, str(impl_dir))
             assert result.passed, result.report()
 
@@ -155,10 +155,10 @@ def test_every_member_applies_to_reformatted_code_and_is_caught(mutant, reformat
                                                                 tmp_path):
     impl_dir = zoo.materialize(mutant.name, tmp_path, source=reformatted_scratch)
     impl = load_impl(str(impl_dir))
-    for kind in mutant.kinds:
-        failures = [result for _, case in pinned_cases(kind)
+    for mode in mutant.modes:
+        failures = [result for _, case in pinned_cases(mode)
                     if not (result := run_case(case, impl, str(impl_dir))).passed]
-        assert failures, f"{mutant.name} (reformatted) was not caught for {kind}"
+        assert failures, f"{mutant.name} (reformatted) was not caught for {mode}"
         assert failures[0].crash is None, failures[0].report()
         names = [c.name for c in failures[0].failures]
         assert any(n.startswith(p) for n in names for p in mutant.diverges), names

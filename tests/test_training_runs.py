@@ -32,7 +32,7 @@ def test_the_cases_cover_what_must_be_shown():
     assert any(o == "sgd" and "weight_decay" in keys for o, keys in options)
     assert {"adam", "adamw"} <= {c.optimizer for c in CASES}
     assert any(c.max_norm for c in CASES) and any(c.clip_value for c in CASES)
-    assert {c.kind for c in CASES if c.model == "simple_rnn"} == {"rnn", "lstm", "gru"}
+    assert {c.cell for c in CASES if c.model == "simple_rnn"} == {"rnn", "lstm", "gru"}
     assert any(c.model == "char_lm" for c in CASES)
     assert any(c.tbptt and c.model == "simple_rnn" for c in CASES)
     assert any(c.tbptt and c.model == "char_lm" for c in CASES)

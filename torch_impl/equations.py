@@ -19,8 +19,8 @@ Equations (row vectors: x is (B, I), h is (B, H_out)), with torch's chunk orders
     LSTM: i | f | g | o = x W_ih^T + b_ih + h W_hh^T + b_hh
           c' = sigmoid(f) * c + sigmoid(i) * tanh(g);  h' = sigmoid(o) * tanh(c')
           with a projection: h' <- h' W_hr^T
-    GRU:  gi = x W_ih^T + b_ih, gh = h W_hh^T + b_hh, each split r | z | n
-          r = sigmoid(gi_r + gh_r); z = sigmoid(gi_z + gh_z); n = tanh(gi_n + r * gh_n)
+    GRU:  x_proj = x W_ih^T + b_ih, gh = h W_hh^T + b_hh, each split r | z | n
+          r = sigmoid(x_proj_r + gh_r); z = sigmoid(x_proj_z + gh_z); n = tanh(x_proj_n + r * gh_n)
           h' = (1 - z) * n + z * h
 
 Variable lengths are a mask: where step t is past a sequence's length its state passes
@@ -68,16 +68,16 @@ def lstm_step(x, h, c, W_ih, W_hh, b_ih, b_hh, W_hr, values=None):
 def gru_step(x, h, W_ih, W_hh, b_ih, b_hh, values=None):
     """x: (B, I), h: (B, H) -> h' (B, H). The reset gate multiplies h W_hn^T + b_hn.
     values: a dict that receives r, z, n and gh_n."""
-    gi = x @ W_ih.T  # (B, 3H)
+    x_proj = x @ W_ih.T  # (B, 3H)
     gh = h @ W_hh.T  # (B, 3H)
     if b_ih is not None:
-        gi = gi + b_ih
+        x_proj = x_proj + b_ih
         gh = gh + b_hh
-    gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)
+    x_proj_r, x_proj_z, x_proj_n = x_proj.chunk(3, dim=-1)
     gh_r, gh_z, gh_n = gh.chunk(3, dim=-1)
-    r = torch.sigmoid(gi_r + gh_r)  # (B, H)
-    z = torch.sigmoid(gi_z + gh_z)  # (B, H)
-    n = torch.tanh(gi_n + r * gh_n)  # (B, H)
+    r = torch.sigmoid(x_proj_r + gh_r)  # (B, H)
+    z = torch.sigmoid(x_proj_z + gh_z)  # (B, H)
+    n = torch.tanh(x_proj_n + r * gh_n)  # (B, H)
     if values is not None:
         values.update(r=r, z=z, n=n, gh_n=gh_n)
     return (1 - z) * n + z * h

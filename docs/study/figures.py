@@ -232,23 +232,23 @@ def lstm_step(out: Path) -> Path:
 
 def gru_step(out: Path) -> Path:
     nodes = {
-        "x": (0, 5.5, r"$x_t$", "in", r"$dx_t = dgi\,W_{ih}$"),
+        "x": (0, 5.5, r"$x_t$", "in", r"$dx_t = dx_{proj}\,W_{ih}$"),
         "h_prev": (0, 0.3, r"$h_{t-1}$  (B, H)", "in",
                    r"$dh_{t-1} = dh \odot z + dgh\,W_{hh}$"),
-        "gi": (3, 5.5, r"$gi = x W_{ih}^T + b_{ih}$" "\n(B, 3H): $r\\,|\\,z\\,|\\,n$", "op",
-               (r"$dgi$", 0, 0.5)),
+        "x_proj": (3, 5.5, r"$x_{proj} = x W_{ih}^T + b_{ih}$" "\n(B, 3H): $r\\,|\\,z\\,|\\,n$",
+                   "op", (r"$dx_{proj}$", 0, 0.5)),
         "gh": (3, 2.0, r"$gh = h_{t-1} W_{hh}^T + b_{hh}$" "\n(B, 3H): $r\\,|\\,z\\,|\\,n$",
                "op", r"$dgh$ ($n$ block: $\odot\, r$)"),
-        "r": (6.5, 4.4, r"$r = \sigma(gi_r + gh_r)$", "op", r"$dr = dn_{pre} \odot gh_n$"),
-        "z": (6.5, 1.3, r"$z = \sigma(gi_z + gh_z)$", "op",
+        "r": (6.5, 4.4, r"$r = \sigma(x_{proj,r} + gh_r)$", "op", r"$dr = dn_{pre} \odot gh_n$"),
+        "z": (6.5, 1.3, r"$z = \sigma(x_{proj,z} + gh_z)$", "op",
               r"$dz = dh \odot (h_{t-1} - n)$"),
         "rg": (9, 3.0, r"$r \odot gh_n$", "op", None),
-        "n": (11, 5.5, r"$n = \tanh(gi_n + r \odot gh_n)$", "op",
+        "n": (11, 5.5, r"$n = \tanh(x_{proj,n} + r \odot gh_n)$", "op",
               (r"$dn = dh \odot (1 - z)$", 0, 0.4)),
         "h": (13.5, 1.2, r"$h_t = (1 - z) \odot n + z \odot h_{t-1}$", "out", r"$dh$"),
     }
-    edges = [("x", "gi"), ("h_prev", "gh"), ("gi", "r"), ("gh", "r"), ("gi", "z"),
-             ("gh", "z"), ("r", "rg"), ("gh", "rg"), ("gi", "n"), ("rg", "n"), ("n", "h"),
+    edges = [("x", "x_proj"), ("h_prev", "gh"), ("x_proj", "r"), ("gh", "r"), ("x_proj", "z"),
+             ("gh", "z"), ("r", "rg"), ("gh", "rg"), ("x_proj", "n"), ("rg", "n"), ("n", "h"),
              ("z", "h"), ("h_prev", "h")]
     fig, ax = plt.subplots(figsize=(12, 5.5))
     draw_graph(ax, nodes, edges, r"GRU as torch computes it: $r$ multiplies "

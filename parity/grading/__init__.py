@@ -2,8 +2,8 @@
 PrairieLearn.
 
     skeleton   the student version of scratch/ (``markers``, ``skeleton``)
-    grade      one submission, item by item, each item in a sandboxed child process
-               (``items``, ``cases``, ``rubric``, ``grade``, ``sandbox``, ``child``,
+    grade      one submission, item by item, each item in a walled child process
+               (``items``, ``cases``, ``rubric``, ``grade``, ``session``, ``child``,
                ``protocol``, ``oracles``, ``diff``, ``report``)
     grade-all  many submissions in parallel, one gradebook (``batch``)
     bundle     the Gradescope autograder zip (``gradescope``), a PrairieLearn question and

@@ -31,7 +31,7 @@ from parity.grading.grade import GradeResult, ItemResult, grade_submission
 from parity.grading.items import ITEMS_BY_ID, Failure
 from parity.grading.report import terminal_report, write_json
 from parity.grading.rubric import Rubric, default_rubric
-from parity.grading.sandbox import Wall, find_wall
+from parity.grading.session import Wall, find_wall
 
 ATTEMPTS = 2  # a submission whose worker died is graded once more, in a fresh worker
 GRADER_ERROR = "grader error"  # the start of every reason that is the grader's fault
@@ -238,8 +238,8 @@ def default_jobs() -> int:
 def grade_all(directory: str | Path, rubric: Rubric | None = None,
               jobs: int | None = None, wall: Wall | None = None,
               audit_hooks: bool = True, grade: Grade = grade_submission) -> Gradebook:
-    """Grade every submission; each item of each runs behind ``wall`` (the sandbox by
-    default, checked before anything is graded: SandboxUnavailable where there is none).
+    """Grade every submission; each item of each runs behind ``wall`` (the wall by
+    default, checked before anything is graded: WallUnavailable where there is none).
 
     Each submission is graded by ``grade`` (``grade_submission``'s signature; a module-level
     function, since the workers are spawned) in a worker process of its own, ``jobs`` at
@@ -276,7 +276,7 @@ def write_gradebook(book: Gradebook, rubric: Rubric, out: str | Path) -> dict[st
                              f"{row.seconds:.1f}", row.error or ""])
     os.replace(partial, csv_path)
     json_path = write_json({
-        "sandbox": next((row.sandbox for row in book.rows if row.sandbox), ""),
+        "wall": next((row.wall for row in book.rows if row.wall), ""),
         "seed": book.seed, "seed_drawn": book.seed_drawn,
         "rubric": rubric.to_dict() | {"seed": book.seed},
         "seconds": round(book.seconds, 1), "jobs": book.jobs,

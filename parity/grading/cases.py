@@ -51,14 +51,14 @@ def function_cases(draw, modes=MODES, *, T=(1, 1), B=(1, 3), I=(1, 4), H=(1, 5),
 @st.composite
 def layer_cases(draw, *, layers=(1, 1), bidirectional=False, dropout=False, proj=True):
     """parity Cases of whole layers: time-major, batched, float64 on the CPU."""
-    kind = draw(st.sampled_from(MODES), label="kind")
+    mode = draw(st.sampled_from(MODES), label="mode")
     hidden = draw(st.integers(1, 4), label="hidden_size")
     proj_size = 0
-    if proj and kind == "LSTM" and hidden > 1 and draw(st.booleans(), label="projection"):
+    if proj and mode == "LSTM" and hidden > 1 and draw(st.booleans(), label="projection"):
         proj_size = draw(st.integers(1, hidden - 1), label="proj_size")
-    state_grads = ("h", "both", "c", "none") if kind == "LSTM" else ("h", "none")
+    state_grads = ("h", "both", "c", "none") if mode == "LSTM" else ("h", "none")
     return Case(
-        kind=kind, input_size=draw(st.integers(1, 4), label="input_size"), hidden_size=hidden,
+        mode=mode, input_size=draw(st.integers(1, 4), label="input_size"), hidden_size=hidden,
         num_layers=draw(st.integers(*layers), label="num_layers"), proj_size=proj_size,
         bidirectional=bidirectional, bias=not draw(st.booleans(), label="no bias"),
         seq_len=draw(st.integers(1, 4), label="seq_len"),

@@ -1,7 +1,7 @@
 """The runner inside a submission's child process.
 
-The grader starts it as ``python -I -S -B _grading_child.py CONFIG`` inside the sandbox
-(``sandbox``): its file system holds the standard library, NumPy, this runner and a copy of the
+The grader starts it as ``python -I -S -B _grading_child.py CONFIG`` inside the wall
+(``session``): its file system holds the standard library, NumPy, this runner and a copy of the
 submission, nothing else, and the kernel keeps it there. Before anything of the submission
 runs, the runner
 
@@ -10,7 +10,7 @@ runs, the runner
 * installs an audit hook (``sys.addaudithook``) that turns common mistakes into readable
   feedback: importing torch or the harness, starting or signalling a process, opening a
   socket. Each refusal is noted and travels to the grader with the next answer. The hook is
-  not the wall (Python's audit hooks can be bypassed); the sandbox is.
+  not the wall (Python's audit hooks can be bypassed); the wall is.
 
 Then it answers the grader's requests (see ``protocol``): import the submission, call one of
 its functions, or drive one of its modules through forward and backward. Every answer holds
@@ -70,7 +70,7 @@ def make_hook(notes):
                                    "not torch, the grader, processes or sockets (numpy.testing "
                                    "imports subprocess, so it is out too)"))
         elif event in events:
-            refuse(event, PermissionError("grading sandbox: " + event + " is not allowed"))
+            refuse(event, PermissionError("grading wall: " + event + " is not allowed"))
 
     return hook
 

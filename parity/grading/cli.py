@@ -3,16 +3,16 @@
     python -m parity skeleton OUT [--source DIR] [--rubric FILE] [--force]
     python -m parity grade SUBMISSION [--rubric FILE] [--seed N] [--items a,b]
                                       [--results FILE] [--json FILE] [--verbose]
-                                      [--unsafe-no-sandbox]
+                                      [--unsafe-no-wall]
     python -m parity grade-all SUBMISSIONS_DIR [--out DIR] [--jobs N] [--rubric FILE]
-                                               [--seed N] [--unsafe-no-sandbox]
+                                               [--seed N] [--unsafe-no-wall]
     python -m parity gradescope-bundle OUT.zip [--rubric FILE]
     python -m parity prairielearn-bundle DIR [--rubric FILE] [--image NAME] [--timeout S]
-    python -m parity sandbox-check [--rubric FILE]
+    python -m parity wall-check [--rubric FILE]
 
 (``python -m parity.grading ...`` runs the same commands without loading torch.) Exit status:
 0 done (for ``grade``: full marks), 1 done with points lost, 2 a usage error or a bad input,
-3 no sandbox can be started here (the message says what to install or enable; nothing was
+3 no wall can be started here (the message says what to install or enable; nothing was
 graded), 4 the pre-flight failed: the reference itself did not score full marks on one item
 behind the wall (``preflight``; the message says what is wrong with the machine; nothing was
 graded).
@@ -27,24 +27,26 @@ import sys
 from pathlib import Path
 
 USAGE_ERROR = 2
-NO_SANDBOX = 3
+NO_WALL = 3
 PREFLIGHT_FAILED = 4
 
 
 def _unsafe_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--unsafe-no-sandbox", action="store_true",
-                        help="grade even where the sandbox cannot start: the submission's code "
+    parser.add_argument("--unsafe-no-wall", action="store_true",
+                        help="grade even where the wall cannot start: the submission's code "
                              "then runs as a plain process (never for untrusted code); the "
                              "report says so on its first line")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true", dest="unsafe_no_wall",
+                        help=argparse.SUPPRESS)  # its former name
 
 
 def _wall(args):
     """The wall to grade behind, or None after saying why there is none."""
-    from parity.grading.sandbox import SandboxUnavailable, Wall, find_wall
+    from parity.grading.session import Wall, WallUnavailable, find_wall
     from parity.grading.walls import check_hidden
 
-    if args.unsafe_no_sandbox:
-        print("warning: --unsafe-no-sandbox: submissions run without the sandbox",
+    if args.unsafe_no_wall:
+        print("warning: --unsafe-no-wall: submissions run without the wall",
               file=sys.stderr)
         return Wall.unsafe()
     try:
@@ -52,7 +54,7 @@ def _wall(args):
         check_hidden(wall, [getattr(args, "rubric", None), getattr(args, "submissions", None)],
                      getattr(args, "seed", None) is not None)
         return wall
-    except SandboxUnavailable as error:
+    except WallUnavailable as error:
         print(f"error: cannot grade safely here: {error}", file=sys.stderr)
         return None
 
@@ -72,6 +74,33 @@ def _rubric(path, seed=None):
 
     rubric = load_rubric(path) if path else default_rubric()
     return rubric if seed is None else rubric.seeded(seed)[0]
+
+
+def _error(error) -> int:
+    print(f"error: {error}", file=sys.stderr)
+    return USAGE_ERROR
+
+
+# what gradescope's results.json says of each exit status of _ready
+NOT_READY = {USAGE_ERROR: "its rubric could not be read",
+             NO_WALL: "its wall could not start on this machine",
+             PREFLIGHT_FAILED: "its pre-flight check failed: it could not grade the reference "
+                               "solution"}
+
+
+def _ready(args):
+    """(rubric, wall) to grade with: the rubric read (with --seed where the command has it),
+    the wall found, the pre-flight passed; or the exit status, after saying why not."""
+    try:
+        rubric = _rubric(args.rubric, getattr(args, "seed", None))
+    except ValueError as error:
+        return _error(error)
+    wall = _wall(args)
+    if wall is None:
+        return NO_WALL
+    if not _preflight(rubric, wall):  # once: a machine that cannot grade would fail everyone
+        return PREFLIGHT_FAILED
+    return rubric, wall
 
 
 def _seed_arg(parser: argparse.ArgumentParser) -> None:
@@ -105,8 +134,7 @@ def skeleton_main(argv: list[str]) -> int:
     try:
         skeleton = write_skeleton(args.out, args.source, _rubric(args.rubric), args.force)
     except (OSError, ValueError, MarkerError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return _error(error)
     print(f"wrote {len(skeleton.files)} files into {args.out}: {len(skeleton.regions)} parts "
           f"for students to write, in "
           f"{len({r.function for r in skeleton.regions})} functions")
@@ -117,7 +145,7 @@ def grade_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="python -m parity grade",
         description="Grade a directory holding a student's scratch/ against the reference, "
-                    "item by item, each in its own sandboxed process.")
+                    "item by item, each in its own walled process.")
     p.add_argument("submission", type=Path)
     _rubric_arg(p)
     p.add_argument("--items", default=None, help="comma-separated item ids (default: all)")
@@ -133,24 +161,16 @@ def grade_main(argv: list[str]) -> int:
     from parity.grading.items import ITEMS_BY_ID
     from parity.grading.report import terminal_report, write_gradescope_results, write_json
 
-    try:
-        rubric = _rubric(args.rubric, args.seed)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
     items = None
     if args.items:
         items = [i.strip() for i in args.items.split(",") if i.strip()]
         unknown = [i for i in items if i not in ITEMS_BY_ID]
         if unknown:
-            print(f"error: unknown items {unknown}; items: {', '.join(ITEMS_BY_ID)}",
-                  file=sys.stderr)
-            return USAGE_ERROR
-    wall = _wall(args)
-    if wall is None:
-        return NO_SANDBOX
-    if not _preflight(rubric, wall):
-        return PREFLIGHT_FAILED
+            return _error(f"unknown items {unknown}; items: {', '.join(ITEMS_BY_ID)}")
+    ready = _ready(args)
+    if isinstance(ready, int):
+        return ready
+    rubric, wall = ready
     grade = grade_submission(args.submission, rubric, items, wall=wall)
     if grade.error:
         print(f"error: {grade.error}", file=sys.stderr)
@@ -163,7 +183,7 @@ def grade_main(argv: list[str]) -> int:
         return USAGE_ERROR
     if grade.grader_fault:
         print("error: an item's child could not start for the grader's own reasons (not the "
-              "submission's): run `python -m parity sandbox-check` and grade again",
+              "submission's): run `python -m parity wall-check` and grade again",
               file=sys.stderr)
         return PREFLIGHT_FAILED
     return 0 if grade.score == grade.max_score else 1
@@ -185,21 +205,14 @@ def grade_all_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from parity.grading.batch import grade_all, write_gradebook
 
-    try:
-        rubric = _rubric(args.rubric, args.seed)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
-    wall = _wall(args)
-    if wall is None:
-        return NO_SANDBOX
-    if not _preflight(rubric, wall):  # once: a machine that cannot grade would fail everyone
-        return PREFLIGHT_FAILED
+    ready = _ready(args)
+    if isinstance(ready, int):
+        return ready
+    rubric, wall = ready
     try:
         book = grade_all(args.submissions, rubric, args.jobs, wall=wall)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return _error(error)
     paths = write_gradebook(book, rubric, args.out)
     if not wall.safe:
         print(wall.describe())
@@ -230,14 +243,13 @@ def bundle_main(argv: list[str]) -> int:
     try:
         path = write_bundle(args.out, _rubric(args.rubric))
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return _error(error)
     print(f"wrote {path}: upload it as the assignment's autograder (Ubuntu 24.04 base image)")
     return 0
 
 
 def gradescope_main(argv: list[str]) -> int:
-    """Inside the autograder: check the sandbox, run the pre-flight, grade, and always leave
+    """Inside the autograder: check the wall, run the pre-flight, grade, and always leave
     a results.json. Where the machine is at fault nothing is graded, results.json says the
     student is not at fault, and the exit status is not 0."""
     p = argparse.ArgumentParser(prog="python -m parity.grading gradescope")
@@ -256,19 +268,11 @@ def gradescope_main(argv: list[str]) -> int:
     def failed(why: str) -> None:
         write_json(gradescope_fault_results(why), args.results)
 
-    try:
-        rubric = _rubric(args.rubric)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        failed("its rubric could not be read")
-        return USAGE_ERROR
-    wall = _wall(args)
-    if wall is None:  # say so to the student and the instructor; grade nothing
-        failed("its sandbox could not start on this machine")
-        return NO_SANDBOX
-    if not _preflight(rubric, wall):
-        failed("its pre-flight check failed: it could not grade the reference solution")
-        return PREFLIGHT_FAILED
+    ready = _ready(args)
+    if isinstance(ready, int):  # say so to the student and the instructor; grade nothing
+        failed(NOT_READY[ready])
+        return ready
+    rubric, wall = ready
     try:
         from parity.grading.grade import grade_submission
 
@@ -315,35 +319,33 @@ def prairielearn_bundle_main(argv: list[str]) -> int:
         path = write_question(args.out, _rubric(args.rubric), args.image or DEFAULT_IMAGE,
                               args.timeout or DEFAULT_TIMEOUT, args.force)
     except (OSError, ValueError, MarkerError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return _error(error)
     print(f"wrote the question {path}: copy it into your course's questions/, build and push "
           f"the grading image ({path / 'image' / 'Dockerfile'}) under the name info.json "
           "gives, and sync")
     return 0
 
 
-def sandbox_main(argv: list[str]) -> int:
-    """Check that this machine can grade: start the sandbox grading uses and grade the
+def wall_main(argv: list[str]) -> int:
+    """Check that this machine can grade: start the wall grading uses and grade the
     reference on one item behind it (the pre-flight); it must score full marks."""
-    p = argparse.ArgumentParser(prog="python -m parity sandbox-check",
-                                description=sandbox_main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m parity wall-check",
+                                description=wall_main.__doc__)
     _rubric_arg(p)
     args = p.parse_args(argv)
     from parity.grading.preflight import preflight
-    from parity.grading.sandbox import SandboxUnavailable, find_wall
+    from parity.grading.session import WallUnavailable, find_wall
 
     try:
         rubric = _rubric(args.rubric)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return USAGE_ERROR
+        return _error(error)
     try:
         wall = find_wall()
-    except SandboxUnavailable as error:
-        print(f"sandbox: unavailable: {error}", file=sys.stderr)
-        return NO_SANDBOX
-    print(f"sandbox: starts: {wall.describe()}")
+    except WallUnavailable as error:
+        print(f"wall: unavailable: {error}", file=sys.stderr)
+        return NO_WALL
+    print(f"wall: starts: {wall.describe()}")
     result = preflight(rubric, wall)
     if not result.ok:
         print(result.message(), file=sys.stderr)
@@ -355,7 +357,8 @@ def sandbox_main(argv: list[str]) -> int:
 COMMANDS = {"skeleton": skeleton_main, "grade": grade_main, "grade-all": grade_all_main,
             "gradescope-bundle": bundle_main, "gradescope": gradescope_main,
             "prairielearn-bundle": prairielearn_bundle_main,
-            "prairielearn": prairielearn_main, "sandbox-check": sandbox_main}
+            "prairielearn": prairielearn_main, "wall-check": wall_main,
+            "sandbox-check": wall_main}  # wall-check's former name
 
 
 def main(argv: list[str] | None = None) -> int:

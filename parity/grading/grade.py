@@ -39,12 +39,12 @@ from hypothesis import HealthCheck, Phase, Verbosity, example, given, seed, sett
 from parity.grading import oracles
 from parity.grading.items import ITEMS_BY_ID, Failure, Item
 from parity.grading.rubric import Entry, Rubric, default_rubric
-from parity.grading.sandbox import (
+from parity.grading.session import (
     Child,
     ChildFailure,
     Limits,
-    SandboxUnavailable,
     Wall,
+    WallUnavailable,
     find_submission_package,
     find_wall,
 )
@@ -80,8 +80,8 @@ class GradeResult:
     seconds: float
     error: str | None = None  # the submission could not be graded at all (no package)
     notes: list[str] = field(default_factory=list)  # for the instructor
-    sandbox: str = ""  # how the children were walled in (Wall.describe)
-    unsafe: bool = False  # graded without the sandbox (--unsafe-no-sandbox)
+    wall: str = ""  # how the children were walled in (Wall.describe)
+    unsafe: bool = False  # graded without the wall (--unsafe-no-wall)
     seed: int | None = None  # the course seed the cases were drawn with (the instructor's)
     seed_drawn: bool = False  # drawn for this run: the rubric set none
 
@@ -96,13 +96,13 @@ class GradeResult:
     @property
     def grader_fault(self) -> bool:
         """Some item failed through a fault of the grading machine, not of the submission."""
-        return any(item.failure is not None and item.failure.kind == "grader"
+        return any(item.failure is not None and item.failure.cause == "grader"
                    for item in self.items)
 
     def to_dict(self) -> dict:
         return {"submission": self.submission, "score": self.score,
                 "max_score": self.max_score, "seconds": round(self.seconds, 3),
-                "error": self.error, "notes": self.notes, "sandbox": self.sandbox,
+                "error": self.error, "notes": self.notes, "wall": self.wall,
                 "unsafe": self.unsafe, "seed": self.seed, "seed_drawn": self.seed_drawn,
                 "items": [item.to_dict() for item in self.items]}
 
@@ -196,7 +196,7 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
                                 shrunk=False)) from None
         if failure is not None:
             state["last"] = failure
-            if failure.kind == "missing":
+            if failure.cause == "missing":
                 failure.shrunk = False
                 raise _Stop(failure)
             raise _CaseFailed(failure)
@@ -257,7 +257,7 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
             failure = budget.failure(item.title, "(before any case)", before=False)
         else:
             failure = _start_failure(error, wall)
-    except SandboxUnavailable:
+    except WallUnavailable:
         raise
     except Exception as error:  # failure is the safe default: the item scores nothing
         failure = Failure(item.title, f"the item could not be graded ({type(error).__name__})",
@@ -315,10 +315,10 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
     """Grade a directory holding a student's ``scratch/`` on every item of the rubric.
 
     items: grade only these item ids (the others are left out of the result).
-    wall: how children are walled in; by default the sandbox, and ``SandboxUnavailable``
+    wall: how children are walled in; by default the wall, and ``WallUnavailable``
     (raised before anything is graded) where none can be started. ``Wall.unsafe()`` grades
     without it. audit_hooks=False leaves the child's audit hook out, so that a test can show
-    what the sandbox alone contains. A rubric without a seed gets a fresh secret one here.
+    what the wall alone contains. A rubric without a seed gets a fresh secret one here.
     """
     rubric, drawn = (rubric or default_rubric()).seeded()
     wall = wall or find_wall()
@@ -332,7 +332,7 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
                               0.0, Failure("submission", str(error), "(no case)", "import",
                                            shrunk=False)) for e in entries]
         return GradeResult(str(path), results, time.monotonic() - start, error=str(error),
-                           sandbox=wall.describe(), unsafe=not wall.safe, seed=rubric.seed,
+                           wall=wall.describe(), unsafe=not wall.safe, seed=rubric.seed,
                            seed_drawn=drawn)
     results = []
     import_failure: Failure | None = None
@@ -355,9 +355,9 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
         # only a start slower than an honest one is charged: a package that takes 1.6 s to
         # import lost every item past the 13th (20 s / 14 items) to a 20 s limit
         start_left -= max(0.0, result.start_seconds - start_grace)
-        if result.failure is not None and result.failure.kind in ("import", "grader"):
+        if result.failure is not None and result.failure.cause in ("import", "grader"):
             import_failure = result.failure
         results.append(result)
-    return GradeResult(str(path), results, time.monotonic() - start, sandbox=wall.describe(),
+    return GradeResult(str(path), results, time.monotonic() - start, wall=wall.describe(),
                        unsafe=not wall.safe, seed=rubric.seed,
                            seed_drawn=drawn)

@@ -6,12 +6,12 @@ builds the image, and ``run_autograder`` for every submission, whose files it pu
 autograder specification: https://gradescope-autograders.readthedocs.io/en/latest/specs/).
 
 ``setup.sh`` installs, after refreshing the package lists, Python's venv module, bubblewrap
-(the namespace sandbox), util-linux (``setpriv``) and ``python3-seccomp`` (libseccomp's Python
+(the namespace wall), util-linux (``setpriv``) and ``python3-seccomp`` (libseccomp's Python
 bindings, which the wall that runs each child as a uid of its own uses for its system-call
 filter). It makes a virtual environment that also sees the system's packages (so that
 ``seccomp`` imports) with the exact NumPy and Hypothesis versions of the machine that built
 the bundle, makes the source readable by root only but for the runner each child must read,
-and runs the pre-flight (``sandbox-check``: the reference graded on one item behind the wall
+and runs the pre-flight (``wall-check``: the reference graded on one item behind the wall
 grading will use). If that does not score full marks, the image build FAILS with what to
 change: Gradescope shows a failed build to the instructor at upload time, never to students.
 
@@ -23,7 +23,7 @@ Ubuntu 22.04's Python is 3.10 (no wheel, and pip would try to build NumPy from s
 from PyPI and fails with the base image to choose (Ubuntu 24.04) instead of a long build error.
 
 ``run_autograder`` runs ``python -m parity.grading gradescope``, which runs the pre-flight
-again before every submission (it costs one item). If the machine cannot grade (no sandbox,
+again before every submission (it costs one item). If the machine cannot grade (no wall,
 the pre-flight fails, the grader raises, or an item's child could not start for the grader's
 own reasons), nothing is graded: results.json says the autograder is misconfigured and that
 the student is not at fault (score 0, which Gradescope needs), and the run exits non-zero.
@@ -58,7 +58,7 @@ python3 -m venv --system-site-packages /autograder/venv
 {hide}
 cd {source}
 # the pre-flight: the reference must score full marks on one item behind the wall grading uses
-if ! /autograder/venv/bin/python -m parity.grading sandbox-check --rubric {source}/rubric.json
+if ! /autograder/venv/bin/python -m parity.grading wall-check --rubric {source}/rubric.json
 then
     echo "error: this image cannot grade safely (what to change is above);" >&2
     echo "the build fails so that no student is graded by it" >&2

@@ -32,7 +32,7 @@ from parity.calls import (
 from parity.case import Case, make_data, public_cases
 from parity.grading import protocol
 from parity.grading.cases import strategy
-from parity.grading.sandbox import Child, ChildFailure
+from parity.grading.session import Child, ChildFailure
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class ScratchReference:
 
     def layer(self, case: Case):
         args, kwargs = layer_arguments(case)
-        module = getattr(scratch, spec.MODES[case.kind].cls)(*args, **kwargs, seed=0)
+        module = getattr(scratch, spec.MODES[case.mode].cls)(*args, **kwargs, seed=0)
         module.load_state_dict(make_data(case).params)
         module.train(case.training)
         return module
@@ -73,8 +73,8 @@ def run_calls(child: Child, calls: list[Call], seconds: float, case_words: str,
     specs = [{"target": c.target, "args": c.args, "kwargs": c.kwargs} for c in calls]
     answer = child.request("calls", specs, seconds, oracles=oracle_names)
     if not answer.ok:
-        kind, words = describe_error(answer.error, calls[0].function)
-        return Failure(calls[0].function, words, case_words, kind, notes=answer.notes)
+        cause, words = describe_error(answer.error, calls[0].function)
+        return Failure(calls[0].function, words, case_words, cause, notes=answer.notes)
     results = answer.value
     if not isinstance(results, list) or len(results) != len(calls) or not all(
             isinstance(r, (list, tuple)) and len(r) == 3 and isinstance(r[0], bool)

@@ -35,7 +35,7 @@ libseccomp does not know by name cannot be listed, and is allowed; the walls' ot
 Modes (``CONFIG`` is a JSON object, ``mode`` one of):
 
 * ``bwrap``: join a fresh session keyring, then exec bubblewrap with its arguments passed
-  through a memory file (``--args``: the sandbox's first process shows no host path in its
+  through a memory file (``--args``: the wall's first process shows no host path in its
   command line) and the filter as compiled BPF (``--seccomp``); with ``uid``, become that uid
   first (bubblewrap then makes a user namespace of its own);
 * ``uid``: join a fresh session keyring, clear the supplementary groups, become ``uid``/``gid``

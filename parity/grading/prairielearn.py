@@ -95,7 +95,7 @@ def prairielearn_results(grade: GradeResult, notes: list[str] | tuple[str, ...] 
                f"{grade.max_score:g} points. Each item is graded on its own cases; a failing "
                "item shows its smallest failing case.")
     if grade.unsafe:
-        message = f"{grade.sandbox}\n{message}"
+        message = f"{grade.wall}\n{message}"
     output = "\n".join([*lines, *(f"note: {note}" for note in notes)])
     score = grade.score / grade.max_score if grade.max_score > 0 else 0.0
     return {"gradable": True, "score": min(1.0, max(0.0, score)), "message": message,
@@ -128,7 +128,7 @@ def assemble(student: Path, skeleton: Path | None, out: Path) -> tuple[Path, lis
     onto its place in a copy of the skeleton package (``skeleton/scratch``) by its name; the
     uploads are read as ``copy_package`` reads a submission (regular .py files of at most
     1 MiB, no links followed)."""
-    from parity.grading.sandbox import copy_package
+    from parity.grading.session import copy_package
 
     student = Path(student)
     if skeleton is None or (student / "scratch").is_dir():
@@ -161,7 +161,7 @@ def assemble(student: Path, skeleton: Path | None, out: Path) -> tuple[Path, lis
 def main(argv: list[str] | None = None) -> int:
     """Grade /grade/student and write /grade/results/results.json in PrairieLearn's format.
 
-    Exit status as the other grading commands (0 graded, 2 a bad rubric, 3 no sandbox, 4 the
+    Exit status as the other grading commands (0 graded, 2 a bad rubric, 3 no wall, 4 the
     pre-flight or an item's start failed through the machine); results.json is written in
     every case, and ``run.sh`` exits 0 whatever this returns."""
     from parity.grading import cli
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wall = cli._wall(args)
         if wall is None:
-            return fault("its sandbox could not start on this machine", cli.NO_SANDBOX)
+            return fault("its wall could not start on this machine", cli.NO_WALL)
         if not cli._preflight(rubric, wall):
             return fault("its pre-flight check failed: it could not grade the reference "
                          "solution", cli.PREFLIGHT_FAILED)

@@ -1,6 +1,6 @@
 """The pre-flight: grade one item of the reference, end to end, before trusting a machine.
 
-A grading machine can be wrong in ways no single check names: a sandbox that starts but whose
+A grading machine can be wrong in ways no single check names: a wall that starts but whose
 child cannot read its own runner (a ``chmod -R go-rwx`` over the harness), a Python or NumPy
 the child's uid cannot open, a container that kills what the wall needs. Each of these made
 every item of every submission fail with words that blamed the student ("a submission must not
@@ -10,7 +10,7 @@ code path every submission goes through. Anything short of full marks means the 
 wrong, not a student: nothing is graded, and the message says what is wrong with the machine
 and what to change.
 
-It costs one item (``rnn_forward``: about a third of a second here). ``sandbox-check`` runs it;
+It costs one item (``rnn_forward``: about a third of a second here). ``wall-check`` runs it;
 ``gradescope`` and ``prairielearn`` run it before every submission, ``grade`` and ``grade-all``
 once before grading; the Gradescope bundle's ``setup.sh`` runs it at image build, so that a
 machine that cannot grade fails the build, shown to the instructor at upload time.
@@ -27,10 +27,10 @@ from pathlib import Path
 from parity.grading.grade import grade_item
 from parity.grading.items import ITEMS_BY_ID
 from parity.grading.rubric import Entry, Rubric, default_rubric
-from parity.grading.sandbox import (
+from parity.grading.session import (
     ChildFailure,
-    SandboxUnavailable,
     Wall,
+    WallUnavailable,
     find_submission_package,
     find_wall,
     numpy_dir,
@@ -124,7 +124,7 @@ def _child_stderr(package: Path, rubric: Rubric, wall: Wall) -> str:
     """What a child of the reference printed before it failed to start (the reference's own
     child: nothing in it is a submission's)."""
     from parity.grading import oracles
-    from parity.grading.sandbox import Child
+    from parity.grading.session import Child
 
     child = None
     try:
@@ -155,11 +155,11 @@ def preflight(rubric: Rubric | None = None, wall: Wall | None = None) -> Preflig
     if wall is None:
         try:
             wall = find_wall()
-        except SandboxUnavailable as error:
-            return PreflightResult(False, "no sandbox", time.monotonic() - start,
-                                   f"no sandbox can start: {error}",
+        except WallUnavailable as error:
+            return PreflightResult(False, "no wall", time.monotonic() - start,
+                                   f"no wall can start: {error}",
                                    "install or enable what the message above names, then "
-                                   "run `python -m parity sandbox-check` again")
+                                   "run `python -m parity wall-check` again")
     described = wall.describe()
     # full weight whatever the rubric gives the item (0 leaves it out of grading, not here)
     weights = {e.id: e for e in rubric.entries}
@@ -167,17 +167,17 @@ def preflight(rubric: Rubric | None = None, wall: Wall | None = None) -> Preflig
     try:
         package = find_submission_package(reference_submission())
         result = grade_item(ITEMS_BY_ID[ITEM], entry, package, rubric, wall)
-    except SandboxUnavailable as error:
+    except WallUnavailable as error:
         return PreflightResult(False, described, time.monotonic() - start,
-                               f"the sandbox stopped starting: {error}",
+                               f"the wall stopped starting: {error}",
                                "fix what the message names and run `python -m parity "
-                               "sandbox-check` again")
+                               "wall-check` again")
     except Exception as error:  # a fault of the grader's own installation
         return PreflightResult(False, described, time.monotonic() - start,
                                f"grading the reference raised {type(error).__name__}: {error}",
                                "reinstall the grader (the harness, NumPy and Hypothesis at "
                                "the versions it was built with) and run `python -m parity "
-                               "sandbox-check` again")
+                               "wall-check` again")
     seconds = time.monotonic() - start
     if result.passed:
         return PreflightResult(True, described, seconds)
@@ -189,7 +189,7 @@ def preflight(rubric: Rubric | None = None, wall: Wall | None = None) -> Preflig
     if unreadable:
         return PreflightResult(False, described, seconds, f"{problem}; {unreadable}",
                                _advice_for_unreadable())
-    if failure.kind in ("import", "limit", "grader"):
+    if failure.cause in ("import", "limit", "grader"):
         said = _child_stderr(package, rubric, wall)
         if said:
             problem += f" (a second start: {said})"
@@ -205,7 +205,7 @@ def preflight(rubric: Rubric | None = None, wall: Wall | None = None) -> Preflig
             advice = ("the child could not start its runner or import NumPy: check that "
                       "the Python and NumPy it runs are "
                       "readable by others, and that the container allows what the wall "
-                      "needs (run `python -m parity sandbox-check`)")
+                      "needs (run `python -m parity wall-check`)")
         return PreflightResult(False, described, seconds, problem, advice)
     return PreflightResult(False, described, seconds, problem,
                            "the grader and the reference disagree: reinstall the bundle "

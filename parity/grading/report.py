@@ -8,7 +8,7 @@ Gradescope's fields are those of its autograder specification
 
 The feedback of an item is the same in both: whether it passed, and if not, which function,
 what differs (the first tensor, where, by how much), on which case (the smallest failing one
-Hypothesis found), and what has to be right for the item. Notes from the sandbox (a blocked
+Hypothesis found), and what has to be right for the item. Notes from the wall (a blocked
 import, a replaced NumPy function) are added so that the student knows why something had no
 effect.
 """
@@ -48,8 +48,8 @@ def terminal_report(grade: GradeResult, verbose: bool = False, seed: bool = True
         lines.append(f"  seed {grade.seed}: " + (
             f"drawn for this run (the rubric sets none); --seed {grade.seed} meets the same "
             "cases" if grade.seed_drawn else "set by the rubric or --seed"))
-    if grade.sandbox:  # which wall graded, first (UNSAFE where none did)
-        lines.insert(0, grade.sandbox)
+    if grade.wall:  # which wall graded, first (UNSAFE where none did)
+        lines.insert(0, grade.wall)
     if grade.error:
         lines.append(f"  {grade.error}")
     width = max((len(item.title) for item in grade.items), default=10)
@@ -80,8 +80,8 @@ def gradescope_results(grade: GradeResult) -> dict:
                "cases; a failing item shows its smallest failing case.")
     if grade.error:
         summary = f"{grade.error}\n{summary}"
-    if grade.sandbox:
-        summary = f"{grade.sandbox}\n{summary}"
+    if grade.wall:
+        summary = f"{grade.wall}\n{summary}"
     return {"score": grade.score, "execution_time": round(grade.seconds, 1),
             "output": summary, "stdout_visibility": "hidden", "tests": tests}
 

@@ -7,7 +7,7 @@ does not mention keeps its default:
     max_examples = 25          # cases per item (Hypothesis, seeded) before it passes
     seed = 1234567             # the course's secret: which cases everyone meets (see below)
 
-    [limits]                   # per child process (see sandbox.Limits), but one
+    [limits]                   # per child process (see session.Limits), but one
     case_seconds = 10
     item_seconds = 60
     memory_mb = 1024
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from parity.grading.items import ITEMS, ITEMS_BY_ID
-from parity.grading.sandbox import Limits
+from parity.grading.session import Limits
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 SEEDS = 2**32  # a seed is an int in 0..SEEDS-1

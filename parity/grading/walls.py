@@ -10,7 +10,7 @@ grader picks the strongest that starts on this machine (``find_wall``), in this 
     mounts to write in; the host-wide ``/proc`` files (keys, locks, load) masked; the child
     runs as a uid of its own (``UidLease``) with every capability dropped.
 ``bwrap-userns``
-    the same sandbox made by bubblewrap in a user namespace of its own, which needs no
+    the same wall made by bubblewrap in a user namespace of its own, which needs no
     capability where the container's seccomp profile allows namespaces (Docker's
     ``seccomp=unconfined`` with ``systempaths=unconfined``). As root, bubblewrap itself already
     runs as the child's own uid.
@@ -31,7 +31,7 @@ Python bindings, joins a fresh, empty session keyring and puts the seccomp filte
 filter and its list are in that file). The runner's rlimits (memory, CPU time, file size, one
 process) and audit hooks stay as further layers inside; they are not the wall.
 
-``SandboxUnavailable`` says, where no wall starts, what to install or enable: what each wall
+``WallUnavailable`` says, where no wall starts, what to install or enable: what each wall
 needs, as measured in Docker's default container and its variations (docs/grading.md).
 """
 
@@ -62,11 +62,11 @@ NOBODY = 65534
 UID_FIRST, UID_COUNT = 610_000, 20_000  # the uids leased to children when grading as root
 LEASE_DIR = Path("/run/rnn-parity-grading")
 RUNNER_DIR, SUBMISSION_DIR = "/grading-runner", "/grading-submission"
-WORK_DIR = "/grading-work"  # the child's working directory, a small tmpfs in the sandbox
+WORK_DIR = "/grading-work"  # the child's working directory, a small tmpfs in the wall
 RUNNER_FILES = {"child.py": "_grading_child.py", "protocol.py": "_grading_protocol.py"}
 CHILD_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-# host-wide /proc files a sandboxed child has no need of: keys and locks of every process,
+# host-wide /proc files a walled child has no need of: keys and locks of every process,
 # the machine's load
 PROC_MASKED = ("/proc/keys", "/proc/key-users", "/proc/locks", "/proc/loadavg")
 # where a uid with no group can create files on a usual machine; each is searched for the
@@ -95,14 +95,14 @@ class Limits:
                 raise ValueError(f"limits.{name} must be a positive int, got {value!r}")
 
 
-class SandboxUnavailable(RuntimeError):
+class WallUnavailable(RuntimeError):
     """No wall can be started here; the message says what to install or enable."""
 
 
 # -- what a child runs ---------------------------------------------------------------------------
 def python() -> str:
     """The grader's interpreter, by its real path (a virtual environment's python is a link to
-    it; the environment itself stays outside the sandbox)."""
+    it; the environment itself stays outside the wall)."""
     return os.path.realpath(sys.executable)
 
 
@@ -144,7 +144,7 @@ def child_python(unprivileged: bool) -> str | None:
 @functools.lru_cache(maxsize=4)
 def interpreter_files(interpreter: str) -> tuple[tuple[str, ...], str | None, str | None]:
     """(its standard library's directories, its shared libpython's real path and the path it
-    is linked by, or None) of an interpreter: what a sandbox must show for it to start."""
+    is linked by, or None) of an interpreter: what a wall must show for it to start."""
     code = ("import json, os, sysconfig as s; g = s.get_config_var; "
             "lib = os.path.join(g('LIBDIR'), g('INSTSONAME')) if g('Py_ENABLE_SHARED') and "
             "g('LIBDIR') and g('INSTSONAME') else None; "
@@ -263,19 +263,19 @@ class Wall:
         filt = "a seccomp filter (no sockets, keyrings, namespaces, SysV IPC, locks or ptrace)"
         uid = f"a uid of its own ({UID_FIRST}-{UID_FIRST + UID_COUNT - 1}), no capabilities"
         if self.kind == "bwrap":
-            return ("wall bwrap: each item runs in a bubblewrap sandbox (own PID, mount, IPC, "
+            return ("wall bwrap: each item runs in a bubblewrap wall (own PID, mount, IPC, "
                     "network and UTS namespaces; read-only Python, NumPy and the submission) "
                     f"as {uid}, under {filt}")
         if self.kind == "bwrap-userns":
             who = uid if self.as_root else "nobody"
-            return ("wall bwrap-userns: each item runs in a bubblewrap sandbox made in a user "
+            return ("wall bwrap-userns: each item runs in a bubblewrap wall made in a user "
                     "namespace of its own (own PID, mount, IPC, network and UTS namespaces; "
                     f"read-only Python, NumPy and the submission) as {who}, under {filt}")
         if self.kind == "uid":
             return (f"wall uid: each item runs as {uid} or groups, with no_new_privs, under "
                     f"{filt}, in a private 0700 directory, one child at a time; every process "
                     "and file of that uid is removed after it (no namespaces: /proc is visible)")
-        return ("UNSAFE: graded without the sandbox (--unsafe-no-sandbox): the submission's "
+        return ("UNSAFE: graded without the wall (--unsafe-no-wall): the submission's "
                 "code runs as a plain process, contained only by Python's audit hooks")
 
     def command(self, runner_args: list[str], runner: Path, sub: Path, work: Path, uid: int,
@@ -426,7 +426,7 @@ class UidLease:
                 raise
             self.fd, self.uid = fd, uid
             return uid
-        raise SandboxUnavailable(f"all {UID_COUNT} grading uids are in use")
+        raise WallUnavailable(f"all {UID_COUNT} grading uids are in use")
 
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
@@ -438,7 +438,7 @@ def _lease_dir() -> Path:
     LEASE_DIR.mkdir(mode=0o700, exist_ok=True)
     info = os.lstat(LEASE_DIR)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o077:
-        raise SandboxUnavailable(f"{LEASE_DIR} must be a directory of root's, mode 0700")
+        raise WallUnavailable(f"{LEASE_DIR} must be a directory of root's, mode 0700")
     return LEASE_DIR
 
 
@@ -552,10 +552,10 @@ ADVICE = (
     "--security-opt seccomp=unconfined --cap-add SYS_ADMIN --cap-add NET_ADMIN (or "
     "--privileged). As a user other than root, enable unprivileged user namespaces (sysctl "
     "kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0). Otherwise grade with "
-    "--unsafe-no-sandbox, which is not safe against a hostile submission.")
+    "--unsafe-no-wall, which is not safe against a hostile submission.")
 INSTALL_HINT = ("install bubblewrap and libseccomp's Python bindings (Debian/Ubuntu: apt-get "
                 "update && apt-get install -y bubblewrap python3-seccomp util-linux), or grade "
-                "with --unsafe-no-sandbox, which runs submissions without the sandbox and is "
+                "with --unsafe-no-wall, which runs submissions without the wall and is "
                 "not safe against a hostile submission")
 
 
@@ -616,7 +616,7 @@ def check_secrets(wall: Wall) -> None:
         return
     readable = [path for path in secrets() if readable_by_anyone(path)]
     if readable:
-        raise SandboxUnavailable(
+        raise WallUnavailable(
             "the uid wall cannot start: what gives the answers is readable by any uid: "
             + ", ".join(readable[:4]) + ". Make it readable by root only (chmod -R go-rwx on "
             "the directory that holds it, as the Gradescope bundle's setup.sh does), or "
@@ -646,12 +646,12 @@ def check_hidden(wall: Wall, paths=(), seed_on_command_line: bool = False) -> No
     if wall.kind != "uid":
         return
     if seed_on_command_line:
-        raise SandboxUnavailable(
+        raise WallUnavailable(
             "the uid wall shows every process's command line to the submissions: give the "
             "course seed in a rubric file readable by root alone, not with --seed")
     shown = [str(p) for p in paths if p is not None and reachable_by_anyone(p)]
     if shown:
-        raise SandboxUnavailable(
+        raise WallUnavailable(
             "the uid wall shows every process's command line to the submissions, and these "
             "paths on it are open to any uid: " + ", ".join(shown[:4]) + ". Make them root's "
             "alone (chmod 700 for a directory, 600 for a file)")
@@ -660,7 +660,7 @@ def check_hidden(wall: Wall, paths=(), seed_on_command_line: bool = False) -> No
 def find_wall() -> Wall:
     """The strongest wall this machine can start, checked once per process by starting it.
 
-    Raises SandboxUnavailable, saying what to install or enable, where there is none.
+    Raises WallUnavailable, saying what to install or enable, where there is none.
     """
     global _WALL
     if _WALL is not None:
@@ -670,12 +670,12 @@ def find_wall() -> Wall:
         try:
             check_secrets(wall)
             probe(wall)
-        except SandboxUnavailable as error:
+        except WallUnavailable as error:
             why.append(f"{wall.kind}: {error}")
             continue
         _WALL = wall
         return wall
-    raise SandboxUnavailable("no grading wall starts here. " + " ".join(why) + " " + ADVICE)
+    raise WallUnavailable("no grading wall starts here. " + " ".join(why) + " " + ADVICE)
 
 
 def probe(wall: Wall) -> None:
@@ -703,7 +703,7 @@ def _probe(wall: Wall) -> None:
             done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
                                   timeout=60, pass_fds=(write_info,), cwd="/")
         except (OSError, subprocess.SubprocessError) as error:
-            raise SandboxUnavailable(f"it could not be run: {error}") from None
+            raise WallUnavailable(f"it could not be run: {error}") from None
         finally:
             os.close(read_info)
             os.close(write_info)
@@ -712,13 +712,13 @@ def _probe(wall: Wall) -> None:
             dirs.remove()
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip()[-300:]
-        raise SandboxUnavailable(f"it did not start ({said})")
+        raise WallUnavailable(f"it did not start ({said})")
 
 
 def describe_wall(wall: Wall | None = None) -> str:
     """How children run on this machine, in one sentence (for the instructor's report)."""
     try:
         wall = wall or find_wall()
-    except SandboxUnavailable as error:
-        return f"no sandbox: {error}"
+    except WallUnavailable as error:
+        return f"no wall: {error}"
     return wall.describe()

@@ -87,12 +87,12 @@ def _offset(line: str, col: int) -> int:
 def apply_patch(text: str, patch: Patch) -> tuple[str, int]:
     """(the new text, the number of places the patch's old code matched). The text changes only
     when that number is 1: then the matched statement or expression is replaced."""
-    kind, wanted = _pattern(patch.old)
+    node_type, wanted = _pattern(patch.old)
     function = _function(ast.parse(text), patch.function)
     if function is None:
         return text, 0
     inner = [node for statement in function.body for node in ast.walk(statement)]
-    matches = [node for node in inner if isinstance(node, kind) and ast.dump(node) == wanted]
+    matches = [node for node in inner if isinstance(node, node_type) and ast.dump(node) == wanted]
     if len(matches) != 1:
         return text, len(matches)
     node = matches[0]
@@ -101,7 +101,7 @@ def apply_patch(text: str, patch: Patch) -> tuple[str, int]:
     first, last = lines[node.lineno - 1], lines[end_lineno - 1]
     start = sum(map(len, lines[: node.lineno - 1])) + _offset(first, node.col_offset)
     end = sum(map(len, lines[: end_lineno - 1])) + _offset(last, end_col)
-    if kind is ast.expr:
+    if node_type is ast.expr:
         new = f"({patch.new})"
     else:
         indent = first[: len(first) - len(first.lstrip())]

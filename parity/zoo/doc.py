@@ -22,12 +22,12 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "parity.md"
 
 
 def zoo_list() -> str:
-    """The Markdown table of the members: name, the bug, the kinds it shows in, what breaks."""
-    lines = ["| member | the bug | kinds | what the harness sees diverge |",
+    """The Markdown table of the members: name, the bug, the modes it shows in, what breaks."""
+    lines = ["| member | the bug | modes | what the harness sees diverge |",
              "| --- | --- | --- | --- |"]
     for mutant in MUTANTS:
-        kinds = ", ".join(MODES[k].words for k in mutant.kinds)
-        cells = [f"`{mutant.name}`", mutant.description, kinds, mutant.breaks]
+        modes = ", ".join(MODES[k].words for k in mutant.modes)
+        cells = [f"`{mutant.name}`", mutant.description, modes, mutant.breaks]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 

@@ -29,7 +29,7 @@ class Mutant:
     name: str
     description: str  # the bug, as a student would have made it
     breaks: str  # what a correct harness sees diverge
-    kinds: tuple[str, ...]  # the kinds of layer it shows in
+    modes: tuple[str, ...]  # the modes of layer it shows in
     diverges: tuple[str, ...]  # tensor names (prefixes) one of which must be reported
     patches: tuple[Patch, ...]
 
@@ -48,8 +48,8 @@ MUTANTS: list[Mutant] = [
         "GRU output and h_n, and every GRU gradient",
         ("GRU",), ("output", "h_n"),
         (Patch(GRU, "gru_step_forward",
-               "n = tanh(gi_n + r * gh_n)",
-               "n = tanh(gi_n + (r * h_prev) @ np.split(W_hh, 3)[2].T\n"
+               "n = tanh(x_proj_n + r * gh_n)",
+               "n = tanh(x_proj_n + (r * h_prev) @ np.split(W_hh, 3)[2].T\n"
                "         + (0.0 if b_hh is None else np.split(b_hh, 3)[2]))"),),
     ),
     Mutant(

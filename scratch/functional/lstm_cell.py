@@ -1,8 +1,10 @@
 """LSTM cell, torch.nn.LSTM's equations (gate order i, f, g, o; no +1 on the forget bias).
 
-Forward (x is (B, I), h_prev is (B, H_out), c_prev is (B, H); H_out = P with a projection):
+Symbols and shapes: the glossary in ``scratch.functional`` (H_out = P with a projection).
+Forward:
 
-    gates = x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh    (B, 4H)
+    x_proj = x @ W_ih.T + b_ih                            (B, 4H)
+    gates = x_proj + h_prev @ W_hh.T + b_hh               (B, 4H)
     gates_i | gates_f | gates_g | gates_o = gates         split into four (B, H) blocks
     i = sigmoid(gates_i)        input gate                (B, H)
     f = sigmoid(gates_f)        forget gate               (B, H)
@@ -27,7 +29,7 @@ the last forward line up:
     dgates_g = dg * (1 - g**2)                                    (B, H)
     dgates_f = df * f * (1 - f)                                   (B, H)
     dgates_i = di * i * (1 - i)                                   (B, H)
-    dgates   = [dgates_i | dgates_f | dgates_g | dgates_o]        (B, 4H)
+    dgates   = [dgates_i | dgates_f | dgates_g | dgates_o]        (B, 4H)  = dx_proj
     dh_prev  = dgates @ W_hh           (B, H_out)
     dx       = dgates @ W_ih           (B, I)
     dW_hh    = dgates.T @ h_prev       (4H, H_out)
@@ -55,20 +57,17 @@ class LSTMStepCache(NamedTuple):
     h_full: np.ndarray  # (B, H) o * tanh(c), before the projection
 
 
-def lstm_step_forward(x_gates, h_prev, c_prev, W_hh, b_hh, W_hr=None):
+def lstm_step_forward(x_proj, h_prev, c_prev, W_hh, b_hh, W_hr=None):
     """One recurrent step, given the input's share of the gates.
 
-    x_gates: (B, 4H)   x @ W_ih.T + b_ih, computed by the caller
+    x_proj:  (B, 4H)   x @ W_ih.T + b_ih, computed by the caller
     h_prev:  (B, H_out), c_prev: (B, H)
     W_hh:    (4H, H_out), b_hh: (4H,) or None, W_hr: (P, H) or None
     Returns h (B, H_out), c (B, H) and the cache for lstm_step_backward.
     """
     ### BEGIN SOLUTION
-    ### HINT: gates = x_gates + h_prev @ W_hh.T + b_hh, split into gates_i | gates_f | gates_g |
-    ### HINT: gates_o (torch's order); i, f, o = sigmoid of theirs, g = tanh(gates_g);
-    ### HINT: c = f * c_prev + i * g; h_full = o * tanh(c); h = h_full @ W_hr.T with a projection.
-    ### HINT: Return h, c, LSTMStepCache(h_prev, c_prev, i, f, g, o, tanh_c, h_full).
-    gates = x_gates + h_prev @ W_hh.T  # (B, 4H)  {#lstm-gates}
+    ### HINT: np.split gives the four blocks in torch's order; b_hh and W_hr may be None.
+    gates = x_proj + h_prev @ W_hh.T  # (B, 4H)  {#lstm-gates}
     if b_hh is not None:
         gates = gates + b_hh  # (B, 4H)  {#lstm-gates-bias}
     gates_i, gates_f, gates_g, gates_o = np.split(gates, 4, axis=-1)  # each (B, H)  {#lstm-split}
@@ -84,19 +83,22 @@ def lstm_step_forward(x_gates, h_prev, c_prev, W_hh, b_hh, W_hr=None):
     ### END SOLUTION
 
 
+class LSTMStepGrads(NamedTuple):
+    dgates: np.ndarray  # (B, 4H) dL/dgates, also dL/dx_proj
+    dh_prev: np.ndarray  # (B, H_out)
+    dc_prev: np.ndarray  # (B, H)
+
+
 def lstm_step_backward(dh, dc_next, cache, W_hh, W_hr=None):
     """Back through one step.
 
     dh:      (B, H_out) dL/dh for the state this step produced (its output and the next step)
     dc_next: (B, H)     dL/dc arriving from the next step
-    Returns dgates (B, 4H), the gradient of the gates' pre-activation (also that of x_gates),
-    dh_prev (B, H_out) and dc_prev (B, H). The caller forms dW_hr = dh.T @ h_full.
+    Returns LSTMStepGrads: dgates (B, 4H), the gradient of the gates' pre-activation, dh_prev
+    (B, H_out) and dc_prev (B, H). The caller forms dW_hr = dh.T @ h_full.
     """
     ### BEGIN SOLUTION
-    ### HINT: mirror the forward from its last line up: dh_full (back through the projection),
-    ### HINT: do, dc = dc_next + this step's share, di, df, dg, dc_prev, then each gate's
-    ### HINT: pre-activation gradient; dgates joins them in the order i | f | g | o;
-    ### HINT: dh_prev = dgates @ W_hh. Return (dgates, dh_prev, dc_prev).
+    ### HINT: the module docstring's backward, line by line; np.hstack joins the blocks.
     h_prev, c_prev, i, f, g, o, tanh_c, h_full = cache
     dh_full = dh if W_hr is None else dh @ W_hr  # (B, H)  back through W_hr  {#lstm-dh-full}
     do = dh_full * tanh_c  # (B, H)  back through h_full = o * tanh(c), to o  {#lstm-do}
@@ -112,7 +114,7 @@ def lstm_step_backward(dh, dc_next, cache, W_hh, W_hr=None):
     # back through the split: the four blocks joined again in torch's order i | f | g | o
     dgates = np.hstack([dgates_i, dgates_f, dgates_g, dgates_o])  # (B, 4H)  {#lstm-dgates}
     dh_prev = dgates @ W_hh  # (B, H_out)  back through h_prev @ W_hh.T  {#lstm-dh-prev}
-    return dgates, dh_prev, dc_prev
+    return LSTMStepGrads(dgates, dh_prev, dc_prev)
     ### END SOLUTION
 
 
@@ -142,12 +144,11 @@ def lstm_cell_forward(x, h_prev, c_prev, W_ih, W_hh, b_ih=None, b_hh=None, W_hr=
     Returns h (B, H_out), c (B, H) and the cache for lstm_cell_backward.
     """
     ### BEGIN SOLUTION
-    ### HINT: x_gates = x @ W_ih.T + b_ih (no b_ih when it is None), then one lstm_step_forward.
-    ### HINT: Return h, c and LSTMCellCache(x, W_ih, W_hh, W_hr, has_bias, step_cache).
-    x_gates = x @ W_ih.T  # (B, 4H)  {#lstm-cell-x-gates}
+    ### HINT: x_proj, then one lstm_step_forward; b_ih may be None.
+    x_proj = x @ W_ih.T  # (B, 4H)  {#lstm-cell-x-proj}
     if b_ih is not None:
-        x_gates = x_gates + b_ih  # (B, 4H)  {#lstm-cell-x-gates-bias}
-    h, c, step_cache = lstm_step_forward(x_gates, h_prev, c_prev, W_hh, b_hh, W_hr)
+        x_proj = x_proj + b_ih  # (B, 4H)  {#lstm-cell-x-proj-bias}
+    h, c, step_cache = lstm_step_forward(x_proj, h_prev, c_prev, W_hh, b_hh, W_hr)
     return h, c, LSTMCellCache(x, W_ih, W_hh, W_hr, b_ih is not None, step_cache)
     ### END SOLUTION
 
@@ -156,12 +157,10 @@ def lstm_cell_backward(dh, dc_next, cache):
     """Gradients of the whole cell, given dh = dL/dh (B, H_out) and dc_next = dL/dc (B, H):
     the module docstring's equations."""
     ### BEGIN SOLUTION
-    ### HINT: lstm_step_backward gives dgates, dh_prev, dc_prev; dx = dgates @ W_ih,
-    ### HINT: dW_ih = dgates.T @ x, dW_hh = dgates.T @ h_prev, db_ih = db_hh = dgates summed over
-    ### HINT: the batch, dW_hr = dh.T @ h_full with a projection. Return LSTMCellGrads.
+    ### HINT: lstm_step_backward gives dgates; the rest are products with the cache.
     x, W_ih, W_hh, W_hr, has_bias, step_cache = cache
     dgates, dh_prev, dc_prev = lstm_step_backward(dh, dc_next, step_cache, W_hh, W_hr)
-    dx = dgates @ W_ih  # (B, I)  back through x_gates = x @ W_ih.T  {#lstm-cell-dx}
+    dx = dgates @ W_ih  # (B, I)  back through x_proj = x @ W_ih.T  {#lstm-cell-dx}
     dW_ih = dgates.T @ x  # (4H, I)  {#lstm-cell-dw-ih}
     dW_hh = dgates.T @ step_cache.h_prev  # (4H, H_out)  {#lstm-cell-dw-hh}
     db_ih = dgates.sum(axis=0) if has_bias else None  # (4H,)  {#lstm-cell-db-ih}

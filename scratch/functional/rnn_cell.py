@@ -1,6 +1,6 @@
 """Elman RNN cell, torch.nn.RNNCell's equations.
 
-Forward (x is (B, I), h_prev is (B, H)):
+Symbols and shapes: the glossary in ``scratch.functional``. Forward:
 
     pre = x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh      (B, H)
     h   = act(pre),  act = tanh or relu                   (B, H)
@@ -13,6 +13,8 @@ Backward, given dh = dL/dh (B, H):
     dW_ih   = dpre.T @ x           (H, I)
     dW_hh   = dpre.T @ h_prev      (H, H)
     db_ih   = db_hh = dpre.sum(axis=0)    (H,)
+
+(x_proj = x @ W_ih.T + b_ih, so dx_proj = dpre: the step backward returns dpre.)
 """
 
 from __future__ import annotations
@@ -40,8 +42,7 @@ def rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity="tanh"):
     Returns h (B, H) and the cache for rnn_step_backward.
     """
     ### BEGIN SOLUTION
-    ### HINT: pre = x_proj + h_prev @ W_hh.T + b_hh (no b_hh when it is None);
-    ### HINT: h = act(pre), act from ACTIVATIONS. Return h, RNNStepCache(h_prev, h, nonlinearity).
+    ### HINT: act comes from ACTIVATIONS; b_hh may be None.
     act, _ = ACTIVATIONS[nonlinearity]
     pre = x_proj + h_prev @ W_hh.T  # (B, H)  {#rnn-pre}
     if b_hh is not None:
@@ -51,21 +52,24 @@ def rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity="tanh"):
     ### END SOLUTION
 
 
+class RNNStepGrads(NamedTuple):
+    dpre: np.ndarray  # (B, H) dL/dpre, also dL/dx_proj and, per example, dL/db_hh
+    dh_prev: np.ndarray  # (B, H)
+
+
 def rnn_step_backward(dh, cache, W_hh):
     """Back through one step.
 
     dh: (B, H) dL/dh for the state this step produced
-    Returns dpre (B, H), the gradient of the pre-activation (which is also the gradient of
-    x_proj and of b_hh per example), and dh_prev (B, H).
+    Returns RNNStepGrads: dpre (B, H), the gradient of the pre-activation, and dh_prev (B, H).
     """
     ### BEGIN SOLUTION
-    ### HINT: unpack the cache; dpre = dh * act'(pre), with act'(pre) read from h by act_grad;
-    ### HINT: dh_prev = dpre @ W_hh. Return (dpre, dh_prev).
+    ### HINT: the activation's derivative is read from h (ACTIVATIONS' second function).
     h_prev, h, nonlinearity = cache
     _, act_grad = ACTIVATIONS[nonlinearity]
     dpre = dh * act_grad(h)  # (B, H)  back through h = act(pre)  {#rnn-dpre}
     dh_prev = dpre @ W_hh  # (B, H)  back through pre = ... + h_prev @ W_hh.T  {#rnn-dh-prev}
-    return dpre, dh_prev
+    return RNNStepGrads(dpre, dh_prev)
     ### END SOLUTION
 
 
@@ -93,8 +97,7 @@ def rnn_cell_forward(x, h_prev, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="
     Returns h (B, H) and the cache for rnn_cell_backward.
     """
     ### BEGIN SOLUTION
-    ### HINT: x_proj = x @ W_ih.T + b_ih (no b_ih when it is None), then one rnn_step_forward.
-    ### HINT: Return h and RNNCellCache(x, W_ih, W_hh, has_bias, step_cache).
+    ### HINT: x_proj, then one rnn_step_forward; b_ih may be None.
     x_proj = x @ W_ih.T  # (B, H)  {#rnn-cell-x-proj}
     if b_ih is not None:
         x_proj = x_proj + b_ih  # (B, H)  {#rnn-cell-x-proj-bias}
@@ -106,9 +109,7 @@ def rnn_cell_forward(x, h_prev, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="
 def rnn_cell_backward(dh, cache):
     """Gradients of the whole cell, given dh = dL/dh (B, H): the module docstring's equations."""
     ### BEGIN SOLUTION
-    ### HINT: rnn_step_backward gives dpre and dh_prev; dx = dpre @ W_ih, dW_ih = dpre.T @ x,
-    ### HINT: dW_hh = dpre.T @ h_prev; db_ih = db_hh = dpre summed over the batch (None without
-    ### HINT: biases). Return RNNCellGrads.
+    ### HINT: rnn_step_backward gives dpre; the rest are products of dpre with the cache.
     x, W_ih, W_hh, has_bias, step_cache = cache
     dpre, dh_prev = rnn_step_backward(dh, step_cache, W_hh)
     dx = dpre @ W_ih  # (B, I)  back through x_proj = x @ W_ih.T  {#rnn-cell-dx}

@@ -48,9 +48,9 @@ from parity.grading.walls import (  # noqa: F401  (the walls' names, as callers 
     ChildDirs,
     Limits,
     OneAtATime,
-    SandboxUnavailable,
     UidLease,
     Wall,
+    WallUnavailable,
     clear,
     describe_wall,
     find_wall,
@@ -236,11 +236,11 @@ class Child:
             self.channel.send_value({"op": op, "oracles": sorted(allowed)}, value, deadline)
             while True:
                 message, answer = self.channel.recv_value(deadline, self.resolve)
-                kind = message.get("op")
-                if kind == "oracle":
+                op = message.get("op")
+                if op == "oracle":
                     self._serve_oracle(message, answer, allowed, deadline)
                     continue
-                if kind != "answer" or not isinstance(message.get("ok"), bool):
+                if op != "answer" or not isinstance(message.get("ok"), bool):
                     raise protocol.ProtocolError("a message that is not an answer")
                 notes = protocol.clean_notes(message.get("notes"))
                 for note in notes:  # kept for the item's report, whichever case it came in
@@ -315,7 +315,7 @@ class Child:
         """End every process of the child and return the child's exit status if it ended by
         itself within ``grace`` seconds (None if it did not, or is unknown).
 
-        In the sandbox, the namespace's first process is killed: the kernel then kills every
+        In the wall, the namespace's first process is killed: the kernel then kills every
         process in the namespace, whatever session or group it made for itself."""
         process, self.process = self.process, None
         if process is None:
@@ -379,7 +379,7 @@ def _kill(pid: int) -> None:
 
 
 def _read_child_pid(fd: int, seconds: float) -> int | None:
-    """The pid (in the grader's namespace) of the sandbox's first process, from bwrap's
+    """The pid (in the grader's namespace) of the wall's first process, from bwrap's
     --info-fd; None if bwrap ended before saying."""
     import select
 
