@@ -445,5 +445,5 @@ def test_a_wall_the_machine_refuses_on_the_way_does_not_start(monkeypatch):
                           interpreter=walls.child_python(True))
     if os.geteuid() != 0:
         pytest.skip("handing a directory to another uid needs root")
-    with pytest.raises(walls.SandboxUnavailable, match="refused what it needs"):
+    with pytest.raises(walls.WallUnavailable, match="refused what it needs"):
         walls.probe(uid_wall)

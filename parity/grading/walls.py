@@ -685,7 +685,7 @@ def probe(wall: Wall) -> None:
     try:
         _probe(wall)
     except OSError as error:
-        raise SandboxUnavailable(f"the machine refused what it needs: {error}") from None
+        raise WallUnavailable(f"the machine refused what it needs: {error}") from None
 
 
 def _probe(wall: Wall) -> None:
