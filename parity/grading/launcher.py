@@ -22,10 +22,13 @@ The filter is built here, with libseccomp, and nowhere else. It refuses, with EP
   can both open is a channel between them;
 * ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring_*``.
 
-Behind the uid wall, which shares the machine's file systems, the filter also refuses to make
-anything on them: ``open``/``openat`` with ``O_CREAT`` or ``O_TMPFILE``, ``creat``, ``mkdir``,
-``mknod``, ``link``, ``symlink`` and ``rename`` in all their forms (``openat2``, whose flags lie
-behind a pointer, answers ENOSYS). The runner and NumPy write no file.
+It also refuses to make anything on a file system, and memory no rlimit counts:
+``open``/``openat`` with ``O_CREAT`` or ``O_TMPFILE``, ``creat``, ``mkdir``, ``mknod``, ``link``,
+``symlink`` and ``rename`` in all their forms (``openat2``, whose flags lie behind a pointer,
+answers ENOSYS), ``memfd_create`` and ``memfd_secret``. The runner and NumPy write no file:
+then every byte a child holds is in its address space, which RLIMIT_AS bounds, and nothing it
+makes outlives it (the uid wall's child shares the machine's file systems; bubblewrap's tmpfs
+mounts count their bytes, not their inodes).
 
 Everything else is allowed: the runner and NumPy need files, memory, threads of the BLAS (held
 to one by the environment and RLIMIT_NPROC) and signals to themselves. A system call that this
@@ -76,6 +79,8 @@ DENIED = (
     # same files at once
     "flock", "inotify_init", "inotify_init1", "inotify_add_watch", "fanotify_init",
     "fanotify_mark", "mincore", "fadvise64", "readahead", "cachestat",
+    # memory no rlimit counts: a memory file's pages lie outside the address space
+    "memfd_create", "memfd_secret",
     # kernel interfaces a child never needs
     "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "kexec_load", "kexec_file_load", "init_module", "finit_module",
@@ -89,8 +94,8 @@ NAMESPACE_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x1000000
 # F_SETLEASE, F_GETLEASE, F_NOTIFY
 FCNTL_DENIED = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
 
-# the uid wall's child makes nothing on the shared file systems: no file that outlives it,
-# no name another child could read
+# a child makes nothing on any file system: no file that outlives it (the uid wall shares the
+# machine's), no name another child could read, no tmpfs inode that no rlimit counts
 CREATING = ("creat", "mkdir", "mkdirat", "mknod", "mknodat", "link", "linkat", "symlink",
             "symlinkat", "rename", "renameat", "renameat2")
 O_CREAT, O_TMPFILE = 0o100, 0o20000000  # O_TMPFILE's own bit (it also sets O_DIRECTORY)
@@ -100,13 +105,11 @@ PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_PDEATHSIG = 38, 24, 1
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 
 
-def build_filter(no_new_files=False):
-    """The child's seccomp filter (see the module's docstring); with ``no_new_files``, also
-    no new file, directory, node or link anywhere (the uid wall's child, which shares the
-    machine's file systems)."""
+def build_filter():
+    """The child's seccomp filter (see the module's docstring)."""
     deny = seccomp.ERRNO(errno.EPERM)
     scf = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
-    for name in DENIED + (CREATING if no_new_files else ()):
+    for name in DENIED + CREATING:
         try:
             scf.add_rule(deny, name)
         except (RuntimeError, ValueError):  # unknown to this libseccomp: cannot be listed
@@ -126,14 +129,13 @@ def build_filter(no_new_files=False):
                              seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, command))
             except (RuntimeError, ValueError):
                 pass
-    if no_new_files:
-        for name, flags in (("open", 1), ("openat", 2)):
-            for bit in (O_CREAT, O_TMPFILE):
-                scf.add_rule(deny, name, seccomp.Arg(flags, seccomp.MASKED_EQ, bit, bit))
-        try:  # its flags lie behind a pointer: the C library falls back to openat
-            scf.add_rule(seccomp.ERRNO(errno.ENOSYS), "openat2")
-        except (RuntimeError, ValueError):
-            pass
+    for name, flags in (("open", 1), ("openat", 2)):
+        for bit in (O_CREAT, O_TMPFILE):
+            scf.add_rule(deny, name, seccomp.Arg(flags, seccomp.MASKED_EQ, bit, bit))
+    try:  # its flags lie behind a pointer: the C library falls back to openat
+        scf.add_rule(seccomp.ERRNO(errno.ENOSYS), "openat2")
+    except (RuntimeError, ValueError):
+        pass
     return scf
 
 
@@ -214,7 +216,7 @@ def run_uid(config, libc):
     if os.getppid() != config["parent"]:  # the grader died before that: go with it
         return 1
     os.umask(0o077)
-    scf = build_filter(no_new_files=True)
+    scf = build_filter()
     scf.load()
     os.chdir(config["work"])
     os.execve(config["argv"][0], config["argv"], config["env"])
@@ -266,7 +268,7 @@ def main(argv):
     elif mode == "reap":
         return run_reap(config, libc)
     elif mode == "print-filter":
-        build_filter(no_new_files=config.get("uid-wall", False)).export_pfc(sys.stdout)
+        build_filter().export_pfc(sys.stdout)
         return 0
     raise SystemExit(f"launcher: unknown mode {mode!r}")
 
