@@ -268,7 +268,7 @@ def rnn_step_forward(x_proj, h_prev, W_hh, b_hh, nonlinearity="tanh"):
 def rnn_step_backward(dh, cache, W_hh):
     h_prev, h, nonlinearity = cache
     dpre = dh * (1.0 - h * h) if nonlinearity == "tanh" else dh * (h > 0)
-    return dpre, dpre @ W_hh
+    return RNNStepGrads(dpre, dpre @ W_hh)
 
 
 def rnn_cell_forward(x, h_prev, W_ih, W_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):

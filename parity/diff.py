@@ -70,7 +70,7 @@ def first_divergence(expected, actual, name: str = "result",
         if not isinstance(actual, tuple) or len(actual) != len(fields):
             return Divergence(name, f"expected a {type(expected).__name__} with fields "
                                     f"{', '.join(fields)}, got {_what(actual)}")
-        actual_fields = getattr(type(actual), "_fields", fields)
+        actual_fields = getattr(type(actual), "_fields", ())  # a plain tuple: by position
         for i, field in enumerate(fields):
             value = getattr(actual, field) if field in actual_fields else actual[i]
             found = first_divergence(expected[i], value, f"{name}.{field}", tol)

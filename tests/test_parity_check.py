@@ -181,3 +181,20 @@ def test_the_handout_ships_the_check_and_no_reference(tmp_path):
 def test_check_refuses_a_directory_without_scratch(tmp_path, capsys):
     assert check.main([str(tmp_path)]) == 2
     assert "holds no scratch/ package" in capsys.readouterr().err
+
+
+def test_a_plain_tuple_is_read_by_position_where_a_named_tuple_is_expected():
+    """A step backward that returns (dpre, dh_prev) as a plain tuple is judged on its values,
+    by the grader and the check alike, not crashed on for want of field names."""
+    import numpy as np
+
+    from parity.diff import first_divergence
+    from scratch.functional.rnn_cell import RNNStepGrads
+
+    dpre, dh_prev = np.ones((2, 3)), np.zeros((2, 3))
+    expected = RNNStepGrads(dpre, dh_prev)
+    assert first_divergence(expected, (dpre.copy(), dh_prev.copy()), "its result", 1e-12) is None
+    wrong = first_divergence(expected, (dpre.copy(), dh_prev + 1.0), "its result", 1e-12)
+    assert wrong is not None and "dh_prev" in str(wrong)
+    short = first_divergence(expected, (dpre,), "its result", 1e-12)
+    assert short is not None and "RNNStepGrads with fields dpre, dh_prev" in str(short)

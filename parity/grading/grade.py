@@ -36,7 +36,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, example, given, seed, settings
 
-from parity.grading import oracles
+from parity.grading import oracles, protocol
 from parity.grading.items import ITEMS_BY_ID, Failure, Item
 from parity.grading.rubric import Entry, Rubric, default_rubric
 from parity.grading.session import (
@@ -190,10 +190,11 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
             raise _Stop(Failure(item.title, error.reason, case.describe(), "limit",
                                 shrunk=False)) from None
         except Exception as error:  # an answer the checks could not read: the item fails
+            said = protocol.clean_text(str(error))[:160]  # the grader's words, on its types
             raise _Stop(Failure(item.title, "the submission's answer could not be checked "
-                                f"({type(error).__name__}); it must return what the "
-                                "function's docstring says", case.describe(), "error",
-                                shrunk=False)) from None
+                                f"({type(error).__name__}: {said}); it must return what the "
+                                "function's docstring says (a NamedTuple where it names one)",
+                                case.describe(), "error", shrunk=False)) from None
         if failure is not None:
             state["last"] = failure
             if failure.cause == "missing":
