@@ -35,7 +35,7 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
 
 def save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(fig)
     print(f"wrote {path}")
     return path

@@ -98,46 +98,59 @@ def spectral_radius(layer: scratch.RNNBase) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(W_hh))))
 
 
-def main(argv=None) -> dict:
-    parser = make_parser("gradient_flow", __doc__.splitlines()[0], 100,
-                         "sequence length T: how far back the gradient travels")
-    args = parse(parser, argv)
-    rng = np.random.default_rng(args.seed)
-    x = rng.standard_normal((args.steps, BATCH, INPUT))
+def draw(steps: int, seed: int) -> tuple:
+    """The four panels: ||dL/dh_t|| against the distance from the loss, for each cell and
+    scale s of torch's init, on axes that hold every curve. Returns (figure, medians, the
+    tanh RNN's spectral radii)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((steps, BATCH, INPUT))
     w = rng.standard_normal(HIDDEN)
     w /= np.linalg.norm(w)
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True, layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), sharex=True, layout="constrained")
     colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(SCALES)))
-    distance = np.arange(args.steps + 1)
+    distance = np.arange(steps + 1)
     medians: dict = {}
+    radii: dict = {}
     for ax, (title, mode) in zip(axes.flat, CELLS):
-        for scale, color in zip(SCALES, colors):
-            layer = make_layer(mode, scale, args.seed)
+        runs = [(scale, make_layer(mode, scale, seed)) for scale in SCALES]
+        if mode == "LSTM":  # an open forget gate (f = sigmoid(3 + ...) ~ 0.95)
+            layer = make_layer(mode, 1.0, seed)
+            dict(layer.named_parameters())["bias_ih_l0"][HIDDEN:2 * HIDDEN] += FORGET_BIAS
+            runs.append((f"1, forget bias +{FORGET_BIAS:g}", layer))
+        for (scale, layer), color in zip(runs, [*colors, "tab:red"]):
             median = np.median(grad_norms_by_distance(layer, x, w), axis=1)  # (T + 1,)
             medians[(mode, scale)] = median
-            label = f"s = {scale:g}"
+            label = f"s = {scale:g}" if isinstance(scale, float) else f"s = {scale}"
+            if mode == "RNN_TANH":
+                radii[scale] = spectral_radius(layer)
             if mode.startswith("RNN"):
-                label += f"  (spectral radius of W_hh {spectral_radius(layer):.2f})"
+                W_hh = dict(layer.named_parameters())["weight_hh_l0"]
+                label += f"  (radius {spectral_radius(layer):.2f}, largest singular " \
+                         f"value {np.linalg.norm(W_hh, 2):.2f})"
             shown = np.where(np.isfinite(median) & (median > 0), median, np.nan)
-            ax.semilogy(distance, shown, color=color, lw=2, label=label)
-        if mode == "LSTM":  # an open forget gate (f = sigmoid(3 + ...) ~ 0.95) keeps dL/dc alive
-            layer = make_layer(mode, 1.0, args.seed)
-            dict(layer.named_parameters())["bias_ih_l0"][HIDDEN:2 * HIDDEN] += FORGET_BIAS
-            median = np.median(grad_norms_by_distance(layer, x, w), axis=1)
-            medians[(mode, f"1, forget bias +{FORGET_BIAS:g}")] = median
-            ax.semilogy(distance, median, color="tab:red", lw=2, ls="--",
-                        label=f"s = 1, forget-gate bias +{FORGET_BIAS:g}")
+            ax.semilogy(distance, shown, color=color, lw=2, label=label,
+                        ls="--" if isinstance(scale, str) else "-")
+        drawn = np.concatenate([m for (kind, _), m in medians.items() if kind == mode])
+        drawn = drawn[np.isfinite(drawn) & (drawn > 0)]
+        ax.set_ylim(drawn.min() / 30, drawn.max() * 30)  # every curve inside
         ax.axhline(1.0, color="gray", lw=0.8, ls=":")
-        ax.set_ylim(1e-20, 1e12)
         ax.set_title(title)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, loc="lower left")  # below the curves, which fall from (0, 1)
+        ax.grid(alpha=0.3, which="major", axis="y")
     for ax in axes[1]:
         ax.set_xlabel("distance from the loss, T - t (steps)")
     for ax in axes[:, 0]:
         ax.set_ylabel("||dL/dh_t|| (median over the batch)")
     fig.suptitle("Vanishing and exploding gradients: L = w . h_T, weights = torch's init x s "
-                 f"(H = {HIDDEN}, T = {args.steps})")
+                 f"(H = {HIDDEN}, T = {steps}); each panel has its own scale")
+    return fig, medians, radii
+
+
+def main(argv=None) -> dict:
+    parser = make_parser("gradient_flow", __doc__.splitlines()[0], 100,
+                         "sequence length T: how far back the gradient travels")
+    args = parse(parser, argv)
+    fig, medians, _ = draw(args.steps, args.seed)
     save(fig, args.out)
     for (mode, scale), median in medians.items():
         print(f"{mode:9s} s={scale:<4} ||dL/dh|| at the loss {median[0]:.2e}, "

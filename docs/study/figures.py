@@ -362,55 +362,11 @@ def bptt_unrolled(out: Path) -> Path:
 
 # -- figures computed by running code -----------------------------------------------------------
 def gradient_flow(out: Path) -> tuple[Path, dict]:
-    """What ``python -m examples.gradient_flow`` measures, with its functions and its data
-    (``--seed 0``), on axes that hold every curve; returns the medians and the spectral radii
-    of the tanh RNN's W_hh."""
-    import numpy as np
-
+    """What ``python -m examples.gradient_flow`` draws (``--seed 0``), at this guide's
+    resolution; returns the medians and the spectral radii of the tanh RNN's W_hh."""
     from examples import gradient_flow as example
 
-    rng = np.random.default_rng(0)  # the example's draws, in its order
-    steps = 100
-    x = rng.standard_normal((steps, example.BATCH, example.INPUT))
-    w = rng.standard_normal(example.HIDDEN)
-    w /= np.linalg.norm(w)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5), sharex=True, layout="constrained")
-    colors = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(example.SCALES)))
-    distance = np.arange(steps + 1)
-    medians: dict = {}
-    radii: dict = {}
-    for ax, (title, mode) in zip(axes.flat, example.CELLS):
-        runs = [(scale, example.make_layer(mode, scale, 0)) for scale in example.SCALES]
-        if mode == "LSTM":  # the forget gate opened: its bias + 3
-            layer = example.make_layer(mode, 1.0, 0)
-            dict(layer.named_parameters())["bias_ih_l0"][
-                example.HIDDEN:2 * example.HIDDEN] += example.FORGET_BIAS
-            runs.append((f"1, forget bias +{example.FORGET_BIAS:g}", layer))
-        for (scale, layer), color in zip(runs, [*colors, "tab:red"]):
-            median = np.median(example.grad_norms_by_distance(layer, x, w), axis=1)
-            medians[(mode, scale)] = median
-            label = f"s = {scale:g}" if isinstance(scale, float) else f"s = {scale}"
-            if mode == "RNN_TANH":
-                radii[scale] = example.spectral_radius(layer)
-            if mode.startswith("RNN"):
-                W_hh = dict(layer.named_parameters())["weight_hh_l0"]
-                label += f"  (radius {example.spectral_radius(layer):.2f}, largest singular " \
-                         f"value {np.linalg.norm(W_hh, 2):.2f})"
-            ax.semilogy(distance, median, color=color, lw=2, label=label,
-                        ls="--" if isinstance(scale, str) else "-")
-        shown = np.concatenate([m for (kind, _), m in medians.items() if kind == mode])
-        low, high = shown[np.isfinite(shown) & (shown > 0)].min(), shown[np.isfinite(shown)].max()
-        ax.set_ylim(low / 30, high * 30)  # every curve inside
-        ax.axhline(1.0, color="gray", lw=0.8, ls=":")
-        ax.set_title(title)
-        ax.legend(fontsize=8, loc="lower left")  # below the curves, which fall from (0, 1)
-        ax.grid(alpha=0.3, which="major", axis="y")
-    for ax in axes[1]:
-        ax.set_xlabel("distance from the loss, T - t (steps)")
-    for ax in axes[:, 0]:
-        ax.set_ylabel("||dL/dh_t|| (median over the batch)")
-    fig.suptitle("Vanishing and exploding gradients: L = w . h_T, weights = torch's init x s "
-                 f"(H = {example.HIDDEN}, T = {steps}); each panel has its own scale")
+    fig, medians, radii = example.draw(100, 0)
     return save_small(fig, out / "gradient_flow.png"), {"medians": medians, "radii": radii}
 
 
