@@ -17,8 +17,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench.choices import GATES
-
 
 @dataclasses.dataclass(frozen=True)
 class Case:
@@ -65,8 +63,12 @@ def module_kwargs(case: Case) -> dict:
     return kwargs
 
 
+# the mode of each kind, in scratch's and torch's words (lstmp is an LSTM with proj_size)
+MODE = {"rnn": "RNN_TANH", "lstm": "LSTM", "lstmp": "LSTM", "gru": "GRU"}
+
+
 def class_name(case: Case) -> str:
-    return {"rnn": "RNN", "lstm": "LSTM", "lstmp": "LSTM", "gru": "GRU"}[case.kind]
+    return MODE[case.kind].partition("_")[0]
 
 
 def make_data(case: Case) -> tuple[np.ndarray, np.ndarray]:
@@ -130,10 +132,12 @@ def floor_step(case: Case) -> Callable[[], None]:
     product of every step forward and backward (and the projection's, with proj_size), and
     after the loop dW_hh, dW_ih, dW_hr and the input gradient (one product each).
     """
+    from scratch.recurrent import GATES
+
     dt = np.dtype(case.dtype)
     rng = np.random.default_rng(0)
     T, B, H, P, D = case.T, case.B, case.H, case.proj_size, case.directions
-    GH, H_out = GATES[case.kind] * H, case.h_out
+    GH, H_out = GATES[MODE[case.kind]] * H, case.h_out
     TB = T * B
 
     def arr(*shape):
