@@ -76,9 +76,6 @@ def layer_options(mode: str, proj_size: int = 0) -> dict:
 
 
 # -- the study functions -----------------------------------------------------------------------
-LEVELS = ("step", "cell", "direction", "layer")
-
-
 @dataclass(frozen=True)
 class Function:
     """One study function. target: "module:qualname" (``scratch.sequence:direction_forward``,
@@ -86,7 +83,7 @@ class Function:
     calls; items: the rubric items that grade it."""
 
     target: str
-    level: str
+    level: str  # step, cell, direction or layer
     modes: tuple[str, ...]
     callees: tuple[str, ...]
     items: tuple[str, ...]
@@ -99,11 +96,6 @@ class Function:
     @property
     def module(self) -> str:
         return self.target.partition(":")[0]
-
-    @property
-    def file(self) -> str:
-        """Its file in the package: ``scratch/functional/rnn_cell.py``."""
-        return self.module.replace(".", "/") + ".py"
 
     @property
     def case_level(self) -> str:
@@ -340,9 +332,16 @@ DOCS_END = "<!-- end of the items -->"
 
 def with_items_table(text: str) -> str:
     """docs/grading.md's text with its items table written anew from this table."""
-    head, _, rest = text.partition(DOCS_BEGIN)
-    _, _, tail = rest.partition(DOCS_END)
-    return "\n".join([head + DOCS_BEGIN, *items_table(stand_ins=True), DOCS_END]) + tail
+    return between_markers(text, DOCS_BEGIN, DOCS_END, items_table(stand_ins=True))
+
+
+def between_markers(text: str, begin: str, end: str, lines: list[str]) -> str:
+    """``text`` with what stands between the marker lines ``begin`` and ``end`` (each there
+    once, in that order) replaced by ``lines``; the rest is left as it is."""
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ValueError(f"the text must hold the line {begin!r} once, then {end!r} once")
+    head, rest = text.split(begin)
+    return "\n".join([head + begin, *lines, end]) + rest.split(end)[1]
 
 
 if __name__ == "__main__":  # rewrite docs/grading.md's table
