@@ -59,11 +59,7 @@ class Case:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        problems = self.problems()
-        if problems:
-            raise ValueError(f"invalid parity case {self.to_json()}: " + "; ".join(problems))
-
-    def problems(self) -> list[str]:
+        """Refuse a case that is no parity case, naming every problem."""
         p = []
         if self.mode not in ALL_MODES:
             p.append(f"mode must be one of {ALL_MODES}, got {self.mode!r}")
@@ -104,7 +100,8 @@ class Case:
             p.append(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if self.device not in ("cpu", "cuda"):
             p.append(f"device must be 'cpu' or 'cuda', got {self.device!r}")
-        return p
+        if p:
+            raise ValueError(f"invalid parity case {self.to_json()}: " + "; ".join(p))
 
     # -- derived facts ----------------------------------------------------------------------
     @property

@@ -29,8 +29,7 @@ from pathlib import Path
 # -- the modes ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Mode:
-    """One recurrent mode: torch's name for it, its layer class, the prefix of its study
-    functions, its nonlinearity (the plain RNN's only) and how a student reads it."""
+    """One recurrent mode, as torch, the study functions and a student name it."""
 
     name: str  # RNN_TANH, RNN_RELU, LSTM, GRU
     cls: str  # RNN, LSTM, GRU

@@ -23,9 +23,6 @@ the learning rate: 5e-8 from itself, 1e-8 from torch, after 300 updates; 1e-13 a
 profiles' learning rates (``Sizes.lr_scale``) keep every case inside the stable range; a case
 that drifts is a finding to explain (run it against itself one ulp apart), not a tolerance to
 loosen.
-
-``run_training_parity(profile)`` runs the cases of a profile and returns one row per case:
-{"name", "steps", "max_param_diff", "max_loss_diff", "tolerance", "passed"}.
 """
 
 from __future__ import annotations
@@ -305,6 +302,7 @@ def _sizes(profile: str) -> Sizes:
 
 
 def run_training_parity(profile: str) -> list[dict]:
-    """Every case of the profile, one row each (see the module docstring)."""
+    """Every case of the profile, one row each: {"name", "steps", "max_param_diff",
+    "max_loss_diff", "tolerance", "passed"}."""
     return [run_case(case, profile).row() for case in CASES]
 

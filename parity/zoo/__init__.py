@@ -9,11 +9,10 @@ holding a ``scratch/`` package, exactly what a student's copy would be, for
     path = zoo.materialize("gru_textbook", "/tmp/zoo")   # -> /tmp/zoo/gru_textbook
     # python -m parity zoo /tmp/zoo                        (all members)
 
-Each member is a list of structural patches of the current scratch/ (see
-parity/zoo/mutants.py): a statement or expression of a named function, found by its syntax
-tree, replaced by new code. Comments, spacing and line layout do not matter; when scratch/
-changes so that the code a patch names no longer occurs exactly once in its function,
-``materialize`` raises PatchError naming the member, the file, the function and the code.
+Each member is a list of structural patches of the current scratch/ (parity/zoo/mutants.py
+says how they match); when scratch/ changes so that the code a patch names no longer occurs
+exactly once in its function, ``materialize`` raises PatchError naming the member, the file,
+the function and the code.
 """
 
 from __future__ import annotations
