@@ -228,10 +228,8 @@ SEQ = dict(T=(1, 5), B=(1, 3), I=(1, 3), H=(1, 4))
 MASKED_MODES = ("RNN_TANH", "RNN_RELU", "LSTM")  # the loop's masking is the GRU's too
 
 
-def _sequences() -> tuple[dict, ...]:
-    """Every mode, and the LSTM with a projection."""
-    return (dict(level="sequence", modes=ALL_MODES, **SEQ),
-            dict(level="sequence", modes=("LSTM",), proj=True, **SEQ))
+SEQUENCES = (dict(level="sequence", modes=ALL_MODES, **SEQ),  # and the LSTM's projection
+             dict(level="sequence", modes=("LSTM",), proj=True, **SEQ))
 
 
 def _cells(modes, **options) -> tuple[dict, ...]:
@@ -262,10 +260,10 @@ ITEMS: tuple[ItemSpec, ...] = (
              "one LSTM step", _cells(("LSTM",), proj=True)),
     ItemSpec("sequence_forward", "Sequence forward", 8,
              "the loop over time: each step's state feeds the next, outputs, h_n (c_n), caches",
-             _sequences()),
+             SEQUENCES),
     ItemSpec("bptt", "Backpropagation through time", 12,
              "the backward loop: dL/dh (and dL/dc) carried from each step to the one before, "
-             "dW_hh, db_hh (and dW_hr) summed over time", _sequences()),
+             "dW_hh, db_hh (and dW_hr) summed over time", SEQUENCES),
     ItemSpec("lengths", "Variable lengths", 8,
              "past its length a sequence's state stays, its output is zero and it gets no "
              "gradient; the reverse direction starts at each sequence's own last step",
