@@ -49,8 +49,10 @@ MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("LSTM", "LSTM", "lstm", None, "LSTM"),
     Mode("GRU", "GRU", "gru", None, "GRU"),
 )}
-RNN_MODES = ("RNN_TANH", "RNN_RELU")
 ALL_MODES = tuple(MODES)
+# {a cell's prefix: its modes}: {"rnn": ("RNN_TANH", "RNN_RELU"), "lstm": ("LSTM",), ...}
+CELLS = {m.cell: tuple(k for k in MODES if MODES[k].cell == m.cell) for m in MODES.values()}
+RNN_MODES = CELLS["rnn"]
 
 
 def mode_named(word: str) -> Mode:
@@ -163,27 +165,26 @@ def output_names() -> dict[str, tuple[str, ...] | None]:
     return {f.name: f.outputs() for f in FUNCTIONS}
 
 
-def _cell_functions(cell: str, modes: tuple[str, ...]) -> tuple[Function, ...]:
+def _cell_functions(cell: str) -> tuple[Function, ...]:
+    """A cell's step and cell functions, forward and backward, of the modes in CELLS[cell]."""
     module = f"scratch.functional.{cell}_cell"
     extra = ("proj_size",) if cell == "lstm" else ()
     return tuple(
-        Function(f"{module}:{cell}_{level}_{way}", level, modes,
+        Function(f"{module}:{cell}_{level}_{way}", level, CELLS[cell],
                  () if level == "step" else (f"{module}:{cell}_step_{way}",),
                  (f"{cell}_{way}",) + extra)
         for way in ("forward", "backward") for level in ("step", "cell"))
 
 
 def _step_targets(way: str) -> tuple[str, ...]:
-    return tuple(f"scratch.functional.{c}_cell:{c}_step_{way}" for c in ("rnn", "lstm", "gru"))
+    return tuple(f"scratch.functional.{c}_cell:{c}_step_{way}" for c in CELLS)
 
 
 SEQUENCE = "scratch.sequence"
 LAYER = "scratch.recurrent:RNNBase"
 STACK_ITEMS = ("bidirectional", "layer", "multi_layer", "dropout")
 FUNCTIONS: tuple[Function, ...] = (
-    *_cell_functions("rnn", RNN_MODES),
-    *_cell_functions("lstm", ("LSTM",)),
-    *_cell_functions("gru", ("GRU",)),
+    *(function for cell in CELLS for function in _cell_functions(cell)),
     Function(f"{SEQUENCE}:direction_forward", "direction", ALL_MODES, _step_targets("forward"),
              ("sequence_forward", "lengths", "bidirectional")),
     Function(f"{SEQUENCE}:direction_backward", "direction", ALL_MODES,
