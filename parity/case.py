@@ -228,13 +228,9 @@ def state_shape(case: Case, width: int) -> tuple[int, ...]:
 
 
 def make_data(case: Case) -> CaseData:
-    """Draw every array of the case from ``default_rng(case.seed)`` in float64 and cast.
-
-    Weights and biases from torch's init, U(-1/sqrt(H), 1/sqrt(H)) (scaled to keep relu
-    gradients finite); inputs, states and upstream gradients from N(0, 1). No element is
-    zero but with probability zero, and no two are tied to each other, except the input rows
-    of ``case.zero_input_steps``, which are exactly zero.
-    """
+    """Every array of the case, as the module docstring says: weights and biases from torch's
+    init, U(-1/sqrt(H), 1/sqrt(H)) (scaled to keep relu gradients finite), inputs, states and
+    upstream gradients from N(0, 1); no two elements tied to each other."""
     rng = np.random.default_rng(case.seed)
     dtype = case.np_dtype
     bound = 1.0 / np.sqrt(case.hidden_size)
