@@ -19,8 +19,13 @@ import numpy as np
 
 from parity.spec import ALL_MODES, MODES, ItemSpec
 
-DROPOUT_MODES = ("eval", "train_p0", "train_p1", "train_masks")
-STATE_GRADS = ("none", "h", "c", "both")
+# the values of Case.state_grad and Case.dropout_mode, and how describe() words them
+STATE_GRAD_WORDS = {"none": "no gradient into the final state", "h": "gradient into h_n",
+                    "c": "gradient into c_n only", "both": "gradient into h_n and c_n"}
+DROPOUT_WORDS = {"eval": "eval mode (dropout={p} not applied)",
+                 "train_p0": "train mode, dropout 0", "train_p1": "train mode, dropout 1",
+                 "train_masks": "train mode, explicit dropout masks (p={p})"}
+STATE_GRADS, DROPOUT_MODES = tuple(STATE_GRAD_WORDS), tuple(DROPOUT_WORDS)
 
 
 @dataclass(frozen=True)
@@ -142,18 +147,8 @@ class Case:
             parts.append(f"input exactly zero at steps {list(self.zero_input_steps)}")
         state = "(h0, c0)" if self.mode == "LSTM" else "h0"
         parts.append(f"{state} given" if self.hx else f"no {state}")
-        parts.append({
-            "none": "no gradient into the final state",
-            "h": "gradient into h_n",
-            "c": "gradient into c_n only",
-            "both": "gradient into h_n and c_n",
-        }[self.state_grad])
-        parts.append({
-            "eval": f"eval mode (dropout={self.dropout} not applied)",
-            "train_p0": "train mode, dropout 0",
-            "train_p1": "train mode, dropout 1",
-            "train_masks": f"train mode, explicit dropout masks (p={self.dropout})",
-        }[self.dropout_mode])
+        parts.append(STATE_GRAD_WORDS[self.state_grad])
+        parts.append(DROPOUT_WORDS[self.dropout_mode].format(p=self.dropout))
         parts.append(f"{self.dtype} on {self.device}, seed {self.seed}")
         return ", ".join(parts)
 

@@ -44,15 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     text = args.doc.read_text()
     new = with_list(text)
-    if args.check:
-        if new != text:
-            print(f"{args.doc}: the zoo list is out of date; run python -m parity.zoo.doc",
-                  file=sys.stderr)
-            return 1
+    if new == text:
         return 0
-    if new != text:
-        args.doc.write_text(new)
-        print(f"{args.doc}: zoo list rewritten ({len(MUTANTS)} members)")
+    if args.check:
+        print(f"{args.doc}: the zoo list is out of date; run python -m parity.zoo.doc",
+              file=sys.stderr)
+        return 1
+    args.doc.write_text(new)
+    print(f"{args.doc}: zoo list rewritten ({len(MUTANTS)} members)")
     return 0
 
 
