@@ -1,14 +1,14 @@
 """The parity harness, the student's check and the grader, around one table.
 
-``spec`` states the study functions (the ones the handout cuts out of ``scratch/``): their
-levels, modes, the study functions each calls and the items grading each, and the items
-themselves; ``case`` holds the cases (``FunctionCase`` for a cell and a direction, ``Case`` for a
-layer, and each item's public cases), ``calls`` what an item calls on a case and how an answer
-is judged and worded, ``diff`` the one comparator and the one finite-difference routine,
-``tolerances`` every tolerance. On these, ``check`` is the student's check (shipped in the
-handout); ``strategies``, ``pinned``, ``reference`` (the torch side), ``impl`` (loading the
-implementation under test), ``compare``, ``runner``, ``summary``, ``units`` (the other public
-functions and the cell functions), ``training`` and ``cli`` are the parity harness; ``zoo``
+``spec`` is the table: the study functions (those the handout cuts out of ``scratch/``) with
+their levels, modes, callees and the items grading each, and the items; ``case`` holds the
+cases (``FunctionCase`` for a cell and a direction, ``Case`` for a layer, each item's public
+cases), ``calls`` what an item calls on a case and how an answer is judged and worded, ``diff``
+the one comparator and finite-difference routine, ``tolerances`` every tolerance. On these,
+``check`` is the student's check, which ``handout`` ships with them; ``cli`` runs the parity
+harness: ``strategies`` and ``pinned`` (its cases), ``reference`` (the torch side), ``impl``
+(loading the implementation under test), ``compare``, ``runner``, ``summary``, ``units`` (the
+other public functions and the cell functions) and ``training`` (whole training runs); ``zoo``
 holds the wrong implementations; ``grading`` is the grader, which imports the rest and is
 imported by nothing here but ``__main__``, the one dispatcher of the command line:
 

@@ -19,8 +19,13 @@ import numpy as np
 
 from parity.spec import ALL_MODES, MODES, ItemSpec
 
-DROPOUT_MODES = ("eval", "train_p0", "train_p1", "train_masks")
-STATE_GRADS = ("none", "h", "c", "both")
+# the values of Case.state_grad and Case.dropout_mode, and how describe() words them
+STATE_GRAD_WORDS = {"none": "no gradient into the final state", "h": "gradient into h_n",
+                    "c": "gradient into c_n only", "both": "gradient into h_n and c_n"}
+DROPOUT_WORDS = {"eval": "eval mode (dropout={p} not applied)",
+                 "train_p0": "train mode, dropout 0", "train_p1": "train mode, dropout 1",
+                 "train_masks": "train mode, explicit dropout masks (p={p})"}
+STATE_GRADS, DROPOUT_MODES = tuple(STATE_GRAD_WORDS), tuple(DROPOUT_WORDS)
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,7 @@ class Case:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        problems = self.problems()
-        if problems:
-            raise ValueError(f"invalid parity case {self.to_json()}: " + "; ".join(problems))
-
-    def problems(self) -> list[str]:
+        """Refuse a case that is no parity case, naming every problem."""
         p = []
         if self.mode not in ALL_MODES:
             p.append(f"mode must be one of {ALL_MODES}, got {self.mode!r}")
@@ -104,7 +105,8 @@ class Case:
             p.append(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if self.device not in ("cpu", "cuda"):
             p.append(f"device must be 'cpu' or 'cuda', got {self.device!r}")
-        return p
+        if p:
+            raise ValueError(f"invalid parity case {self.to_json()}: " + "; ".join(p))
 
     # -- derived facts ----------------------------------------------------------------------
     @property
@@ -122,12 +124,6 @@ class Case:
     @property
     def np_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
-
-    def grad_h_given(self) -> bool:
-        return self.state_grad in ("h", "both")
-
-    def grad_c_given(self) -> bool:
-        return self.mode == "LSTM" and self.state_grad in ("c", "both")
 
     # -- words and JSON ---------------------------------------------------------------------
     def describe(self) -> str:
@@ -151,18 +147,8 @@ class Case:
             parts.append(f"input exactly zero at steps {list(self.zero_input_steps)}")
         state = "(h0, c0)" if self.mode == "LSTM" else "h0"
         parts.append(f"{state} given" if self.hx else f"no {state}")
-        parts.append({
-            "none": "no gradient into the final state",
-            "h": "gradient into h_n",
-            "c": "gradient into c_n only",
-            "both": "gradient into h_n and c_n",
-        }[self.state_grad])
-        parts.append({
-            "eval": f"eval mode (dropout={self.dropout} not applied)",
-            "train_p0": "train mode, dropout 0",
-            "train_p1": "train mode, dropout 1",
-            "train_masks": f"train mode, explicit dropout masks (p={self.dropout})",
-        }[self.dropout_mode])
+        parts.append(STATE_GRAD_WORDS[self.state_grad])
+        parts.append(DROPOUT_WORDS[self.dropout_mode].format(p=self.dropout))
         parts.append(f"{self.dtype} on {self.device}, seed {self.seed}")
         return ", ".join(parts)
 
@@ -204,32 +190,22 @@ class CaseData(NamedTuple):
     masks: list[np.ndarray] | None
 
 
-def param_names(case: Case) -> list[str]:
-    """torch's parameter names in torch's order: l0 (w_ih, w_hh, b_ih, b_hh, w_hr), l0_reverse,
-    l1, ..."""
-    names = []
+def param_shapes(case: Case) -> dict[str, tuple[int, ...]]:
+    """torch's parameter names and shapes, in torch's order (scratch.recurrent registers them
+    alike): l0 (weight_ih, weight_hh, bias_ih, bias_hh, weight_hr), l0_reverse, l1, ..."""
+    GH, H_out = MODES[case.mode].gates * case.hidden_size, case.h_out
+    shapes: dict[str, tuple[int, ...]] = {}
     for layer in range(case.num_layers):
         for direction in range(case.num_directions):
             sfx = f"_l{layer}" + ("_reverse" if direction else "")
-            names += [f"weight_ih{sfx}", f"weight_hh{sfx}"]
+            width = case.input_size if layer == 0 else case.num_directions * H_out
+            shapes[f"weight_ih{sfx}"] = (GH, width)
+            shapes[f"weight_hh{sfx}"] = (GH, H_out)
             if case.bias:
-                names += [f"bias_ih{sfx}", f"bias_hh{sfx}"]
+                shapes[f"bias_ih{sfx}"] = shapes[f"bias_hh{sfx}"] = (GH,)
             if case.proj_size:
-                names.append(f"weight_hr{sfx}")
-    return names
-
-
-def param_shape(case: Case, name: str) -> tuple[int, ...]:
-    GH = MODES[case.mode].gates * case.hidden_size
-    layer = int(name.split("_l")[1].split("_")[0])
-    if name.startswith("weight_ih"):
-        width = case.input_size if layer == 0 else case.num_directions * case.h_out
-        return (GH, width)
-    if name.startswith("weight_hh"):
-        return (GH, case.h_out)
-    if name.startswith("weight_hr"):
-        return (case.proj_size, case.hidden_size)
-    return (GH,)
+                shapes[f"weight_hr{sfx}"] = (case.proj_size, case.hidden_size)
+    return shapes
 
 
 def output_shape(case: Case) -> tuple[int, ...]:
@@ -247,13 +223,9 @@ def state_shape(case: Case, width: int) -> tuple[int, ...]:
 
 
 def make_data(case: Case) -> CaseData:
-    """Draw every array of the case from ``default_rng(case.seed)`` in float64 and cast.
-
-    Weights and biases from torch's init, U(-1/sqrt(H), 1/sqrt(H)) (scaled to keep relu
-    gradients finite); inputs, states and upstream gradients from N(0, 1). No element is
-    zero but with probability zero, and no two are tied to each other, except the input rows
-    of ``case.zero_input_steps``, which are exactly zero.
-    """
+    """Every array of the case, as the module docstring says: weights and biases from torch's
+    init, U(-1/sqrt(H), 1/sqrt(H)) (scaled to keep relu gradients finite), inputs, states and
+    upstream gradients from N(0, 1); no two elements tied to each other."""
     rng = np.random.default_rng(case.seed)
     dtype = case.np_dtype
     bound = 1.0 / np.sqrt(case.hidden_size)
@@ -264,19 +236,19 @@ def make_data(case: Case) -> CaseData:
     def normal(shape):
         return rng.standard_normal(shape).astype(dtype)
 
-    params = {name: uniform(param_shape(case, name)) for name in param_names(case)}
-    in_shape = output_shape(case)[:-1] + (case.input_size,)
-    x = normal(in_shape)
+    params = {name: uniform(shape) for name, shape in param_shapes(case).items()}
+    x = normal(output_shape(case)[:-1] + (case.input_size,))
     steps = list(case.zero_input_steps)  # drawn, then zeroed: the other arrays stay the same
     if case.batch_first and not case.unbatched:
         x[:, steps] = 0.0  # (B, T, I)
     else:
         x[steps] = 0.0  # (T, B, I) or (T, I)
-    h0 = normal(state_shape(case, case.h_out)) if case.hx else None
-    c0 = normal(state_shape(case, case.hidden_size)) if case.hx and case.mode == "LSTM" else None
+    h_shape, c_shape = state_shape(case, case.h_out), state_shape(case, case.hidden_size)
+    h0 = normal(h_shape) if case.hx else None
+    c0 = normal(c_shape) if case.hx and case.mode == "LSTM" else None
     grad_output = normal(output_shape(case))
-    grad_h_n = normal(state_shape(case, case.h_out)) if case.grad_h_given() else None
-    grad_c_n = normal(state_shape(case, case.hidden_size)) if case.grad_c_given() else None
+    grad_h_n = normal(h_shape) if case.state_grad in ("h", "both") else None
+    grad_c_n = normal(c_shape) if case.state_grad in ("c", "both") else None  # LSTM only
     masks = None
     if case.dropout_mode == "train_masks":
         p = case.dropout
@@ -353,29 +325,20 @@ class FunctionData:
 
 
 def make_function_data(case: FunctionCase) -> FunctionData:
-    rng = np.random.default_rng(case.seed)
-    GH, H, H_out = MODES[case.mode].gates * case.H, case.H, case.h_out
-    bound = 1.0 / np.sqrt(H)
-
-    def uniform(*shape):
-        return rng.uniform(-bound, bound, size=shape)
-
-    def normal(*shape):
-        return rng.standard_normal(shape)
-
-    W_ih, W_hh = uniform(GH, case.I), uniform(GH, H_out)
-    b_ih = uniform(GH) if case.bias else None
-    b_hh = uniform(GH) if case.bias else None
-    W_hr = uniform(case.P, H) if case.P else None
-    x, h0 = normal(case.T, case.B, case.I), normal(case.B, H_out)
-    c0 = normal(case.B, H) if case.mode == "LSTM" else None
-    doutput, dh_n = normal(case.T, case.B, H_out), normal(case.B, H_out)
-    dc_n = normal(case.B, H) if case.mode == "LSTM" else None
+    """The arrays of the one-layer, one-direction Case of the same sizes and seed (make_data's
+    draws, so its promises hold), with the layer and the direction taken out."""
+    layer = Case(case.mode, case.I, case.H, proj_size=case.P, bias=case.bias, seq_len=case.T,
+                 batch=case.B, lengths=case.lengths, seed=case.seed,
+                 state_grad="both" if case.mode == "LSTM" else "h")
+    d = make_data(layer)
+    p = d.params
+    c0, dc_n = (None, None) if d.c0 is None else (d.c0[0], d.grad_c_n[0])
     valid = None
     if case.lengths is not None:
-        lengths = np.asarray(case.lengths)
-        valid = (np.arange(case.T)[:, None] < lengths[None, :])[:, :, None]
-    return FunctionData(W_ih, W_hh, b_ih, b_hh, W_hr, x, h0, c0, doutput, dh_n, dc_n, valid)
+        valid = (np.arange(case.T)[:, None] < np.asarray(case.lengths)[None, :])[:, :, None]
+    return FunctionData(p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"),
+                        p.get("bias_hh_l0"), p.get("weight_hr_l0"), d.input, d.h0[0], c0,
+                        d.grad_output, d.grad_h_n[0], dc_n, valid)
 
 
 # -- the public cases --------------------------------------------------------------------------
@@ -448,10 +411,8 @@ def public_cases(item: ItemSpec) -> list[Case | FunctionCase]:
     rng = np.random.default_rng([PUBLIC_SEED, len(item.id), sum(map(ord, item.id))])
     found: list[Case | FunctionCase] = [Case(**pinned) for pinned in item.pinned]
     for options in item.cases:
+        make = _layer_case if options["level"] == "layer" else _function_case
         for mode in options.get("modes", ALL_MODES):
             for how in ("small", "next", "drawn"):
-                if options["level"] == "layer":
-                    found.append(_layer_case(options, mode, rng, how))
-                else:
-                    found.append(_function_case(options, mode, rng, how))
+                found.append(make(options, mode, rng, how))
     return sorted(dict.fromkeys(found), key=case_size)

@@ -29,8 +29,7 @@ from pathlib import Path
 # -- the modes ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Mode:
-    """One recurrent mode: torch's name for it, its layer class, the prefix of its study
-    functions, its nonlinearity (the plain RNN's only) and how a student reads it."""
+    """One recurrent mode, as torch, the study functions and a student name it."""
 
     name: str  # RNN_TANH, RNN_RELU, LSTM, GRU
     cls: str  # RNN, LSTM, GRU
@@ -50,8 +49,10 @@ MODES: dict[str, Mode] = {m.name: m for m in (
     Mode("LSTM", "LSTM", "lstm", None, "LSTM"),
     Mode("GRU", "GRU", "gru", None, "GRU"),
 )}
-RNN_MODES = ("RNN_TANH", "RNN_RELU")
 ALL_MODES = tuple(MODES)
+# {a cell's prefix: its modes}: {"rnn": ("RNN_TANH", "RNN_RELU"), "lstm": ("LSTM",), ...}
+CELLS = {m.cell: tuple(k for k in MODES if MODES[k].cell == m.cell) for m in MODES.values()}
+RNN_MODES = CELLS["rnn"]
 
 
 def mode_named(word: str) -> Mode:
@@ -76,9 +77,6 @@ def layer_options(mode: str, proj_size: int = 0) -> dict:
 
 
 # -- the study functions -----------------------------------------------------------------------
-LEVELS = ("step", "cell", "direction", "layer")
-
-
 @dataclass(frozen=True)
 class Function:
     """One study function. target: "module:qualname" (``scratch.sequence:direction_forward``,
@@ -86,7 +84,7 @@ class Function:
     calls; items: the rubric items that grade it."""
 
     target: str
-    level: str
+    level: str  # step, cell, direction or layer
     modes: tuple[str, ...]
     callees: tuple[str, ...]
     items: tuple[str, ...]
@@ -99,11 +97,6 @@ class Function:
     @property
     def module(self) -> str:
         return self.target.partition(":")[0]
-
-    @property
-    def file(self) -> str:
-        """Its file in the package: ``scratch/functional/rnn_cell.py``."""
-        return self.module.replace(".", "/") + ".py"
 
     @property
     def case_level(self) -> str:
@@ -172,27 +165,26 @@ def output_names() -> dict[str, tuple[str, ...] | None]:
     return {f.name: f.outputs() for f in FUNCTIONS}
 
 
-def _cell_functions(cell: str, modes: tuple[str, ...]) -> tuple[Function, ...]:
+def _cell_functions(cell: str) -> tuple[Function, ...]:
+    """A cell's step and cell functions, forward and backward, of the modes in CELLS[cell]."""
     module = f"scratch.functional.{cell}_cell"
     extra = ("proj_size",) if cell == "lstm" else ()
     return tuple(
-        Function(f"{module}:{cell}_{level}_{way}", level, modes,
+        Function(f"{module}:{cell}_{level}_{way}", level, CELLS[cell],
                  () if level == "step" else (f"{module}:{cell}_step_{way}",),
                  (f"{cell}_{way}",) + extra)
         for way in ("forward", "backward") for level in ("step", "cell"))
 
 
 def _step_targets(way: str) -> tuple[str, ...]:
-    return tuple(f"scratch.functional.{c}_cell:{c}_step_{way}" for c in ("rnn", "lstm", "gru"))
+    return tuple(f"scratch.functional.{c}_cell:{c}_step_{way}" for c in CELLS)
 
 
 SEQUENCE = "scratch.sequence"
 LAYER = "scratch.recurrent:RNNBase"
 STACK_ITEMS = ("bidirectional", "layer", "multi_layer", "dropout")
 FUNCTIONS: tuple[Function, ...] = (
-    *_cell_functions("rnn", RNN_MODES),
-    *_cell_functions("lstm", ("LSTM",)),
-    *_cell_functions("gru", ("GRU",)),
+    *(function for cell in CELLS for function in _cell_functions(cell)),
     Function(f"{SEQUENCE}:direction_forward", "direction", ALL_MODES, _step_targets("forward"),
              ("sequence_forward", "lengths", "bidirectional")),
     Function(f"{SEQUENCE}:direction_backward", "direction", ALL_MODES,
@@ -237,10 +229,8 @@ SEQ = dict(T=(1, 5), B=(1, 3), I=(1, 3), H=(1, 4))
 MASKED_MODES = ("RNN_TANH", "RNN_RELU", "LSTM")  # the loop's masking is the GRU's too
 
 
-def _sequences() -> tuple[dict, ...]:
-    """Every mode, and the LSTM with a projection."""
-    return (dict(level="sequence", modes=ALL_MODES, **SEQ),
-            dict(level="sequence", modes=("LSTM",), proj=True, **SEQ))
+SEQUENCES = (dict(level="sequence", modes=ALL_MODES, **SEQ),  # and the LSTM's projection
+             dict(level="sequence", modes=("LSTM",), proj=True, **SEQ))
 
 
 def _cells(modes, **options) -> tuple[dict, ...]:
@@ -271,10 +261,10 @@ ITEMS: tuple[ItemSpec, ...] = (
              "one LSTM step", _cells(("LSTM",), proj=True)),
     ItemSpec("sequence_forward", "Sequence forward", 8,
              "the loop over time: each step's state feeds the next, outputs, h_n (c_n), caches",
-             _sequences()),
+             SEQUENCES),
     ItemSpec("bptt", "Backpropagation through time", 12,
              "the backward loop: dL/dh (and dL/dc) carried from each step to the one before, "
-             "dW_hh, db_hh (and dW_hr) summed over time", _sequences()),
+             "dW_hh, db_hh (and dW_hr) summed over time", SEQUENCES),
     ItemSpec("lengths", "Variable lengths", 8,
              "past its length a sequence's state stays, its output is zero and it gets no "
              "gradient; the reverse direction starts at each sequence's own last step",
@@ -340,9 +330,16 @@ DOCS_END = "<!-- end of the items -->"
 
 def with_items_table(text: str) -> str:
     """docs/grading.md's text with its items table written anew from this table."""
-    head, _, rest = text.partition(DOCS_BEGIN)
-    _, _, tail = rest.partition(DOCS_END)
-    return "\n".join([head + DOCS_BEGIN, *items_table(stand_ins=True), DOCS_END]) + tail
+    return between_markers(text, DOCS_BEGIN, DOCS_END, items_table(stand_ins=True))
+
+
+def between_markers(text: str, begin: str, end: str, lines: list[str]) -> str:
+    """``text`` with what stands between the marker lines ``begin`` and ``end`` (each there
+    once, in that order) replaced by ``lines``; the rest is left as it is."""
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise ValueError(f"the text must hold the line {begin!r} once, then {end!r} once")
+    head, rest = text.split(begin)
+    return "\n".join([head + begin, *lines, end]) + rest.split(end)[1]
 
 
 if __name__ == "__main__":  # rewrite docs/grading.md's table

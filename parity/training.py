@@ -23,15 +23,12 @@ the learning rate: 5e-8 from itself, 1e-8 from torch, after 300 updates; 1e-13 a
 profiles' learning rates (``Sizes.lr_scale``) keep every case inside the stable range; a case
 that drifts is a finding to explain (run it against itself one ulp apart), not a tolerance to
 loosen.
-
-``run_training_parity(profile)`` runs the cases of a profile and returns one row per case:
-{"name", "steps", "max_param_diff", "max_loss_diff", "tolerance", "passed"}.
 """
 
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -41,8 +38,9 @@ import torch.nn.functional as F
 import scratch
 import torch_impl
 from parity.tolerances import TRAINING_TOL, scale
+from scratch import tbptt
 from scratch.losses import flat_cross_entropy
-from scratch.tbptt import split_chunks, train_step, train_tbptt
+from scratch.tbptt import split_chunks
 from torch_impl import models as torch_models
 
 
@@ -90,6 +88,11 @@ class TrainingCase:
     num_layers: int = 1
     bidirectional: bool = False
     nonlinearity: str = "tanh"
+
+    @property
+    def output_size(self) -> int:
+        """SimpleRNN's: the next value of a sine (tbptt), 3 classes, or 2 regression targets."""
+        return 1 if self.tbptt else 3 if self.task == "classification" else 2
 
 
 CASES = [
@@ -169,10 +172,6 @@ def _rel_diff(a, b) -> float:
 
 
 # -- data -------------------------------------------------------------------------------------
-def _rng_for(case: TrainingCase, profile: str) -> np.random.Generator:
-    return np.random.default_rng(zlib.crc32(f"{profile}/{case.name}".encode()))
-
-
 def make_data(case: TrainingCase, sizes: Sizes, rng: np.random.Generator):
     """The batches of every step, in NumPy: a list of (inputs, targets, forward kwargs) for
     plain runs, or (input chunks, target chunks) for truncated BPTT."""
@@ -198,8 +197,7 @@ def make_data(case: TrainingCase, sizes: Sizes, rng: np.random.Generator):
         return split_chunks(x, T), [signal[(k + 1) * T, :, None] for k in range(S)]
 
     I = sizes.input_size
-    out = _output_size(case)
-    A = rng.standard_normal((I, out))
+    A = rng.standard_normal((I, case.output_size))
     batches = []
     for _ in range(S):
         x = rng.standard_normal((T, B, I))
@@ -222,37 +220,26 @@ def _markov(transitions, rng, length, count) -> np.ndarray:
     return tokens
 
 
-def _output_size(case: TrainingCase) -> int:
-    return 3 if case.task == "classification" else 2
-
-
 def build_model(case: TrainingCase, sizes: Sizes, seed: int):
     if case.model == "char_lm":
         return scratch.CharLM(sizes.vocab_size, sizes.embedding_dim, sizes.hidden_size,
                               kind=case.cell, num_layers=case.num_layers, seed=seed)
     input_size = 1 if case.tbptt else sizes.input_size
-    output_size = 1 if case.tbptt else _output_size(case)
-    return scratch.SimpleRNN(input_size, sizes.hidden_size, output_size, kind=case.cell,
+    return scratch.SimpleRNN(input_size, sizes.hidden_size, case.output_size, kind=case.cell,
                              num_layers=case.num_layers, nonlinearity=case.nonlinearity,
                              bidirectional=case.bidirectional, seed=seed)
 
 
 # -- the two sides ----------------------------------------------------------------------------
-def _scratch_loss(case: TrainingCase):
-    if case.model == "char_lm":
-        return partial(flat_cross_entropy, scratch.CrossEntropyLoss())
+def _losses(case: TrainingCase):
+    """(scratch's loss_and_grad, torch's loss function) of the case."""
+    if case.model == "char_lm":  # cross-entropy at every position
+        return (partial(flat_cross_entropy, scratch.CrossEntropyLoss()),
+                lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                  y.reshape(-1)))
     if case.task == "classification":
-        return scratch.CrossEntropyLoss().loss_and_grad
-    return scratch.MSELoss().loss_and_grad
-
-
-def _torch_loss(case: TrainingCase):
-    if case.model == "char_lm":
-        return lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                                                 y.reshape(-1))
-    if case.task == "classification":
-        return F.cross_entropy
-    return F.mse_loss
+        return scratch.CrossEntropyLoss().loss_and_grad, F.cross_entropy
+    return scratch.MSELoss().loss_and_grad, F.mse_loss
 
 
 def _options(case: TrainingCase, lr_scale: float) -> dict:
@@ -262,36 +249,35 @@ def _options(case: TrainingCase, lr_scale: float) -> dict:
 def run_scratch(case: TrainingCase, model, data, lr_scale: float = 1.0) -> np.ndarray:
     """Train the scratch model in place; returns the loss of every update."""
     optimizer = SCRATCH_OPTIMIZERS[case.optimizer](model, **_options(case, lr_scale))
-    loss_and_grad = _scratch_loss(case)
-    clip = dict(max_norm=case.max_norm, clip_value=case.clip_value)
-    if case.tbptt:
-        losses, _ = train_tbptt(model, optimizer, loss_and_grad, *data, **clip)
-        return np.array(losses, dtype=np.float64)
-    losses = [train_step(model, optimizer, loss_and_grad, x, y, **clip, **kw)[0]
-              for x, y, kw in data]
-    return np.array(losses, dtype=np.float64)
+    return _train(tbptt, case, model, optimizer, _losses(case)[0], data)
 
 
 def run_torch(case: TrainingCase, model, data, lr_scale: float = 1.0) -> np.ndarray:
-    """Train the torch twin in place; returns the loss of every update."""
-    optimizer = TORCH_OPTIMIZERS[case.optimizer](model.parameters(),
-                                                 **_options(case, lr_scale))
-    loss_fn = _torch_loss(case)
+    """Train the torch twin in place on the same data, as tensors; the loss of every update."""
+    optimizer = TORCH_OPTIMIZERS[case.optimizer](model.parameters(), **_options(case, lr_scale))
+    if case.tbptt:
+        data = [[torch.as_tensor(a) for a in part] for part in data]
+    else:
+        data = [(torch.as_tensor(x), torch.as_tensor(y), kw) for x, y, kw in data]
+    return _train(torch_models, case, model, optimizer, _losses(case)[1], data)
+
+
+def _train(side, case: TrainingCase, model, optimizer, loss, data) -> np.ndarray:
+    """The updates of one side: ``side`` is scratch.tbptt or torch_impl.models, whose
+    train_step and train_tbptt are written alike."""
     clip = dict(max_norm=case.max_norm, clip_value=case.clip_value)
     if case.tbptt:
-        inputs, targets = ([torch.as_tensor(a) for a in part] for part in data)
-        losses, _ = torch_models.train_tbptt(model, optimizer, loss_fn, inputs, targets, **clip)
-        return np.array(losses, dtype=np.float64)
-    losses = [torch_models.train_step(model, optimizer, loss_fn, torch.as_tensor(x),
-                                      torch.as_tensor(y), **clip, **kw)[0]
-              for x, y, kw in data]
+        losses, _ = side.train_tbptt(model, optimizer, loss, *data, **clip)
+    else:
+        losses = [side.train_step(model, optimizer, loss, x, y, **clip, **kw)[0]
+                  for x, y, kw in data]
     return np.array(losses, dtype=np.float64)
 
 
 def setup(case: TrainingCase, profile: str = "ci"):
     """(data, scratch model) of a case: the same for every call with the same case name."""
     sizes = _sizes(profile)
-    rng = _rng_for(case, profile)
+    rng = np.random.default_rng(zlib.crc32(f"{profile}/{case.name}".encode()))
     data = make_data(case, sizes, rng)
     return data, build_model(case, sizes, seed=int(rng.integers(2**31)))
 
@@ -316,12 +302,7 @@ def _sizes(profile: str) -> Sizes:
 
 
 def run_training_parity(profile: str) -> list[dict]:
-    """Every case of the profile, one row each (see the module docstring)."""
-    _sizes(profile)
+    """Every case of the profile, one row each: {"name", "steps", "max_param_diff",
+    "max_loss_diff", "tolerance", "passed"}."""
     return [run_case(case, profile).row() for case in CASES]
 
-
-def without_clipping(case: TrainingCase) -> TrainingCase:
-    """The same case (same name, so the same data and start) with no clipping: to check
-    that the clipping changed the run."""
-    return replace(case, max_norm=None, clip_value=None)

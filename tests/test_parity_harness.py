@@ -11,7 +11,7 @@ import pytest
 import parity
 import scratch
 from parity import cli, tolerances
-from parity.case import Case, make_data, param_names
+from parity.case import Case, make_data, param_shapes
 from parity.compare import compare_tensor, run_case
 from parity.impl import ImplError, load_impl
 from parity.pinned import pinned_cases
@@ -62,7 +62,7 @@ def test_case_data_is_random_nonzero_independent_and_repeatable():
         np.testing.assert_array_equal(a, b)
         assert np.all(a != 0)
         assert len(np.unique(a)) == a.size  # every element drawn on its own
-    assert list(data.params) == param_names(LSTM_CASE)
+    assert [(k, v.shape) for k, v in data.params.items()] == [*param_shapes(LSTM_CASE).items()]
     assert data.params["bias_ih_l0"].tolist() != data.params["bias_hh_l0"].tolist()
     assert set(np.unique(np.concatenate([m.ravel() for m in data.masks]))) == {0.0, 2.0}
     other = make_data(dataclasses.replace(LSTM_CASE, seed=12))
@@ -207,7 +207,7 @@ def test_a_passing_case_compares_every_tensor_and_parameter():
     assert result.passed, result.report()
     names = {c.name for c in result.checks}
     assert {"output", "h_n", "c_n", "grad_input", "grad_h0", "grad_c0"} <= names
-    for name in param_names(LSTM_CASE):
+    for name in param_shapes(LSTM_CASE):
         assert f"grad[{name}]" in names and f"grad[{name}] after 2 backward()" in names
 
 

@@ -9,11 +9,10 @@ holding a ``scratch/`` package, exactly what a student's copy would be, for
     path = zoo.materialize("gru_textbook", "/tmp/zoo")   # -> /tmp/zoo/gru_textbook
     # python -m parity zoo /tmp/zoo                        (all members)
 
-Each member is a list of structural patches of the current scratch/ (see
-parity/zoo/mutants.py): a statement or expression of a named function, found by its syntax
-tree, replaced by new code. Comments, spacing and line layout do not matter; when scratch/
-changes so that the code a patch names no longer occurs exactly once in its function,
-``materialize`` raises PatchError naming the member, the file, the function and the code.
+Each member is a list of structural patches of the current scratch/ (parity/zoo/mutants.py
+says how they match); when scratch/ changes so that the code a patch names no longer occurs
+exactly once in its function, ``materialize`` raises PatchError naming the member, the file,
+the function and the code.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
+from parity import spec
 from parity.zoo.mutants import MUTANTS, Mutant, Patch
 
 BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}
@@ -32,15 +32,9 @@ BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}
 def items_at_stake(mutant: Mutant) -> dict[str, tuple[str, ...]]:
     """{study function the member changes: the items that grade it} (parity.spec): the
     member must lose at least one item of each, and no item of none."""
-    from parity import spec
-
     functions = [name for patch in mutant.patches
                  for name in (patch.callers or (patch.function,))]
     return {name: spec.BY_NAME[name].items for name in functions}
-
-
-__all__ = ["BY_NAME", "MUTANTS", "Mutant", "Patch", "PatchError", "apply_patch", "items_at_stake",
-           "materialize", "patched_sources", "scratch_source_dir"]
 
 
 class PatchError(RuntimeError):
@@ -49,10 +43,10 @@ class PatchError(RuntimeError):
 
 def scratch_source_dir() -> Path:
     """The project's scratch/ package directory (the original every member is a copy of)."""
-    spec = importlib.util.find_spec("scratch")
-    if spec is None or spec.origin is None:
+    found = importlib.util.find_spec("scratch")
+    if found is None or found.origin is None:
         raise PatchError("cannot find the scratch package to copy")
-    return Path(spec.origin).parent
+    return Path(found.origin).parent
 
 
 def _pattern(code: str) -> tuple[type, str]:
@@ -79,35 +73,32 @@ def _function(tree: ast.Module, qualname: str):
     return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
-def _offset(line: str, col: int) -> int:
-    """The ast's column (a UTF-8 byte offset) as a character offset into the line."""
-    return len(line.encode()[:col].decode())
-
-
-def apply_patch(text: str, patch: Patch) -> tuple[str, int]:
-    """(the new text, the number of places the patch's old code matched). The text changes only
-    when that number is 1: then the matched statement or expression is replaced."""
+def apply_patch(text: str, patch: Patch) -> tuple[str, int | None]:
+    """(the new text, the number of places the patch's old code matched, None when the text
+    has no such function). The text changes only when that number is 1: then the matched
+    statement or expression is replaced."""
     node_type, wanted = _pattern(patch.old)
     function = _function(ast.parse(text), patch.function)
     if function is None:
-        return text, 0
+        return text, None
     inner = [node for statement in function.body for node in ast.walk(statement)]
     matches = [node for node in inner if isinstance(node, node_type) and ast.dump(node) == wanted]
     if len(matches) != 1:
         return text, len(matches)
     node = matches[0]
+    end_line = node.end_lineno or node.lineno
     lines = text.splitlines(keepends=True)
-    end_lineno, end_col = node.end_lineno or node.lineno, node.end_col_offset or 0
-    first, last = lines[node.lineno - 1], lines[end_lineno - 1]
-    start = sum(map(len, lines[: node.lineno - 1])) + _offset(first, node.col_offset)
-    end = sum(map(len, lines[: end_lineno - 1])) + _offset(last, end_col)
+    first, last = lines[node.lineno - 1], lines[end_line - 1]
+    # the ast's columns are UTF-8 byte offsets into their lines
+    head = "".join(lines[:node.lineno - 1]) + first.encode()[:node.col_offset].decode()
+    tail = last.encode()[node.end_col_offset or 0:].decode() + "".join(lines[end_line:])
     if node_type is ast.expr:
         new = f"({patch.new})"
     else:
         indent = first[: len(first) - len(first.lstrip())]
         new_lines = textwrap.dedent(patch.new).strip("\n").splitlines() or ["pass"]
         new = ("\n" + indent).join(new_lines)
-    return text[:start] + new + text[end:], 1
+    return head + new + tail, 1
 
 
 def patched_sources(mutant: Mutant, source: Path | None = None) -> dict[str, str]:
@@ -127,13 +118,12 @@ def patched_sources(mutant: Mutant, source: Path | None = None) -> dict[str, str
             raise PatchError(f"zoo member {mutant.name!r}: scratch/{patch.file} is not valid "
                              f"Python: {error}") from None
         if count != 1:
-            where = (f"the function {patch.function}" if count or _function(
-                ast.parse(texts[patch.file]), patch.function) else
-                f"no function {patch.function} (which it patches)")
+            where = (f"no function {patch.function} (which it patches)" if count is None
+                     else f"the function {patch.function}")
             raise PatchError(
                 f"zoo member {mutant.name!r} no longer applies: scratch/{patch.file} has "
                 f"{where}, which must contain this code exactly once, but it occurs "
-                f"{count} times:\n---\n{patch.old}\n---\n"
+                f"{count or 0} times:\n---\n{patch.old}\n---\n"
                 f"scratch/{patch.file} has changed; update the patch in "
                 f"parity/zoo/mutants.py to the new source (the bug: {mutant.description})"
             )

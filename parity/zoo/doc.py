@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from parity.spec import MODES
+from parity.spec import MODES, between_markers
 from parity.zoo.mutants import MUTANTS
 
 BEGIN = "<!-- zoo list: written by `python -m parity.zoo.doc`, do not edit by hand -->"
@@ -21,7 +21,7 @@ END = "<!-- end of zoo list -->"
 DOC = Path(__file__).resolve().parents[2] / "docs" / "parity.md"
 
 
-def zoo_list() -> str:
+def zoo_list() -> list[str]:
     """The Markdown table of the members: name, the bug, the modes it shows in, what breaks."""
     lines = ["| member | the bug | modes | what the harness sees diverge |",
              "| --- | --- | --- | --- |"]
@@ -29,16 +29,12 @@ def zoo_list() -> str:
         modes = ", ".join(MODES[k].words for k in mutant.modes)
         cells = [f"`{mutant.name}`", mutant.description, modes, mutant.breaks]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines)
+    return lines
 
 
 def with_list(text: str) -> str:
     """``text`` with the part between the markers replaced by the current list."""
-    if text.count(BEGIN) != 1 or text.count(END) != 1 or text.index(BEGIN) > text.index(END):
-        raise ValueError(f"the doc must hold the line {BEGIN!r} once, then {END!r} once")
-    head, rest = text.split(BEGIN)
-    _, tail = rest.split(END)
-    return f"{head}{BEGIN}\n{zoo_list()}\n{END}{tail}"
+    return between_markers(text, BEGIN, END, zoo_list())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,15 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     text = args.doc.read_text()
     new = with_list(text)
-    if args.check:
-        if new != text:
-            print(f"{args.doc}: the zoo list is out of date; run python -m parity.zoo.doc",
-                  file=sys.stderr)
-            return 1
+    if new == text:
         return 0
-    if new != text:
-        args.doc.write_text(new)
-        print(f"{args.doc}: zoo list rewritten ({len(MUTANTS)} members)")
+    if args.check:
+        print(f"{args.doc}: the zoo list is out of date; run python -m parity.zoo.doc",
+              file=sys.stderr)
+        return 1
+    args.doc.write_text(new)
+    print(f"{args.doc}: zoo list rewritten ({len(MUTANTS)} members)")
     return 0
 
 
