@@ -52,7 +52,8 @@ class Call:
 
 
 class Reference(Protocol):
-    """What answers for the study functions: the grader's scratch, or torch's equations."""
+    """What answers for the study functions: the grader's scratch, or the check's torch
+    equations (central differences of the student's own forward, without torch)."""
 
     def function(self, name: str): ...  # a study function (spec name), with its signature
 

@@ -450,7 +450,6 @@ def visible_items() -> list[spec.ItemSpec]:
     return list(spec.ITEMS)
 
 
-
 def run_check(root: Path, only: list[str] | None = None, out=sys.stdout) -> int:
     start = time.perf_counter()
     spec.output_names()  # read from the reference's code, before your scratch is imported
