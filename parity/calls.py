@@ -52,11 +52,10 @@ class Call:
 
 
 class Reference(Protocol):
-    """What answers for the study functions: the grader's scratch, or torch's equations."""
+    """What answers for the study functions: the grader's scratch, or the check's torch
+    equations (central differences of the student's own forward, without torch)."""
 
     def function(self, name: str): ...  # a study function (spec name), with its signature
-
-    def named(self, module: str, name: str) -> type: ...  # a NamedTuple class of the package
 
     def layer(self, case: Case): ...  # a layer of the case's configuration, weights loaded
 
@@ -122,87 +121,39 @@ def failure_text(failure: Failure, item: spec.ItemSpec) -> str:
 
 
 # -- one cell, one direction ---------------------------------------------------------------------
-def graded(item: spec.ItemSpec, level: str, way: str) -> list[str]:
-    """The names of the functions the item grades on cases of ``level``, one way."""
-    return [f.name for f in item.grades if f.case_level == level and f.name.endswith(way)]
-
-
-def step_args(mode: str, d, h, x_proj):
-    m = spec.MODES[mode]
-    if m.cell == "rnn":
-        return (x_proj, h, d.W_hh, d.b_hh, m.nonlinearity)
-    if m.cell == "lstm":
-        return (x_proj, h, d.c0, d.W_hh, d.b_hh, d.W_hr)
-    return (x_proj, h, d.W_hh, d.b_hh)
-
-
-def cell_args(mode: str, d, x, h):
-    m = spec.MODES[mode]
-    if m.cell == "rnn":
-        return (x, h, d.W_ih, d.W_hh, d.b_ih, d.b_hh, m.nonlinearity)
-    if m.cell == "lstm":
-        return (x, h, d.c0, d.W_ih, d.W_hh, d.b_ih, d.b_hh, d.W_hr)
-    return (x, h, d.W_ih, d.W_hh, d.b_ih, d.b_hh)
-
-
-def _call(reference: Reference, name: str, args: tuple, kwargs: dict | None = None,
-          expected=None) -> Call:
-    function = spec.BY_NAME[name]
-    kwargs = kwargs or {}
-    if expected is None:
-        expected = reference.function(name)(*args, **kwargs)
-    return Call(name, function.target, args, kwargs, expected, spec.output_names()[name])
-
-
-def cell_calls(case: FunctionCase, names: list[str], reference: Reference) -> list[Call]:
-    """The calls of the named step and cell functions on the case's first step."""
-    d = make_function_data(case)
-    x, h, x_proj, dh = d.x[0], d.h0, d.x_proj[0], d.doutput[0]
-    lstm = spec.MODES[case.mode].cell == "lstm"
-    calls = []
-    for name in names:
-        level, way = name.split("_")[1:]
-        args = step_args(case.mode, d, h, x_proj) if level == "step" else cell_args(
-            case.mode, d, x, h)
-        if way == "backward":  # handed the reference forward's cache
-            forward = name.replace("backward", "forward")
-            cache = reference.function(forward)(*args)[-1]
-            upstream = (dh, d.dc_n) if lstm else (dh,)
-            args = upstream + (cache,) + ((d.W_hh,) + ((d.W_hr,) if lstm else ())
-                                          if level == "step" else ())
-        calls.append(_call(reference, name, args))
-    return calls
-
-
-def direction_calls(case: FunctionCase, names: list[str], reference: Reference) -> list[Call]:
-    """The calls of the loop over time (forward, or backward handed the reference's cache)."""
-    d = make_function_data(case)
-    weights = reference.named("scratch.sequence", "DirectionWeights")(d.W_hh, d.b_hh, d.W_hr)
-    forward_args = (case.mode, d.x_proj, d.h0, d.c0, weights, d.valid, case.reverse)
-    output, h_n, c_n, cache = reference.function("direction_forward")(*forward_args)
-    calls = []
-    if "direction_forward" in names:
-        expected_cache = cache
-        if d.valid is not None:
-            # what a step's cache holds for a sequence past its length is the loop's own
-            # business (its gradient is masked to zero): those caches are not compared
-            expected_cache = cache._replace(steps=ANYTHING)
-        calls.append(_call(reference, "direction_forward", forward_args,
-                           expected=(output, h_n, c_n, expected_cache)))
-    if "direction_backward" in names:
-        calls.append(_call(reference, "direction_backward",
-                           (d.doutput, d.dh_n, d.dc_n, cache, weights)))
-    return calls
-
-
 def calls_of(item: spec.ItemSpec, case: FunctionCase, way: str,
              reference: Reference) -> list[Call]:
+    """The item's calls of one way on a case of one cell (its first step) or one direction:
+    each function it grades there, with its arguments taken from the case's arrays by name."""
     level = "cell" if any(o["level"] == "cell" for o in item.cases) else "sequence"
-    names = graded(item, level, way)
-    if not names:
-        return []
-    build = cell_calls if level == "cell" else direction_calls
-    return build(case, names, reference)
+    d = make_function_data(case)
+    values = dict(vars(d), mode=case.mode, reverse=case.reverse,
+                  nonlinearity=spec.MODES[case.mode].nonlinearity)
+    if level == "cell":
+        values.update(x=d.x[0], x_proj=d.x_proj[0], h_prev=d.h0, c_prev=d.c0,
+                      dh=d.doutput[0], dc_next=d.dc_n)
+    else:
+        weights = spec.BY_NAME["direction_forward"].namespace().DirectionWeights
+        values.update(x_proj=d.x_proj, weights=weights(d.W_hh, d.b_hh, d.W_hr))
+    graded = [f.name for f in item.grades if f.case_level == level and f.name.endswith(way)]
+    calls = []
+    for name in graded:
+        if way == "backward":
+            forward = name.replace("backward", "forward")
+            values["cache"] = reference.function(forward)(*_arguments(forward, values))[-1]
+        args = _arguments(name, values)
+        expected = reference.function(name)(*args)
+        if name == "direction_forward" and d.valid is not None:
+            # what a step's cache holds for a sequence past its length is the loop's own
+            # business (its gradient is masked to zero): those caches are not compared
+            expected = (*expected[:-1], expected[-1]._replace(steps=ANYTHING))
+        calls.append(Call(name, spec.BY_NAME[name].target, args, {}, expected,
+                          spec.output_names()[name]))
+    return calls
+
+
+def _arguments(name: str, values: dict) -> tuple:
+    return tuple(values[argument] for argument in spec.BY_NAME[name].arguments())
 
 
 # -- a layer -------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import dataclasses
 import importlib
 import inspect
 import os
@@ -40,14 +39,12 @@ from parity.calls import (
     Call,
     Failure,
     calls_of,
-    cell_args,
     failure_text,
     judge,
     judge_layer,
     layer_request,
-    step_args,
 )
-from parity.case import Case, make_data, make_function_data, public_cases
+from parity.case import Case, make_data, public_cases
 from parity.diff import ANYTHING, numerical_gradient
 
 try:
@@ -102,317 +99,264 @@ def build(cls, values: dict):
     return cls(**{f: values[f] for f in cls._fields})
 
 
-def bound(signature: inspect.Signature, args, kwargs) -> list:
-    """The arguments of a call, in the order of the signature."""
-    call = signature.bind(*args, **kwargs)
-    call.apply_defaults()
-    return list(call.arguments.values())
+# -- the reference -------------------------------------------------------------------------------
+# What a backward function returns where its name is not "d" + its forward's argument's: the
+# gradient of the input projection, of the GRU's gh = h W_hh^T + b_hh (a step's b_hh taken as
+# one row per sequence) and of a direction's initial state.
+ALIASES = {"dpre": "dx_proj", "dgates": "dx_proj", "dgh": "db_hh", "dh_next": "dh0",
+           "dc_next": "dc0"}
 
 
-# -- the reference: torch's equations ------------------------------------------------------------
-def _tensor(a, grad: bool = False):
-    if a is None or isinstance(a, torch.Tensor):
-        return a
-    return torch.tensor(np.asarray(a, dtype=np.float64)).requires_grad_(grad)
+def _named(function: spec.Function, what: str) -> type:
+    """The NamedTuple class ``what`` ("Cache", "Grads") of a study function of your package:
+    RNNStepCache, LSTMCellGrads, DirectionCache."""
+    cell = function.name.partition("_")[0]
+    prefix = "" if cell == function.level else cell.upper()
+    return getattr(function.namespace(), prefix + function.level.capitalize() + what)
 
 
-def _array(t):
-    return None if t is None else t.detach().numpy().copy()
+def _floats(value) -> bool:
+    return isinstance(value, np.ndarray) and value.dtype.kind == "f"
 
 
-class TorchReference:
-    """Every study function, with its signature, by torch's equations and autograd; caches
-    and gradients in your own NamedTuple classes. A backward function finds its forward's
-    inputs under the id of the cache that forward returned."""
+def _flat(values: dict) -> dict:
+    """values with the fields of its ``weights`` (a DirectionWeights) beside the others."""
+    return {**values, **values["weights"]._asdict()} if "weights" in values else values
+
+
+def _dot(outs, grads):
+    """The loss a backward function differentiates: sum(out * grad) over (nested) pairs of
+    arrays or tensors, a pair with a None left out."""
+    if outs is None or grads is None:
+        return 0.0
+    if isinstance(outs, (tuple, list)):
+        return sum(_dot(o, g) for o, g in zip(outs, grads))
+    return (outs * grads).sum()
+
+
+class Reference:
+    """Every study function, bound by your function's signature. A forward's cache is
+    remembered with the arguments it came from; a backward function finds them under the id
+    of the cache it is handed and answers the gradients of sum(output * upstream) for its
+    forward's arguments, each named "d" + the argument (or ALIASES), in your own NamedTuple
+    classes. A subclass says how a forward is answered and how its gradients are found."""
 
     def __init__(self) -> None:
-        from torch_impl import equations
-
-        self.equations = equations
         self.saved: dict[int, tuple] = {}
+        self.signatures: dict[str, inspect.Signature] = {}
 
-    def named(self, module: str, name: str) -> type:
-        return getattr(importlib.import_module(module), name)
-
-    def _cls(self, mode: str, what: str) -> type:
-        cell = spec.MODES[mode].cell
-        return self.named(f"scratch.functional.{cell}_cell", f"{cell.upper()}{what}")
-
-    def run(self, mode, x_proj, h0, c0, W_hh, b_hh, W_hr, valid=None, reverse=False,
-            grad=False, rows=False):
-        """One direction over x_proj (T, B, G*H) by the equations (x_proj enters as the
-        input with W_ih = I, exactly); rows: b_hh as a (B, G*H) leaf, whose gradient is
-        dL/d(h W_hh^T + b_hh)."""
-        GH = x_proj.shape[-1]
-        leaves = {k: _tensor(v, grad) for k, v in dict(
-            x_proj=x_proj, h0=h0, c0=c0, W_hh=W_hh, b_hh=b_hh, W_hr=W_hr).items()}
-        b = leaves["b_hh"] if b_hh is not None else torch.zeros(GH, dtype=torch.float64)
-        if rows:
-            b = leaves["rows"] = (b + torch.zeros((x_proj.shape[1], GH), dtype=torch.float64)
-                                  ).detach().requires_grad_(True)
-        params = {"weight_ih": torch.eye(GH, dtype=torch.float64), "weight_hh": leaves["W_hh"],
-                  "bias_ih": torch.zeros(GH, dtype=torch.float64), "bias_hh": b}
-        if W_hr is not None:
-            params["weight_hr"] = leaves["W_hr"]
-        steps: list = [None] * x_proj.shape[0]
-        mask = None if valid is None else torch.as_tensor(np.asarray(valid))
-        output, h_n, c_n = self.equations._direction(mode, params, "", leaves["x_proj"],
-                                                     leaves["h0"], leaves["c0"], mask,
-                                                     reverse, steps)
-        return output, h_n, c_n, steps, leaves
-
-    def step_cache(self, mode: str, values: dict):
-        values = {k: _array(v) if isinstance(v, torch.Tensor) else v for k, v in values.items()}
-        values["nonlinearity"] = spec.MODES[mode].nonlinearity
-        return build(self._cls(mode, "StepCache"), values)
-
-    def _save(self, cache, mode, inputs):
-        self.saved[id(cache)] = (cache, mode, inputs)
-        return cache
-
-    def _inputs(self, cache, name):
-        if id(cache) not in self.saved:
-            raise RuntimeError(f"{name} was given a cache that its forward did not return")
-        return self.saved[id(cache)][1:]
-
-    @staticmethod
-    def _upstream(outs, grads):
-        return sum((o * _tensor(g)).sum() for o, g in zip(outs, grads)
-                   if o is not None and g is not None)
+    def signature(self, name: str) -> inspect.Signature:
+        """Your function's signature, as read before a stand-in took its place."""
+        if name not in self.signatures:
+            self.signatures[name] = inspect.signature(spec.BY_NAME[name].resolve())
+        return self.signatures[name]
 
     def function(self, name: str):
-        """The reference for the study function ``name``, bound by your function's signature
-        (read now: a stand-in takes your function's place later)."""
-        function = spec.BY_NAME[name]
-        answer = getattr(self, "_" + "_".join(name.split("_")[1:]))(function)
-        signature = inspect.signature(function.resolve())
+        function, signature = spec.BY_NAME[name], self.signature(name)
+        answer = (self.accumulate if function.level == "layer" else  # the one layer stand-in
+                  self.backward if name.endswith("backward") else self.forward)
 
         def reference(*args, **kwargs):
-            return answer(*bound(signature, args, kwargs))
+            call = signature.bind(*args, **kwargs)
+            call.apply_defaults()
+            return answer(function, dict(call.arguments))
 
         return reference
 
-    # each answers for a function of its signature
-    def _step_forward(self, function):
-        def forward(*a):
-            mode = _mode_of(function, a)
-            x_proj, h, c, W_hh, b_hh, W_hr = _step_inputs(mode, a)
-            _, h_n, c_n, steps, _ = self.run(mode, x_proj[None], h, c, W_hh, b_hh, W_hr)
-            cache = self._save(self.step_cache(mode, steps[0]), mode,
-                               (x_proj, h, c, W_hh, b_hh, W_hr))
-            return (_array(h_n), _array(c_n), cache) if c is not None else (_array(h_n), cache)
+    def save(self, cache, function: spec.Function, inputs: dict):
+        self.saved[id(cache)] = (cache, function, inputs)
+        return cache
 
-        return forward
+    def backward(self, function: spec.Function, a: dict):
+        if id(a["cache"]) not in self.saved:
+            raise RuntimeError(f"{function.name} was given a cache that its forward did not "
+                               "return")
+        _, forward, inputs = self.saved[id(a["cache"])]
+        upstream = [a[name] for name in list(a)[:list(a).index("cache")]]
+        grads = self.gradients(forward, dict(inputs), upstream)
+        grads.update({alias: grads.get(name) for alias, name in ALIASES.items()})
+        cls, names = _named(function, "Grads"), spec.output_names()[function.name]
+        if names is None:
+            return build(cls, grads)
+        grads["grads"] = build(cls, grads)
+        return tuple(grads[name] for name in names)
 
-    def _step_backward(self, function):
-        def backward(*a):
-            lstm = function.name.startswith("lstm")
-            dh, dc, cache = (a[0], a[1], a[2]) if lstm else (a[0], None, a[1])
-            mode, (x_proj, h, c, W_hh, b_hh, W_hr) = self._inputs(cache, function.name)
-            _, h_n, c_n, _, leaves = self.run(mode, x_proj[None], h, c, W_hh, b_hh, W_hr,
-                                              grad=True, rows=mode == "GRU")
-            self._upstream((h_n, c_n), (dh, dc)).backward()
-            dx, dh_prev = _array(leaves["x_proj"].grad)[0], _array(leaves["h0"].grad)
-            grads = ((dx, dh_prev, _array(leaves["c0"].grad)) if lstm else
-                     (dx, _array(leaves["rows"].grad), dh_prev) if mode == "GRU" else
-                     (dx, dh_prev))
-            cls = self._cls(mode, "StepGrads")  # its fields, in this order
-            return build(cls, dict(zip(getattr(cls, "_fields", ()), grads)))
 
-        return backward
+# -- with torch: torch's equations and autograd --------------------------------------------------
+def _map(f, value):
+    """f of each item of nested tuples and lists (a NamedTuple keeps its class)."""
+    if not isinstance(value, (tuple, list)):
+        return f(value)
+    items = [_map(f, v) for v in value]
+    return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
 
-    def _cell_forward(self, function):
-        step = self.function(function.name.replace("cell", "step"))
 
-        def forward(*a):
-            values = dict(zip(function.arguments(), a))
-            x_proj = _array(_tensor(values["x"]) @ _tensor(values["W_ih"]).T)
-            if values["b_ih"] is not None:
-                x_proj = x_proj + values["b_ih"]
-            mode = _mode_of(function, a)
-            step_args = list(_step_inputs(mode, [x_proj, *a[1:]]))
-            *out, step_cache = step(*_step_call(mode, step_args))
-            cache = build(self._cls(mode, "CellCache"), dict(
-                values, has_bias=values["b_ih"] is not None, step=step_cache))
-            self._save(cache, mode, (a, values))
-            return (*out, cache)
+def _tensor(value, grad: bool = False):
+    """A float array as a float64 tensor (a leaf with grad); anything else as it is."""
+    if not _floats(value):
+        return value
+    return torch.tensor(value, dtype=torch.float64).requires_grad_(grad)
 
-        return forward
 
-    def _cell_backward(self, function):
-        forward_function = spec.BY_NAME[function.name.replace("backward", "forward")]
+def _array(value, grad: bool = False):
+    """A tensor (with grad: its gradient) as an array; anything else as it is (None)."""
+    if not isinstance(value, torch.Tensor):
+        return None if grad else value
+    value = value.grad if grad else value
+    return None if value is None else value.detach().numpy().copy()
 
-        def backward(*a):
-            lstm = function.name.startswith("lstm")
-            dh, dc, cache = (a[0], a[1], a[2]) if lstm else (a[0], None, a[1])
-            mode, (forward_args, values) = self._inputs(cache, function.name)
-            leaves = {k: _tensor(v, True) if isinstance(v, np.ndarray) else v
-                      for k, v in values.items()}
-            x_proj = leaves["x"] @ leaves["W_ih"].T
-            if leaves["b_ih"] is not None:
-                x_proj = x_proj + leaves["b_ih"]
-            x, h, c, W_hh, b_hh, W_hr = _step_inputs(
-                mode, [x_proj] + [leaves[n] for n in forward_function.arguments()[1:]])
-            _, h_n, c_n, _, _ = self.run(mode, x[None], h, c, W_hh, b_hh, W_hr)
-            self._upstream((h_n, c_n), (dh, dc)).backward()
-            grads = {f"d{n}": None if leaves[n] is None else _array(leaves[n].grad)
-                     for n in forward_function.arguments() if isinstance(leaves[n],
-                                                                         torch.Tensor)}
-            grads.update({f"d{n}": None for n in forward_function.arguments()
-                          if leaves[n] is None})
-            return build(self._cls(mode, "CellGrads"), grads)
 
-        return backward
+class TorchReference(Reference):
+    """The reference by torch's equations (``torch_impl.equations``) and autograd."""
 
-    def _forward(self, function):  # direction_forward
-        def forward(mode, x_proj, h0, c0, weights, valid, reverse):
-            inputs = (x_proj, h0, c0, weights.W_hh, weights.b_hh, weights.W_hr, valid,
-                      reverse)
-            output, h_n, c_n, steps, _ = self.run(mode, *inputs)
-            caches = [self._save(self.step_cache(mode, s), mode, _step_of(s, x_proj, t,
-                                                                           weights))
-                      for t, s in enumerate(steps)]
-            cache = build(self.named("scratch.sequence", "DirectionCache"), dict(
-                mode=mode, steps=caches, valid=valid, reverse=reverse))
-            self._save(cache, mode, inputs)
-            return _array(output), _array(h_n), _array(c_n), cache
+    def __init__(self) -> None:
+        super().__init__()
+        from torch_impl import equations
 
-        return forward
+        self.equations = equations
 
-    def _backward(self, function):  # direction_backward
-        def backward(doutput, dh_n, dc_n, cache, weights):
-            mode, inputs = self._inputs(cache, function.name)
-            output, h_n, c_n, _, leaves = self.run(mode, *inputs, grad=True)
-            self._upstream((output, h_n, c_n), (doutput, dh_n, dc_n)).backward()
-            grads = {k: None if leaves[k] is None else _array(leaves[k].grad)
-                     for k in leaves}
-            rec = build(self.named("scratch.sequence", "DirectionGrads"),
-                        {"dW_hh": grads["W_hh"], "db_hh": grads["b_hh"],
-                         "dW_hr": grads["W_hr"]})
-            return grads["x_proj"], grads["h0"], grads["c0"], rec
+    def run(self, function: spec.Function, a: dict):
+        """A forward study function by the equations, on a's arrays or tensors: ({output name:
+        tensor}, each step's values: its inputs and what equations._direction keeps, the
+        mode). A step or a cell is a direction of one step, x_proj its input with W_ih = I."""
+        a = {k: _map(_tensor, v) for k, v in a.items()}
+        w = _flat(a)
+        mode = a.get("mode") or spec.mode_of(
+            spec.mode_named(function.name.partition("_")[0]).cls, a.get("nonlinearity"))
+        x_proj = a.get("x_proj")
+        if function.level == "cell":
+            x_proj = a["x"] @ a["W_ih"].T + (0 if a["b_ih"] is None else a["b_ih"])
+        x_proj = x_proj if function.level == "direction" else x_proj[None]
+        zeros = torch.zeros(x_proj.shape[-1], dtype=torch.float64)
+        params = {"weight_ih": torch.eye(len(zeros), dtype=torch.float64), "bias_ih": zeros,
+                  "weight_hh": w["W_hh"], "bias_hh": zeros if w["b_hh"] is None else w["b_hh"],
+                  "weight_hr": w.get("W_hr")}
+        valid, steps = a.get("valid"), [None] * len(x_proj)
+        output, h, c = self.equations._direction(
+            mode, params, "", x_proj, a.get("h0", a.get("h_prev")), a.get("c0", a.get("c_prev")),
+            None if valid is None else torch.as_tensor(valid), a.get("reverse", False), steps)
+        for t, values in enumerate(steps):
+            values.update(x_proj=x_proj[t], W_hh=w["W_hh"], b_hh=w["b_hh"], W_hr=w.get("W_hr"),
+                          nonlinearity=spec.MODES[mode].nonlinearity)
+        return {"output": output, "h": h, "c": c}, steps, mode
 
-        return backward
+    def forward(self, function: spec.Function, a: dict):
+        """Its outputs as arrays, and its cache, each step's remembered as the step forward's."""
+        produced, steps, mode = self.run(function, a)
+        step = spec.BY_NAME[spec.MODES[mode].cell + "_step_forward"]
+        caches = []
+        for values in steps:
+            values = {k: _array(v) for k, v in values.items()}
+            inputs = {name: values[name] for name in self.signature(step.name).parameters}
+            caches.append(self.save(build(_named(step, "Cache"), values), step, inputs))
+        values = dict(a, has_bias=a.get("b_ih") is not None, step=caches[0], steps=caches)
+        cache = caches[0] if function.level == "step" else build(_named(function, "Cache"),
+                                                                 values)
+        names = spec.output_names()[function.name][:-1]
+        return (*(_array(produced[name]) for name in names), self.save(cache, function, a))
 
-    def method(self, name: str):
-        """RNNBase._accumulate: x_proj = X W_ih^T + b_ih by autograd, and the loop's own
-        gradients (rec), added into the module's grads."""
-        signature = inspect.signature(spec.BY_NAME[name].resolve())
+    def gradients(self, forward: spec.Function, inputs: dict, upstream: list) -> dict:
+        leaves = {k: _map(lambda v: _tensor(v, True), v) for k, v in inputs.items()}
+        if forward.level == "step":  # b_hh as one row per sequence: its gradient is dL/dgh
+            b_hh = 0 if inputs["b_hh"] is None else inputs["b_hh"]
+            leaves["b_hh"] = _tensor(np.zeros_like(inputs["x_proj"]) + b_hh, True)
+        produced, _, _ = self.run(forward, leaves)
+        outs = [produced[name] for name in spec.output_names()[forward.name][:-1]]
+        _dot(outs, _map(_tensor, upstream)).backward()
+        return {"d" + k: _array(v, grad=True) for k, v in _flat(leaves).items()}
 
-        def accumulate(module, *args, **kwargs):
-            layer, direction, X, dx_proj, rec = bound(signature, (module,) + args, kwargs)[1:]
-            sfx = f"_l{layer}" + ("_reverse" if direction else "")
-            params = dict(module.named_parameters())
-            W = _tensor(params[f"weight_ih{sfx}"], True)
-            b = _tensor(params.get(f"bias_ih{sfx}"), True)
-            x_proj = _tensor(X) @ W.T + (0 if b is None else b)
-            x_proj.backward(_tensor(dx_proj))
-            deltas = {"weight_ih": _array(W.grad), "weight_hh": rec.dW_hh,
-                      "bias_ih": None if b is None else _array(b.grad), "bias_hh": rec.db_hh,
-                      "weight_hr": rec.dW_hr}
-            for key, delta in deltas.items():
-                if delta is not None and key + sfx in module._grads:
-                    module._grads[key + sfx] += delta
-
-        return accumulate
+    def accumulate(self, function: spec.Function, a: dict) -> None:
+        """RNNBase._accumulate: dW_ih and db_ih by autograd of x_proj = X W_ih^T + b_ih, and
+        the loop's own gradients (rec), added into the module's grads."""
+        module, rec = a["self"], a["rec"]
+        sfx = f"_l{a['layer']}" + ("_reverse" if a["direction"] else "")
+        params = dict(module.named_parameters())
+        W, b = (_tensor(params.get(key + sfx), True) for key in ("weight_ih", "bias_ih"))
+        (_tensor(a["X"]) @ W.T + (0 if b is None else b)).backward(_tensor(a["dx_proj"]))
+        deltas = {"weight_ih": _array(W, True), "bias_ih": _array(b, True),
+                  "weight_hh": rec.dW_hh, "bias_hh": rec.db_hh, "weight_hr": rec.dW_hr}
+        for key, delta in deltas.items():
+            if delta is not None and key + sfx in module._grads:
+                module._grads[key + sfx] += delta
 
     def layer(self, case: Case):
         return TorchLayer(self.equations, case)
 
 
-def _mode_of(function: spec.Function, a: list) -> str:
-    cell = function.name.partition("_")[0]
-    if cell == "rnn":
-        return spec.mode_of("RNN", a[-1])
-    return cell.upper()
-
-
-def _step_inputs(mode: str, a: list):
-    """(x_proj, h, c, W_hh, b_hh, W_hr) of a step's arguments (a cell's, with x_proj first)."""
-    cell = spec.MODES[mode].cell
-    if cell == "lstm":
-        x_proj, h, c, *rest = a
-        if len(rest) == 5:  # a cell's: W_ih, W_hh, b_ih, b_hh, W_hr
-            rest = [rest[1], rest[3], rest[4]]
-        return (x_proj, h, c, *rest)
-    x_proj, h, *rest = a
-    if len(rest) >= 4:  # a cell's: W_ih, W_hh, b_ih, b_hh (, nonlinearity)
-        rest = [rest[1], rest[3]]
-    return (x_proj, h, None, rest[0], rest[1], None)
-
-
-def _step_call(mode: str, step: list) -> tuple:
-    x_proj, h, c, W_hh, b_hh, W_hr = step
-    cell = spec.MODES[mode].cell
-    if cell == "lstm":
-        return (x_proj, h, c, W_hh, b_hh, W_hr)
-    if cell == "rnn":
-        return (x_proj, h, W_hh, b_hh, spec.MODES[mode].nonlinearity)
-    return (x_proj, h, W_hh, b_hh)
-
-
-def _step_of(values: dict, x_proj, t: int, weights) -> tuple:
-    return (x_proj[t], _array(values["h_prev"]), _array(values["c_prev"]), weights.W_hh,
-            weights.b_hh, weights.W_hr)
-
-
 class TorchLayer:
-    """A layer by torch_impl.equations.forward, its gradients by autograd."""
+    """A layer of the case by torch_impl.equations.forward, its gradients by autograd."""
 
     def __init__(self, equations, case: Case) -> None:
         self.equations, self.case = equations, case
-        self.params = make_data(case).params
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.leaves = {k: _tensor(v, True) for k, v in make_data(case).params.items()}
 
     def forward(self, input, hx=None, lengths=None, dropout_masks=None):
-        self.leaves = {k: _tensor(v, True) for k, v in self.params.items()}
-        self.x = _tensor(input, True)
-        lstm = self.case.mode == "LSTM"
-        self.hx = None if hx is None else (
-            tuple(_tensor(s, True) for s in hx) if lstm else _tensor(hx, True))
-        masks = None if dropout_masks is None else [_tensor(m) for m in dropout_masks]
-        self.out = self.equations.forward(self.case.mode, self.leaves, self.x, self.hx,
-                                          lengths, batch_first=self.case.batch_first,
-                                          dropout_masks=masks)
-        output, state = self.out
-        return _array(output), (tuple(map(_array, state)) if lstm else _array(state))
+        self.inputs = _map(lambda v: _tensor(v, True), (input, hx))
+        self.out = self.equations.forward(self.case.mode, self.leaves, *self.inputs, lengths,
+                                          batch_first=self.case.batch_first,
+                                          dropout_masks=_map(_tensor, dropout_masks))
+        return _map(_array, self.out)
 
     def backward(self, grad_output, grad_state=None):
-        output, state = self.out
-        lstm = self.case.mode == "LSTM"
-        states = state if lstm else (state,)
-        grads = grad_state if lstm and grad_state is not None else (grad_state, None)
-        self.equations_loss = self._loss(output, grad_output, states, grads)
-        self.equations_loss.backward()
-        for k, leaf in self.leaves.items():
-            self.grads[k] += _array(leaf.grad)
-        grad_input = _array(self.x.grad)
-        if self.hx is None:
-            return grad_input, None
-        if lstm:
-            return grad_input, tuple(_array(s.grad) for s in self.hx)
-        return grad_input, _array(self.hx.grad)
+        _dot(self.out, _map(_tensor, (grad_output, grad_state))).backward()
+        self.grads = {k: _array(v, grad=True) for k, v in self.leaves.items()}
+        return _map(lambda v: _array(v, grad=True), self.inputs)
 
-    @staticmethod
-    def _loss(output, grad_output, states, grads):
-        return TorchReference._upstream((output, *states), (grad_output, *grads))
+
+# -- without torch: finite differences of your own forward ---------------------------------------
+class FiniteDifferences(Reference):
+    """Your own forward functions, and the gradients of their loss by central differences."""
+
+    def forward(self, function: spec.Function, a: dict):
+        out = function.resolve()(**a)
+        self.save(out[-1], function, a)
+        return out
+
+    def gradients(self, forward: spec.Function, inputs: dict, upstream: list) -> dict:
+        def loss() -> float:
+            return float(_dot(forward.resolve()(**inputs)[:-1], upstream))
+
+        grads = {"d" + k: numerical_gradient(loss, v) if _floats(v) else None
+                 for k, v in _flat(inputs).items()}
+        if forward.level == "step":  # the rows of b_hh, the GRU's dgh: not judged
+            grads["db_hh"] = ANYTHING
+        return grads
+
+
+def fd_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, int]:
+    """An item of backward functions only, against central differences of your forwards."""
+    if any(f.name.endswith("forward") or f.level == "layer" for f in item.grades):
+        raise NotJudged(CONVENTIONS)
+    for count, case in enumerate(public_cases(item), start=1):
+        try:
+            calls = calls_of(item, case, "backward", FiniteDifferences())
+        except Exception as exc:
+            raise NotJudged(f"its arguments come from your own forward functions, which "
+                            f"raised {type(exc).__name__}: {exc}") from None
+        failure = run_calls(calls, None, root, case.describe(), tolerances.FD_TOL)
+        if failure is not None:
+            failure.problem += (" (against central differences of your own forward, "
+                                f"allowed {tolerances.FD_TOL:g} * max(1, max |value|))")
+            return failure, count
+    return None, count
 
 
 # -- stand-ins -----------------------------------------------------------------------------------
 @contextlib.contextmanager
-def standing_in(reference: TorchReference, targets):
+def standing_in(reference: Reference, targets):
     """Your study functions of ``targets`` answered by the reference for the duration: every
     module of your package that holds one gets the reference's in its place."""
     undo = []
     for target in targets:
         function = spec.BY_TARGET[target]
+        stand_in = reference.function(function.name)
         if "." in function.name:
             cls_name, _, method = function.name.partition(".")
-            cls = getattr(importlib.import_module(function.module), cls_name)
+            cls = getattr(function.namespace(), cls_name)
             undo.append((cls, method, cls.__dict__[method]))
-            setattr(cls, method, reference.method(function.name))
+            setattr(cls, method, stand_in)
             continue
         original = function.resolve()
-        stand_in = reference.function(function.name)
         for name, module in list(sys.modules.items()):
             if module is not None and (name == "scratch" or name.startswith("scratch.")):
                 for attr, value in list(vars(module).items()):
@@ -426,7 +370,7 @@ def standing_in(reference: TorchReference, targets):
             setattr(owner, attr, value)
 
 
-def _copied(reference: TorchReference, value):
+def _copied(reference: Reference | None, value):
     """A deep copy of a call's arguments; the reference knows the copied caches too."""
     memo: dict = {}
     copied = copy.deepcopy(value, memo)
@@ -441,7 +385,7 @@ def run_calls(calls: list[Call], reference, root: Path, words: str,
     for call in calls:
         try:
             value = spec.BY_TARGET[call.target].resolve()(*_copied(reference, call.args),
-                                         **_copied(reference, call.kwargs))
+                                                         **_copied(reference, call.kwargs))
             ok, error = True, None
         except Exception as exc:
             ok, value, error = False, None, error_of(exc, root)
@@ -496,76 +440,6 @@ def run_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, 
     return None, count
 
 
-# -- without torch: finite differences of your own forward ------------------------------------
-class OwnReference:
-    """Your own forward functions, to build a backward function's arguments with (the
-    backward's answer is then found by finite differences, not asked of anything)."""
-
-    def function(self, name: str):
-        if name.endswith("backward"):
-            return lambda *args, **kwargs: None
-        return spec.BY_NAME[name].resolve()
-
-    def named(self, module: str, name: str) -> type:
-        return getattr(importlib.import_module(module), name)
-
-
-def fd_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, int]:
-    """An item of backward functions only, against central differences of your forwards."""
-    if any(f.name.endswith("forward") or f.level == "layer" for f in item.grades):
-        raise NotJudged(CONVENTIONS)
-    for count, case in enumerate(public_cases(item), start=1):
-        try:
-            calls = calls_of(item, case, "backward", OwnReference())
-        except Exception as exc:
-            raise NotJudged(f"its arguments come from your own forward functions, which "
-                            f"raised {type(exc).__name__}: {exc}") from None
-        for call in calls:
-            call = dataclasses.replace(call, expected=fd_expected(call, case))
-            failure = run_calls([call], None, root, case.describe(), tolerances.FD_TOL)
-            if failure is not None:
-                failure.problem += (" (against central differences of your own forward, "
-                                    f"allowed {tolerances.FD_TOL:g} * max(1, max |value|))")
-                return failure, count
-    return None, count
-
-
-def fd_expected(call: Call, case):
-    """What a backward call should return: central differences of its forward (by the
-    positions of the study code's contract; the GRU step's dgh has none of its own)."""
-    d = make_function_data(case)
-    function = spec.BY_NAME[call.function]
-    forward = spec.BY_NAME[call.function.replace("backward", "forward")]
-    own = OwnReference()
-    if function.level == "direction":
-        weights = own.named("scratch.sequence", "DirectionWeights")(d.W_hh, d.b_hh, d.W_hr)
-        args: tuple = (case.mode, d.x_proj, d.h0, d.c0, weights, d.valid, case.reverse)
-        upstream = (d.doutput, d.dh_n, d.dc_n)
-    else:
-        args = (step_args(case.mode, d, d.h0, d.x_proj[0]) if function.level == "step"
-                else cell_args(case.mode, d, d.x[0], d.h0))
-        upstream = (d.doutput[0], d.dc_n)
-
-    def loss() -> float:
-        out = forward.resolve()(*args)[:-1]
-        return float(sum(np.sum(o * u) for o, u in zip(out, upstream)
-                         if o is not None and u is not None))
-
-    def grad(a):
-        return numerical_gradient(loss, a) if isinstance(a, np.ndarray) else None
-
-    if function.level == "direction":
-        rec = own.named("scratch.sequence", "DirectionGrads")(*map(grad, weights))
-        return grad(args[1]), grad(args[2]), grad(args[3]), rec
-    if function.level == "cell":
-        values = dict(zip(forward.arguments(), args))
-        cls = own.named(forward.module, f"{spec.MODES[case.mode].cell.upper()}CellGrads")
-        return build(cls, {f"d{n}": grad(v) for n, v in values.items()})
-    if case.mode == "GRU":
-        return grad(args[0]), ANYTHING, grad(args[1])
-    return tuple(grad(a) for a in args[:3 if case.mode == "LSTM" else 2])
-
-
 # -- the report ----------------------------------------------------------------------------------
 def visible_items() -> list[spec.ItemSpec]:
     """The items the grader shows: the handout's list (VISIBLE_FILE beside this file), or all."""
@@ -574,7 +448,6 @@ def visible_items() -> list[spec.ItemSpec]:
         ids = shipped.read_text().split()
         return [i for i in spec.ITEMS if i.id in ids]
     return list(spec.ITEMS)
-
 
 
 def run_check(root: Path, only: list[str] | None = None, out=sys.stdout) -> int:

@@ -1,12 +1,12 @@
 """What the handout carries besides ``scratch/``: the student's own check.
 
 ``python -m parity skeleton OUT`` writes, beside ``OUT/scratch/``, the part of ``parity/`` the
-check runs on (``check``, ``spec``, ``case``, ``calls``, ``diff``, ``tolerances``: NumPy and
-the standard library), torch's equations (``torch_impl/equations.py``, used where torch is
-installed), the study functions' output names read from the reference's code (the handout's
-copy has no return statements to read) and the ids of the items the grader shows, so that
-``python -m parity check`` runs in a fresh unpack of the handout. No reference code goes with
-it. This module imports neither the grader nor torch: the grader's skeleton calls it.
+check runs on (SHIPPED: NumPy and the standard library), torch's equations
+(``torch_impl/equations.py``, used where torch is installed), the study functions' output
+names read from the reference's code (the handout's copy has no return statements to read)
+and the ids of the items the grader shows, so that ``python -m parity check`` runs in a
+fresh unpack of the handout. No reference code goes with it. This module imports neither the
+grader nor torch: the grader's skeleton calls it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from pathlib import Path
 
 from parity import spec
 
-INSTALL = "pip install numpy torch"
 SHIPPED = ("check.py", "spec.py", "case.py", "calls.py", "diff.py", "tolerances.py")
 
 INIT = '''"""The handout's check: `python -m parity check` (see check.py)."""
@@ -74,7 +73,7 @@ def readme_section(weights: dict[str, float], hidden: int, hidden_points: float)
         "Install what the check needs once:",
         "",
         "```sh",
-        INSTALL,
+        "pip install numpy torch",
         "```",
         "",
         "then run, in this directory:",
