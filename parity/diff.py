@@ -132,6 +132,40 @@ def array_problem(expected: np.ndarray, actual) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Error:
+    """How far an array is from the reference's, by the project's one measure: ``abs`` =
+    |actual - expected| element by element (0 where the reference is not finite), its largest
+    value at ``index`` (the first of those that tie to 1e-9, so that references differing in
+    the last place name the same element), and ``scale`` = max(1, max |reference|)."""
+
+    expected: np.ndarray  # float64
+    actual: np.ndarray  # float64
+    abs: np.ndarray
+    scale: float
+    index: tuple[int, ...]
+
+    @property
+    def largest(self) -> float:
+        return float(self.abs[self.index])
+
+    @property
+    def error(self) -> float:
+        """max |actual - expected| / max(1, max |reference|): what is held against tol."""
+        return self.largest / self.scale
+
+
+def measure(expected: np.ndarray, actual: np.ndarray) -> Error:
+    """The error of a non-empty numeric array that ``array_problem`` passed."""
+    exp, act = expected.astype(np.float64), actual.astype(np.float64)
+    finite = np.isfinite(exp)
+    with np.errstate(invalid="ignore"):
+        err = np.where(finite, np.abs(act - exp), 0.0)
+    first = int(np.argmax(err >= err.max() * (1.0 - 1e-9)))
+    index = tuple(int(i) for i in np.unravel_index(first, err.shape))
+    return Error(exp, act, err, tolerances.scale(exp[finite]), index)
+
+
 def _compare_array(expected: np.ndarray, actual, name: str,
                    tol: float) -> Divergence | None:
     problem = array_problem(expected, actual)
@@ -139,25 +173,19 @@ def _compare_array(expected: np.ndarray, actual, name: str,
         return Divergence(name, problem)
     if expected.dtype.kind == "b" or expected.size == 0:
         return None
-    exp = expected.astype(np.float64)
-    act = actual.astype(np.float64)
-    scale = tolerances.scale(exp)
-    allowed = tol * scale
-    with np.errstate(invalid="ignore"):
-        err = np.where(np.isfinite(exp), np.abs(act - exp), 0.0)
-    off = err > allowed
+    error = measure(expected, actual)
+    allowed = tol * error.scale
+    off = error.abs > allowed
     if not off.any():
         return None
-    # the largest error, the first of those that tie to 1e-9 (so that references differing
-    # in the last place name the same element)
-    first = int(np.argmax(err >= err.max() * (1.0 - 1e-9)))
-    index = tuple(int(i) for i in np.unravel_index(first, err.shape))
-    where = f" at index {list(index)}" if exp.ndim else ""
+    index = error.index
+    where = f" at index {list(index)}" if expected.ndim else ""
     count = f"; {int(off.sum())} of {off.size} elements are off" if off.size > 1 else ""
     return Divergence(
         name,
-        f"differs{where}: expected {exp[index] + 0.0:.6g}, got {act[index] + 0.0:.6g} (off by "
-        f"{err[index]:.2e}; allowed {allowed:.1e}){count}",
+        f"differs{where}: expected {error.expected[index] + 0.0:.6g}, got "
+        f"{error.actual[index] + 0.0:.6g} (off by {error.largest:.2e}; allowed {allowed:.1e})"
+        f"{count}",
     )
 
 
