@@ -12,7 +12,6 @@ asked for could not run), 2 for a usage error.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -24,40 +23,37 @@ MODE_NAMES = {"rnn_tanh": ["RNN_TANH"], "rnn_relu": ["RNN_RELU"], "rnn": ["RNN_T
               "lstm": ["LSTM"], "gru": ["GRU"]}
 
 
-def parse_modes(text: str) -> list[str]:
+def _choose(text: str, order: list[str], named, error: str) -> list[str]:
+    """The names of ``order`` that comma-separated words choose (``named(word)``: those a
+    word names), in that order; ``none`` for none. A word that names nothing is an error."""
     if text.strip().lower() == "none":
         return []
-    modes: list[str] = []
+    chosen: set[str] = set()
     for word in text.split(","):
-        key = word.strip().lower()
-        if key not in MODE_NAMES:
-            raise argparse.ArgumentTypeError(
-                f"unknown mode {word!r}: choose from {', '.join(MODE_NAMES)} (comma-separated), "
-                "or none")
-        modes += [k for k in MODE_NAMES[key] if k not in modes]
-    return [k for k in ALL_MODES if k in modes]
+        found = named(word.strip())
+        if not found:
+            raise argparse.ArgumentTypeError(error.format(word=word))
+        chosen.update(found)
+    return [n for n in order if n in chosen]
+
+
+def parse_modes(text: str) -> list[str]:
+    return _choose(text, list(ALL_MODES), lambda word: MODE_NAMES.get(word.lower()),
+                   f"unknown mode {{word!r}}: choose from {', '.join(MODE_NAMES)} "
+                   "(comma-separated), or none")
 
 
 def parse_groups(text: str) -> list[str]:
     """Group names or shell patterns (``*_cell_*``), comma-separated; ``none`` for none;
     ``training`` is the training-parity table."""
-    from fnmatch import fnmatchcase
+    from fnmatch import filter as matching
 
     from parity.units import GROUPS
 
     names = [g.name for g in GROUPS] + ["training"]
-    if text.strip().lower() == "none":
-        return []
-    chosen: list[str] = []
-    for word in text.split(","):
-        pattern = word.strip()
-        found = [n for n in names if fnmatchcase(n, pattern)]
-        if not found:
-            raise argparse.ArgumentTypeError(
-                f"no group matches {word!r}: choose from {', '.join(names)} (comma-separated, "
-                "shell patterns allowed), or none")
-        chosen += [n for n in found if n not in chosen]
-    return [n for n in names if n in chosen]
+    return _choose(text, names, lambda pattern: matching(names, pattern),
+                   f"no group matches {{word!r}}: choose from {', '.join(names)} "
+                   "(comma-separated, shell patterns allowed), or none")
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -110,14 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     args = main_parser().parse_args(argv)
 
     from parity import reference
-    from parity.impl import ImplError, impl_label, load_impl
+    from parity.impl import ImplError, load_impl
 
     try:
         impl = load_impl(args.impl)
     except ImplError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    name = impl_label(args.impl)
+    name = args.impl or "scratch"
 
     cuda = reference.cuda_available()
     if cuda:
@@ -254,15 +250,10 @@ def run_training(profile: str, impl_name: str) -> tuple[list[dict], str]:
     """parity.training's rows, or a note saying why it did not run."""
     if impl_name != "scratch":
         return [], "training parity: it runs against the project's scratch only, not --impl"
-    if importlib.util.find_spec("parity.training") is None:
-        return [], "training parity: parity/training.py does not exist yet"
-    import parity.training as training
+    from parity.training import run_training_parity
 
-    runner = getattr(training, "run_training_parity", None)
-    if runner is None:
-        return [], "training parity: parity.training defines no run_training_parity"
     try:
-        rows = list(runner(profile))
+        rows = list(run_training_parity(profile))
     except Exception as error:  # reported as a failing row: the summary still prints
         rows = [{"name": f"run_training_parity({profile!r}) raised "
                          f"{type(error).__name__}: {error}",

@@ -210,8 +210,7 @@ def param_checks(grads: dict, twice: dict, ref_grads: dict, tol: float) -> list[
 
 
 def _finite(outcome: Outcome) -> bool:
-    arrays = [outcome.output, outcome.h_n, outcome.c_n, outcome.grad_input, outcome.grad_h0,
-              outcome.grad_c0, *outcome.grads.values()]
+    arrays = [*outcome[:-1], *outcome.grads.values()]
     return all(np.all(np.isfinite(a)) for a in arrays if a is not None)
 
 

@@ -34,9 +34,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from parity.calls import layer_arguments
 from parity.case import Case, CaseData
 from parity.reference import Outcome
-from parity.spec import MODES, layer_options
+from parity.spec import MODES
 
 PACKAGE = "scratch"
 REQUIRED = ("RNN", "LSTM", "GRU")
@@ -135,10 +136,6 @@ def load_impl(spec: str | None = None) -> ModuleType:
     return module
 
 
-def impl_label(spec: str | None) -> str:
-    return spec or PACKAGE
-
-
 # -- running a case --------------------------------------------------------------------------
 class ImplOutcome(NamedTuple):
     first: Outcome  # after one backward from zeroed gradients
@@ -147,13 +144,10 @@ class ImplOutcome(NamedTuple):
 
 def build_impl(case: Case, data: CaseData, impl: ModuleType):
     """The implementation's module for the case, weights loaded, in the case's mode."""
-    common = dict(num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
-                  dropout=case.dropout, bidirectional=case.bidirectional, dtype=case.np_dtype)
+    args, kwargs = layer_arguments(case)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        module = getattr(impl, MODES[case.mode].cls)(
-            case.input_size, case.hidden_size, **layer_options(case.mode, case.proj_size),
-            **common)
+        module = getattr(impl, MODES[case.mode].cls)(*args, dtype=case.np_dtype, **kwargs)
     module.load_state_dict({k: v.copy() for k, v in data.params.items()})
     module.train(case.training)
     return module

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from parity.calls import layer_arguments
 from parity.case import Case, CaseData
-from parity.spec import MODES, layer_options
+from parity.spec import MODES
 from torch_impl import equations
 
 TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64}
@@ -72,14 +73,11 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 
 def build_nn(case: Case) -> nn.Module:
     """The empty torch.nn module of the case's configuration, on its device and dtype."""
-    common = dict(num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
-                  dropout=case.dropout, bidirectional=case.bidirectional,
-                  dtype=TORCH_DTYPE[case.dtype], device=case.device)
+    args, kwargs = layer_arguments(case)
     with warnings.catch_warnings():  # dropout with one layer: torch warns, as scratch does
         warnings.simplefilter("ignore", UserWarning)
-        return getattr(nn, MODES[case.mode].cls)(case.input_size, case.hidden_size,
-                                                 **layer_options(case.mode, case.proj_size),
-                                                 **common)
+        return getattr(nn, MODES[case.mode].cls)(*args, dtype=TORCH_DTYPE[case.dtype],
+                                                 device=case.device, **kwargs)
 
 
 def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:

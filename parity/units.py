@@ -2,21 +2,11 @@
 optimizers. Each is a named *group*, run like a mode in parity.runner: pinned cases, then
 Hypothesis, the first failure shrunk and reported with the group's name.
 
-    group                 what is compared with torch
-    RNNCell, LSTMCell,    the cell modules against torch.nn.*Cell: output, the gradients of
-    GRUCell               the input and of hx, every parameter's gradient (and after a second
-                          backward without zero_grad); batched and unbatched, with and without
-                          hx and bias, tanh and relu
-    rnn_cell_forward ...  scratch.functional's *_cell_forward (the new state) and
-    ... *_cell_backward   *_cell_backward (every field of its grads, the cache coming from the
-                          implementation's own forward) against torch autograd of the same
-                          equations (torch_impl.equations)
-    Linear, Embedding     the layers against torch.nn.Linear / Embedding (padding_idx too)
-    MSELoss,              every reduction (and ignore_index, one example or a batch), the
-    CrossEntropyLoss      loss and the gradient of the input, with an upstream gradient
-    clip_grad_norm_,      in place on a Linear's gradients: the returned norm and the clipped
-    clip_grad_value_      gradients, every norm type, an infinite gradient
-    SGD, Adam, AdamW      1 to 3 steps on a Linear's parameters with every option
+The groups: the cell modules (``RNNCell``...), scratch.functional's cell functions
+(``rnn_cell_forward``..., against torch autograd of torch_impl.equations; a backward is handed
+the implementation's own forward's cache), ``Linear``, ``Embedding``, the losses, the clipping
+functions on a Linear's gradients and the optimizers on its parameters. What each compares and
+draws over is the table in docs/parity.md ("The other public functions").
 
 A case is plain data (``UnitCase``: the group, the dtype, a seed and the drawn options), its
 arrays drawn from NumPy's generator with that seed, so ``--reproduce`` reruns it from its JSON.
@@ -43,11 +33,10 @@ from parity import spec, tolerances
 from parity.calls import cell_args
 from parity.case import FunctionCase, make_function_data
 from parity.compare import CaseResult, TensorCheck, compare_tensor, crash_words, param_checks
+from parity.reference import TORCH_DTYPE
 from parity.runner import Run, Stats, hypothesis_settings, mode_seed, search
 from parity.strategies import Profile
 from torch_impl import equations
-
-TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64}
 
 
 # -- a case ------------------------------------------------------------------------------------

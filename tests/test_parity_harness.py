@@ -304,7 +304,6 @@ def test_cli_counts_training_rows(capsys, monkeypatch):
     # `import parity.training` reads the package's attribute first, once the real module
     # has been imported by an earlier test
     monkeypatch.setattr(parity, "training", fake, raising=False)
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: object())
     assert cli.main(["--profile", "quick", "--modes", "rnn_tanh", "--groups", "training"]) == 1
     out = capsys.readouterr().out
     assert "adam/gru" in out and "1 training rows" in out
