@@ -7,7 +7,8 @@ shape, a dtype, a NaN, or numbers off by more than the project's float64 criteri
     |submission - reference| <= FLOAT64_TOL * max(1, max |reference|)
 
 element by element, with the tolerance from ``parity.tolerances``, the one place for it.
-``numerical_gradient`` is the project's one finite-difference routine.
+``measure`` is the project's one error computation (the parity harness's comparator words
+the same numbers), ``numerical_gradient`` its one finite-difference routine.
 """
 
 from __future__ import annotations
@@ -71,32 +72,26 @@ def first_divergence(expected, actual, name: str = "result",
             return Divergence(name, f"expected a {type(expected).__name__} with fields "
                                     f"{', '.join(fields)}, got {_what(actual)}")
         actual_fields = getattr(type(actual), "_fields", ())  # a plain tuple: by position
-        for i, field in enumerate(fields):
-            value = getattr(actual, field) if field in actual_fields else actual[i]
-            found = first_divergence(expected[i], value, f"{name}.{field}", tol)
-            if found:
-                return found
-        return None
-    if isinstance(expected, (tuple, list)):
+        parts = [(e, getattr(actual, f) if f in actual_fields else a, f"{name}.{f}")
+                 for f, e, a in zip(fields, expected, actual)]
+    elif isinstance(expected, (tuple, list)):
         if not isinstance(actual, (tuple, list)) or len(actual) != len(expected):
             return Divergence(name, f"expected {len(expected)} values, got {_what(actual)}")
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            found = first_divergence(e, a, f"{name}[{i}]", tol)
-            if found:
-                return found
-        return None
-    if isinstance(expected, dict):
+        parts = [(e, a, f"{name}[{i}]") for i, (e, a) in enumerate(zip(expected, actual))]
+    elif isinstance(expected, dict):
         if not isinstance(actual, dict):
             return Divergence(name, f"expected a dict, got {_what(actual)}")
         missing = [k for k in expected if k not in actual]
         if missing:
             return Divergence(name, f"has no entry {missing[0]!r}")
-        for key, value in expected.items():
-            found = first_divergence(value, actual[key], f"{name}[{key!r}]", tol)
-            if found:
-                return found
-        return None
-    raise TypeError(f"cannot compare a reference value of type {type(expected).__name__}")
+        parts = [(e, actual[k], f"{name}[{k!r}]") for k, e in expected.items()]
+    else:
+        raise TypeError(f"cannot compare a reference value of type {type(expected).__name__}")
+    for e, a, part in parts:  # in order, the first that differs
+        found = first_divergence(e, a, part, tol)
+        if found:
+            return found
+    return None
 
 
 def _as_number(value):

@@ -117,14 +117,17 @@ def _np(t: torch.Tensor | None) -> np.ndarray | None:
 
 
 def _leaf(a):
-    """torch's input: float arrays as leaves that collect a gradient (tuples alike)."""
+    """torch's input: a float array as a leaf that collects a gradient, an integer array as a
+    tensor; tuples alike, anything else as it is."""
     if isinstance(a, tuple):
         return tuple(_leaf(v) for v in a)
-    return None if a is None else _t(a, a.dtype.kind == "f")
+    return _t(a, a.dtype.kind == "f") if isinstance(a, np.ndarray) else a
 
 
 def _copy(a):
-    return tuple(_copy(v) for v in a) if isinstance(a, tuple) else None if a is None else a.copy()
+    if isinstance(a, tuple):
+        return tuple(_copy(v) for v in a)
+    return a.copy() if isinstance(a, np.ndarray) else a
 
 
 def _backward(outputs, upstream) -> None:
@@ -147,7 +150,7 @@ def _modules(impl: ModuleType, case: UnitCase, stage: list[str], params: dict, i
     the case's dtype) and loaded with ``params``, run on ``inputs`` and back-propagated from
     ``upstream`` (one per output); the implementation's forward() and backward() twice
     without zero_grad(). Returns (torch's outputs, torch's input leaves, the implementation's
-    forward result, its backward result, the checks of the parameters' gradients)."""
+    first forward and backward results, the checks of the parameters' gradients)."""
     ref = _torch_module(case.group, params, case, *args, **kwargs)
     leaves = _leaf(inputs)
     out = ref(*leaves)
@@ -157,31 +160,23 @@ def _modules(impl: ModuleType, case: UnitCase, stage: list[str], params: dict, i
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mine = getattr(impl, case.group)(*args, dtype=np.dtype(case.dtype), **kwargs)
-    got, back, grads, twice = _twice(stage, mine, params, lambda: mine(*_copy(inputs)),
-                                     lambda: mine.backward(*_copy(upstream)))
+    stage.append("load_state_dict()")
+    mine.load_state_dict({k: v.copy() for k, v in params.items()})
+    mine.zero_grad()
+    runs = []
+    for words in ("", "a second forward() and backward() without zero_grad(): "):
+        stage.append(words + "forward()")
+        got = mine(*_copy(inputs))
+        stage.append(words + "backward()")
+        runs.append((got, mine.backward(*_copy(upstream)),
+                     {k: np.array(v, copy=True) for k, v in mine.grads.items()}))
+    (got, back, grads), (_, _, twice) = runs
     ref_grads = {n: _np(p.grad) for n, p in ref.named_parameters()}
     return outs, leaves, got, back, param_checks(grads, twice, ref_grads, _tol(case))
 
 
 def _tol(case: UnitCase) -> float:
     return tolerances.tolerance(case.dtype, 1, 1)
-
-
-def _twice(stage: list[str], mine, params: dict, forward, backward):
-    """``params`` loaded into ``mine``, then forward() and backward() twice without
-    zero_grad(): (forward's result, backward's, the grads after one and after two)."""
-    stage.append("load_state_dict()")
-    mine.load_state_dict({k: v.copy() for k, v in params.items()})
-    mine.zero_grad()
-    stage.append("forward()")
-    y = forward()
-    stage.append("backward()")
-    back = backward()
-    grads = {k: np.array(v, copy=True) for k, v in mine.grads.items()}
-    stage.append("a second forward() and backward() without zero_grad()")
-    forward()
-    backward()
-    return y, back, grads, {k: np.array(v, copy=True) for k, v in mine.grads.items()}
 
 
 class _Checks(list):
@@ -275,13 +270,13 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
     mode = spec.mode_of(spec.mode_named(cell).cls, o.get("nonlinearity", "tanh"))
     d = make_function_data(FunctionCase(mode, 1, o["batch"], o["input_size"], o["hidden_size"],
                                         o.get("proj_size", 0), o["bias"], seed=case.seed))
-    args = [_arr(a, case) if isinstance(a, np.ndarray) else a
-            for a in cell_args(mode, d, d.x[0], d.h0)]
-    upstream = [_arr(g, case) for g in (d.doutput[0], d.dc_n) if g is not None]
+    args = tuple(_arr(a, case) if isinstance(a, np.ndarray) else a
+                 for a in cell_args(mode, d, d.x[0], d.h0))
+    upstream = tuple(_arr(g, case) for g in (d.doutput[0], d.dc_n) if g is not None)
     forward = spec.BY_NAME[f"{cell}_cell_forward"]
     stage.append(f"{forward.name}()")
-    got = forward.resolve(impl)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
-    leaves = [_t(a, True) if isinstance(a, np.ndarray) else a for a in args]
+    got = forward.resolve(impl)(*_copy(args))
+    leaves = _leaf(args)
     ref_out = getattr(equations, f"{cell}_step")(*leaves)
     ref_out = ref_out if isinstance(ref_out, tuple) else (ref_out,)
     c = _Checks(case)
@@ -297,7 +292,7 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
     _backward(ref_out, upstream)
     backward = spec.BY_NAME[f"{cell}_cell_backward"]
     stage.append(f"{backward.name}()")
-    grads = backward.resolve(impl)(*[g.copy() for g in upstream], got[-1])
+    grads = backward.resolve(impl)(*_copy(upstream), got[-1])
     leaf_of = dict(zip(forward.arguments(impl), leaves))
     fields = getattr(forward.namespace(impl), f"{cell.upper()}CellGrads")._fields
     for i, name in enumerate(fields):  # by name, or by position in a plain tuple
