@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 # The quantities of the summary table, in order.
 QUANTITIES = ("output", "h_n", "c_n", "grad_input", "grad_h0", "grad_c0", "grad_weight",
-          "grad_bias", "grad_twice")
+              "grad_bias", "grad_twice")
 
 
 @dataclass
@@ -54,14 +54,6 @@ class TensorCheck:
         return 0.0 if self.measured is None else self.measured.error
 
     @property
-    def max_abs(self) -> float:
-        return 0.0 if self.measured is None else self.measured.largest
-
-    @property
-    def abs_index(self) -> tuple[int, ...]:
-        return () if self.measured is None else self.measured.index
-
-    @property
     def relative(self) -> tuple[float, list[int]]:
         """The largest |impl - ref| / |ref| and its index (inf where torch has an exact zero
         and the implementation does not)."""
@@ -74,23 +66,17 @@ class TensorCheck:
         return float(rel[at]), [int(i) for i in at]
 
     @property
-    def max_rel(self) -> float:
-        return self.relative[0]
-
-    @property
     def passed(self) -> bool:
         return self.problem is None and self.error <= self.tol
 
     def describe(self) -> str:
-        if self.problem is not None:
-            return f"{self.name}: {self.problem}"
-        rel, rel_index = self.relative
-        impl, ref = (0.0, 0.0) if self.measured is None else (
-            self.measured.actual[self.abs_index], self.measured.expected[self.abs_index])
+        if self.problem is not None or self.measured is None:
+            return f"{self.name}: {self.problem or 'nothing to compare'}"
+        m, (rel, rel_index) = self.measured, self.relative
         return (
-            f"{self.name}: largest absolute error {self.max_abs:.3e} at index "
-            f"{list(self.abs_index)} (impl {impl:.10g}, torch {ref:.10g}); largest relative "
-            f"error {rel:.3e} at index {rel_index}; error / max(1, max|torch|) = "
+            f"{self.name}: largest absolute error {m.largest:.3e} at index {list(m.index)} "
+            f"(impl {m.actual[m.index]:.10g}, torch {m.expected[m.index]:.10g}); largest "
+            f"relative error {rel:.3e} at index {rel_index}; error / max(1, max|torch|) = "
             f"{self.error:.3e} against tolerance {self.tol:.3g}"
         )
 

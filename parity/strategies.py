@@ -21,6 +21,7 @@ fewer and far larger in ``thorough``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from hypothesis import strategies as st
 
@@ -116,15 +117,6 @@ def draw_case(data, mode: str, profile: Profile, device: str = "cpu") -> Case:
 
 @st.composite
 def cases(draw, mode: str, profile: Profile = PROFILES["quick"], device: str = "cpu") -> Case:
-    """The same space as a plain strategy, for ``@given(case=cases("LSTM"))`` in tests."""
-    return draw_case(_Drawer(draw), mode, profile, device)
-
-
-class _Drawer:
-    """Gives a composite's ``draw`` the ``data.draw(strategy, label=...)`` signature."""
-
-    def __init__(self, draw) -> None:
-        self._draw = draw
-
-    def draw(self, strategy, label=None):
-        return self._draw(strategy)
+    """The same space as a plain strategy, for ``@given(case=cases("LSTM"))`` in tests (a
+    composite's ``draw`` takes a label too, as ``data.draw`` does)."""
+    return draw_case(SimpleNamespace(draw=draw), mode, profile, device)
