@@ -33,6 +33,7 @@ from parity import spec, tolerances
 from parity.calls import cell_args
 from parity.case import FunctionCase, make_function_data
 from parity.compare import CaseResult, TensorCheck, compare_tensor, crash_words, param_checks
+from parity.impl import copied
 from parity.reference import TORCH_DTYPE
 from parity.runner import Run, Stats, hypothesis_settings, mode_seed, search
 from parity.strategies import Profile
@@ -124,12 +125,6 @@ def _leaf(a):
     return _t(a, a.dtype.kind == "f") if isinstance(a, np.ndarray) else a
 
 
-def _copy(a):
-    if isinstance(a, tuple):
-        return tuple(_copy(v) for v in a)
-    return a.copy() if isinstance(a, np.ndarray) else a
-
-
 def _backward(outputs, upstream) -> None:
     """Back-propagate sum(output * upstream) through torch (an upstream None: no gradient)."""
     sum((t * torch.tensor(g)).sum() for t, g in zip(outputs, upstream) if g is not None
@@ -166,9 +161,9 @@ def _modules(impl: ModuleType, case: UnitCase, stage: list[str], params: dict, i
     runs = []
     for words in ("", "a second forward() and backward() without zero_grad(): "):
         stage.append(words + "forward()")
-        got = mine(*_copy(inputs))
+        got = mine(*copied(inputs))
         stage.append(words + "backward()")
-        runs.append((got, mine.backward(*_copy(upstream)),
+        runs.append((got, mine.backward(*copied(upstream)),
                      {k: np.array(v, copy=True) for k, v in mine.grads.items()}))
     (got, back, grads), (_, _, twice) = runs
     ref_grads = {n: _np(p.grad) for n, p in ref.named_parameters()}
@@ -275,7 +270,7 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
     upstream = tuple(_arr(g, case) for g in (d.doutput[0], d.dc_n) if g is not None)
     forward = spec.BY_NAME[f"{cell}_cell_forward"]
     stage.append(f"{forward.name}()")
-    got = forward.resolve(impl)(*_copy(args))
+    got = forward.resolve(impl)(*copied(args))
     leaves = _leaf(args)
     ref_out = getattr(equations, f"{cell}_step")(*leaves)
     ref_out = ref_out if isinstance(ref_out, tuple) else (ref_out,)
@@ -292,7 +287,7 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
     _backward(ref_out, upstream)
     backward = spec.BY_NAME[f"{cell}_cell_backward"]
     stage.append(f"{backward.name}()")
-    grads = backward.resolve(impl)(*_copy(upstream), got[-1])
+    grads = backward.resolve(impl)(*copied(upstream), got[-1])
     leaf_of = dict(zip(forward.arguments(impl), leaves))
     fields = getattr(forward.namespace(impl), f"{cell.upper()}CellGrads")._fields
     for i, name in enumerate(fields):  # by name, or by position in a plain tuple
