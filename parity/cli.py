@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -111,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         impl = load_impl(args.impl)
     except ImplError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return usage_error(str(error))
     name = args.impl or "scratch"
 
     cuda = reference.cuda_available()
@@ -121,10 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.reproduce is not None:
         return reproduce(args.reproduce, impl, name, cuda)
     if args.device == "cuda" and not cuda:
-        print("error: --device cuda, but torch sees no CUDA device (torch "
-              f"{reference.torch.__version__} reports torch.cuda.is_available() = False); "
-              "run on the CPU with --device cpu", file=sys.stderr)
-        return 2
+        return usage_error("--device cuda, but torch sees no CUDA device (torch "
+                           f"{reference.torch.__version__} reports torch.cuda.is_available() = "
+                           "False); run on the CPU with --device cpu")
     devices = {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"] if cuda else ["cpu"]}
     return run_all(args, impl, name, devices[args.device], cuda)
 
@@ -138,18 +137,14 @@ def reproduce(text: str, impl, name: str, cuda: bool) -> int:
     try:
         case = units.UnitCase.from_json(text) if '"group"' in text else Case.from_json(text)
     except (ValueError, TypeError, KeyError) as error:
-        print(f"error: --reproduce: {error}", file=sys.stderr)
-        return 2
+        return usage_error(f"--reproduce: {error}")
     if isinstance(case, units.UnitCase):
         why = units.missing(impl, units.GROUPS_BY_NAME[case.group])
         if why is not None:
-            print(f"error: --reproduce: group {case.group} cannot run: {why}", file=sys.stderr)
-            return 2
+            return usage_error(f"--reproduce: group {case.group} cannot run: {why}")
         result = units.run_unit_case(case, impl, name)
     elif case.device == "cuda" and not cuda:
-        print("error: this case runs torch on CUDA, which this machine does not have",
-              file=sys.stderr)
-        return 2
+        return usage_error("this case runs torch on CUDA, which this machine does not have")
     else:
         result = run_case(case, impl, name)
     if result.non_finite_reference:
@@ -172,7 +167,7 @@ def _progress(run, row: str, what: str):
           f"in {run.seconds:.1f} s", flush=True)
     if run.failure is not None:
         print(f"\nFAIL: {what}, found by {run.found_by}\n"
-              + indent(run.failure.report()) + "\n", flush=True)
+              + textwrap.indent(run.failure.report(), "    ") + "\n", flush=True)
     return run
 
 
@@ -271,18 +266,18 @@ def zoo_main(argv: list[str]) -> int:
             print(f"{mutant.name}\n    {mutant.description}\n    breaks: {mutant.breaks}")
         return 0
     if args.out_dir is None:
-        print("error: give OUT_DIR (or --list)", file=sys.stderr)
-        return 2
+        return usage_error("give OUT_DIR (or --list)")
     names = [m.name for m in zoo.MUTANTS] if args.names is None else args.names.split(",")
     unknown = [n for n in names if n not in zoo.BY_NAME]
     if unknown:
-        print(f"error: no zoo member named {unknown}; see --list", file=sys.stderr)
-        return 2
+        return usage_error(f"no zoo member named {unknown}; see --list")
     for mutant_name in names:
         path = zoo.materialize(mutant_name, args.out_dir)
         print(f"{path}  ({zoo.BY_NAME[mutant_name].breaks})")
     return 0
 
 
-def indent(text: str, prefix: str = "    ") -> str:
-    return "\n".join(prefix + line for line in text.splitlines())
+def usage_error(message: str) -> int:
+    """Say what is wrong on stderr; the exit status of a usage error."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
