@@ -193,7 +193,7 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
     skipped = [f"group {g}: {why}" for g, why in why_not.items() if why is not None]
     groups = [g for g in groups if why_not[g.name] is None]
     if groups:
-        print(f"  other public functions ({units.UNIT_EXAMPLES.get(profile.name, 50)} "
+        print(f"  other public functions ({profile.group_examples} "
               "Hypothesis examples per group, after the pinned cases; cpu):")
     unit_runs = []
     for group in groups:

@@ -19,7 +19,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from parity.case import Case
-from parity.compare import QUANTITIES, CaseResult, ParityFailure, run_case
+from parity.compare import CaseResult, ParityFailure, run_case
 from parity.pinned import pinned_cases
 from parity.strategies import Profile, draw_case
 
@@ -103,10 +103,10 @@ class Run:
     found_by: str = ""  # "pinned case '...'" or "Hypothesis (shrunk)"
 
 
-def hypothesis_settings(profile: Profile) -> settings:
+def hypothesis_settings(profile: Profile, examples: int) -> settings:
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if profile.shrink else [])
     return settings(
-        max_examples=profile.examples,
+        max_examples=examples,
         derandomize=False,  # a fixed profile is made repeatable by mode_seed instead
         database=None,
         deadline=None,
@@ -183,8 +183,6 @@ def run_mode(mode: str, device: str, profile: Profile, impl: ModuleType, impl_na
     return search(Run(mode, device, stats), cases if pinned else [],
                   lambda case: run_case(case, impl, impl_name),
                   lambda data: draw_case(data, mode, profile, device), stats.record,
-                  hypothesis_settings(profile), mode_seed(profile, mode, device, seed), skip,
-                  profile.shrink)
+                  hypothesis_settings(profile, profile.examples),
+                  mode_seed(profile, mode, device, seed), skip, profile.shrink)
 
-
-__all__ = ["QUANTITIES", "OPTION_COLUMNS", "Run", "Stats", "case_options", "run_mode"]

@@ -33,6 +33,7 @@ from parity.spec import ALL_MODES
 class Profile:
     name: str
     examples: int  # Hypothesis examples per mode and device
+    group_examples: int  # Hypothesis examples per function group (parity.units)
     max_size: int  # input_size and hidden_size
     max_seq_len: int
     max_batch: int
@@ -47,12 +48,13 @@ SMALL = dict(max_size=10, max_seq_len=12, max_batch=5)
 
 
 PROFILES = {
-    "quick": Profile("quick", examples=25, max_size=5, max_seq_len=5, max_batch=3,
-                     max_layers=2, derandomize=True),
-    "ci": Profile("ci", examples=400, max_size=10, max_seq_len=12, max_batch=5, max_layers=3,
-                  derandomize=True),
-    "thorough": Profile("thorough", examples=1000, max_size=48, max_seq_len=120, max_batch=16,
-                        max_layers=4, derandomize=False, large=True),
+    "quick": Profile("quick", examples=25, group_examples=15, max_size=5, max_seq_len=5,
+                     max_batch=3, max_layers=2, derandomize=True),
+    "ci": Profile("ci", examples=400, group_examples=100, max_size=10, max_seq_len=12,
+                  max_batch=5, max_layers=3, derandomize=True),
+    "thorough": Profile("thorough", examples=1000, group_examples=300, max_size=48,
+                        max_seq_len=120, max_batch=16, max_layers=4, derandomize=False,
+                        large=True),
 }
 
 DTYPES = ("float64", "float32")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from parity.compare import QUANTITIES
 from parity.runner import OPTION_COLUMNS, Run, Stats
 from parity.spec import ALL_MODES
+from parity.strategies import DTYPES
 
 
 def table(header: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,)) -> str:
@@ -41,7 +42,7 @@ def errors_table(stats: Stats) -> str:
     for quantity in QUANTITIES:
         row = [quantity]
         ratios = []
-        for dtype in ("float64", "float32"):
+        for dtype in DTYPES:
             entry = stats.errors.get((quantity, dtype))
             if entry is None:
                 row += ["-", "-"]
@@ -87,13 +88,13 @@ def units_table(runs: list[Run]) -> str:
               "float32 error", "worst error/tol", "result"]
     rows = []
     for o in runs:
-        stats, dtypes = o.stats, ("float64", "float32")
+        stats = o.stats
         options = ", ".join(f"{k} {n}" for (_, k), n in sorted(stats.options.items())
-                            if k not in dtypes)
+                            if k not in DTYPES)
         errors = [f"{stats.max_error(d).error:.1e}" if any(dt == d for _, dt in stats.errors)
-                  else "-" for d in dtypes]
+                  else "-" for d in DTYPES]
         ratio = max((e.ratio for e in stats.errors.values()), default=0.0)
         rows.append([o.name, str(stats.cases[o.name]),
-                     *[str(stats.options[o.name, d]) for d in dtypes], options or "-", *errors,
+                     *[str(stats.options[o.name, d]) for d in DTYPES], options or "-", *errors,
                      f"{ratio:.2e}", verdict(o)])
     return table(header, rows, left=(0, 4, 8))

@@ -36,7 +36,7 @@ from parity.compare import CaseResult, TensorCheck, compare_tensor, crash_words,
 from parity.impl import copied
 from parity.reference import TORCH_DTYPE
 from parity.runner import Run, Stats, hypothesis_settings, mode_seed, search
-from parity.strategies import Profile
+from parity.strategies import DTYPES, Profile
 from torch_impl import equations
 
 
@@ -546,7 +546,6 @@ class UnitGroup:
     draw: Callable  # (draw, profile, group) -> options
     run: Callable[[ModuleType, UnitCase, list[str]], list[TensorCheck]]
     pinned: tuple[dict, ...] = ()  # options run before Hypothesis, whatever it draws
-    dtypes: tuple[str, ...] = ("float64", "float32")
 
 
 def _cell_pins(group: str) -> tuple[dict, ...]:
@@ -647,27 +646,23 @@ def run_unit_case(case: UnitCase, impl: ModuleType, impl_name: str = "scratch") 
 
 
 # -- running a group ---------------------------------------------------------------------------
-UNIT_EXAMPLES = {"quick": 15, "ci": 100, "thorough": 300}
-
-
 def run_unit_group(group: UnitGroup, profile: Profile, impl: ModuleType, impl_name: str,
                    seed: int | None = None) -> Run:
     """Pinned cases in both dtypes, then Hypothesis, for one group (like a mode, on the CPU);
     the run's ``stats`` are the group's own."""
-    settings = hypothesis_settings(profile)
-    settings = type(settings)(settings, max_examples=UNIT_EXAMPLES.get(profile.name, 50))
+    settings = hypothesis_settings(profile, profile.group_examples)
 
     def draw_case(data) -> UnitCase:
         def draw(strategy, label):
             return data.draw(strategy, label=label)
 
         options = group.draw(draw, profile, group.name)
-        dtype = draw(st.sampled_from(group.dtypes), "dtype")
+        dtype = draw(st.sampled_from(DTYPES), "dtype")
         return make_case(group.name, options, dtype, draw(st.integers(0, 2**32 - 1),
                                                           "seed of the arrays"))
 
     pinned = [(f"pinned case {i + 1}", make_case(group.name, options, dtype, 1000 + i))
-              for i, options in enumerate(group.pinned) for dtype in group.dtypes]
+              for i, options in enumerate(group.pinned) for dtype in DTYPES]
     run = Run(group.name, stats=Stats(key="group", columns=unit_columns))
     return search(run, pinned, lambda case: run_unit_case(case, impl, impl_name), draw_case,
                   run.stats.record, settings, mode_seed(profile, group.name, "cpu", seed),

@@ -31,7 +31,7 @@ def test_scratch_passes_every_group(group):
                                    "scratch")
     assert outcome.failure is None, outcome.failure.report()
     assert outcome.pinned == len(units.GROUPS_BY_NAME[group].pinned) * 2
-    assert outcome.explored == units.UNIT_EXAMPLES["quick"]
+    assert outcome.explored == PROFILES["quick"].group_examples
     assert outcome.stats.cases[group] == outcome.pinned + outcome.explored
     assert outcome.stats.options[group, "float64"] > 0
     assert outcome.stats.options[group, "float32"] > 0
