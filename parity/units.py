@@ -485,7 +485,7 @@ def run_clip(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorC
         c.add("total_norm", np.asarray(norm, dtype=np.float64),
               _np(ref_norm).astype(np.float64), "value")
     for n, p in ref.named_parameters():
-        c.add(f"grad[{n}]", np.array(mine.grads[n], copy=True), _np(p.grad), "grad_param")
+        c.add(f"grad[{n}]", copied(mine.grads[n]), _np(p.grad), "grad_param")
     return c
 
 
@@ -533,8 +533,7 @@ def run_optimizer(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[Te
     c = _Checks(case)
     mine_params = dict(mine.named_parameters())
     for n, p in ref.named_parameters():
-        c.add(f"{n} after {o['steps']} step(s)", np.array(mine_params.get(n), copy=True)
-              if n in mine_params else None, _np(p), "param")
+        c.add(f"{n} after {o['steps']} step(s)", copied(mine_params.get(n)), _np(p), "param")
     return c
 
 
