@@ -31,7 +31,7 @@ from torch import nn
 
 from parity import spec, tolerances
 from parity.calls import cell_args
-from parity.case import FunctionCase, make_function_data
+from parity.case import FunctionCase, FunctionData, make_function_data
 from parity.compare import CaseResult, TensorCheck, compare_tensor, crash_words, param_checks
 from parity.impl import copied
 from parity.reference import TORCH_DTYPE
@@ -221,25 +221,32 @@ def _draw_cell(draw, profile: Profile, group: str) -> dict:
     return o
 
 
+def _cell_data(case: UnitCase) -> tuple[str, FunctionData]:
+    """The case's mode and the arrays of one step, as the grader draws a cell's
+    (parity.case.make_function_data: float64, cast to the case's dtype where used)."""
+    o = case.opts
+    mode = spec.mode_of(spec.mode_named(case.group.partition("_")[0]).cls,
+                        o.get("nonlinearity", "tanh"))
+    return mode, make_function_data(FunctionCase(
+        mode, 1, o["batch"], o["input_size"], o["hidden_size"], o.get("proj_size", 0),
+        o["bias"], seed=case.seed))
+
+
 def run_cell_module(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorCheck]:
-    o, rng = case.opts, _rng(case)
-    G, H, In = spec.mode_named(case.group).gates, o["hidden_size"], o["input_size"]
-    k = 1.0 / math.sqrt(H)
-    names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if o["bias"] else [])
-    shapes = [(G * H, In), (G * H, H), (G * H,), (G * H,)]
-    params = {n: _arr(rng.uniform(-k, k, shape), case) for n, shape in zip(names, shapes)}
-    lead = () if o["unbatched"] else (o["batch"],)
-    x = _arr(rng.standard_normal(lead + (In,)), case)
-    lstm = case.group == "LSTMCell"
-    h0 = _arr(rng.standard_normal(lead + (H,)) * 0.5, case) if o["hx"] else None
-    c0 = _arr(rng.standard_normal(lead + (H,)) * 0.5, case) if o["hx"] and lstm else None
-    gh = _arr(rng.standard_normal(lead + (H,)), case)
-    gc = _arr(rng.standard_normal(lead + (H,)), case) if lstm else None
+    o = case.opts
+    mode, d = _cell_data(case)
+    lstm = mode == "LSTM"
+    params = {n: _arr(v, case) for n, v in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
+                                               (d.W_ih, d.W_hh, d.b_ih, d.b_hh))
+              if v is not None}
+    x, h0, c0, gh, gc = (None if a is None else _arr(a[0] if o["unbatched"] else a, case)
+                         for a in (d.x[0], d.h0, d.c0, d.doutput[0], d.dc_n))
+    hx = ((h0, c0) if lstm else h0) if o["hx"] else None
     upstream = (None if o.get("grad") == "c" else gh, None if o.get("grad") == "h" else gc)
     kwargs = {"nonlinearity": o["nonlinearity"]} if "nonlinearity" in o else {}
     outs, (tx, thx), got, back, grads = _modules(
-        impl, case, stage, params, (x, (h0, c0) if lstm and o["hx"] else h0),
-        upstream if lstm else (gh,), In, H, bias=o["bias"], **kwargs)
+        impl, case, stage, params, (x, hx), upstream if lstm else (gh,), o["input_size"],
+        o["hidden_size"], bias=o["bias"], **kwargs)
 
     c = _Checks(case)
     for name, mine, ref in zip(("h'", "c'"), got if lstm else (got,), outs):
@@ -260,11 +267,8 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
     arguments in the same order; its gradients by autograd, each field ``d<argument>`` of the
     returned grads (the argument named by the function's signature) against that argument's.
     The arrays are a one-step FunctionCase's (parity.case), as the grader's."""
-    o = case.opts
-    cell = case.group.partition("_")[0]
-    mode = spec.mode_of(spec.mode_named(cell).cls, o.get("nonlinearity", "tanh"))
-    d = make_function_data(FunctionCase(mode, 1, o["batch"], o["input_size"], o["hidden_size"],
-                                        o.get("proj_size", 0), o["bias"], seed=case.seed))
+    mode, d = _cell_data(case)
+    cell = spec.MODES[mode].cell
     args = tuple(_arr(a, case) if isinstance(a, np.ndarray) else a
                  for a in cell_args(mode, d, d.x[0], d.h0))
     upstream = tuple(_arr(g, case) for g in (d.doutput[0], d.dc_n) if g is not None)
