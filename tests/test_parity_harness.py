@@ -186,6 +186,32 @@ def test_compare_tensor_problems(impl, problem):
     assert not check.passed and problem in check.problem
 
 
+@pytest.mark.parametrize("impl, problem", [
+    ([np.nan, np.inf, 2.0], None),
+    ([np.nan, -np.inf, 2.0], "at index [1] the implementation has -inf, torch inf"),
+    ([0.0, np.inf, 2.0], "at index [0] the implementation has 0.0, torch nan"),
+    ([np.nan, np.inf, 2.5], None),  # the finite part is off: an error, not a problem
+])
+def test_compare_tensor_where_torch_is_not_finite(impl, problem):
+    """NaN where torch has NaN and the same infinity, else the problem; the finite elements
+    are measured against their own scale (an infinity does not allow any error)."""
+    check = compare_tensor("total_norm", "value", np.array(impl), np.array([np.nan, np.inf, 2.0]),
+                           1e-10)
+    assert check.problem == problem
+    assert check.passed is (problem is None and impl[2] == 2.0)
+    if check.measured is not None:
+        assert check.measured.scale == 2.0
+        assert check.error == pytest.approx(abs(impl[2] - 2.0) / 2.0)
+
+
+def test_first_divergence_is_not_blinded_by_an_infinite_reference():
+    from parity.diff import first_divergence
+
+    found = first_divergence(np.array([np.inf, 1.0]), np.array([np.inf, 1.5]), "x")
+    assert found is not None and "expected 1, got 1.5" in found.problem
+    assert first_divergence(np.array([np.inf, 1.0]), np.array([np.inf, 1.0]), "x") is None
+
+
 # -- the real scratch --------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ALL_MODES)
 def test_scratch_passes_the_quick_profile(mode):
