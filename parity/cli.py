@@ -12,8 +12,8 @@ asked for could not run), 2 for a usage error.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -24,40 +24,37 @@ MODE_NAMES = {"rnn_tanh": ["RNN_TANH"], "rnn_relu": ["RNN_RELU"], "rnn": ["RNN_T
               "lstm": ["LSTM"], "gru": ["GRU"]}
 
 
-def parse_modes(text: str) -> list[str]:
+def _choose(text: str, order: list[str], named, error: str) -> list[str]:
+    """The names of ``order`` that comma-separated words choose (``named(word)``: those a
+    word names), in that order; ``none`` for none. A word that names nothing is an error."""
     if text.strip().lower() == "none":
         return []
-    modes: list[str] = []
+    chosen: set[str] = set()
     for word in text.split(","):
-        key = word.strip().lower()
-        if key not in MODE_NAMES:
-            raise argparse.ArgumentTypeError(
-                f"unknown mode {word!r}: choose from {', '.join(MODE_NAMES)} (comma-separated), "
-                "or none")
-        modes += [k for k in MODE_NAMES[key] if k not in modes]
-    return [k for k in ALL_MODES if k in modes]
+        found = named(word.strip())
+        if not found:
+            raise argparse.ArgumentTypeError(error.format(word=word))
+        chosen.update(found)
+    return [n for n in order if n in chosen]
+
+
+def parse_modes(text: str) -> list[str]:
+    return _choose(text, list(ALL_MODES), lambda word: MODE_NAMES.get(word.lower()),
+                   f"unknown mode {{word!r}}: choose from {', '.join(MODE_NAMES)} "
+                   "(comma-separated), or none")
 
 
 def parse_groups(text: str) -> list[str]:
     """Group names or shell patterns (``*_cell_*``), comma-separated; ``none`` for none;
     ``training`` is the training-parity table."""
-    from fnmatch import fnmatchcase
+    from fnmatch import filter as matching
 
     from parity.units import GROUPS
 
     names = [g.name for g in GROUPS] + ["training"]
-    if text.strip().lower() == "none":
-        return []
-    chosen: list[str] = []
-    for word in text.split(","):
-        pattern = word.strip()
-        found = [n for n in names if fnmatchcase(n, pattern)]
-        if not found:
-            raise argparse.ArgumentTypeError(
-                f"no group matches {word!r}: choose from {', '.join(names)} (comma-separated, "
-                "shell patterns allowed), or none")
-        chosen += [n for n in found if n not in chosen]
-    return [n for n in names if n in chosen]
+    return _choose(text, names, lambda pattern: matching(names, pattern),
+                   f"no group matches {{word!r}}: choose from {', '.join(names)} "
+                   "(comma-separated, shell patterns allowed), or none")
 
 
 def main_parser() -> argparse.ArgumentParser:
@@ -110,14 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     args = main_parser().parse_args(argv)
 
     from parity import reference
-    from parity.impl import ImplError, impl_label, load_impl
+    from parity.impl import ImplError, load_impl
 
     try:
         impl = load_impl(args.impl)
     except ImplError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    name = impl_label(args.impl)
+        return usage_error(str(error))
+    name = args.impl or "scratch"
 
     cuda = reference.cuda_available()
     if cuda:
@@ -125,43 +121,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.reproduce is not None:
         return reproduce(args.reproduce, impl, name, cuda)
     if args.device == "cuda" and not cuda:
-        print("error: --device cuda, but torch sees no CUDA device (torch "
-              f"{torch_version()} reports torch.cuda.is_available() = False); run on the CPU "
-              "with --device cpu", file=sys.stderr)
-        return 2
+        return usage_error("--device cuda, but torch sees no CUDA device (torch "
+                           f"{reference.torch.__version__} reports torch.cuda.is_available() = "
+                           "False); run on the CPU with --device cpu")
     devices = {"cpu": ["cpu"], "cuda": ["cuda"], "all": ["cpu", "cuda"] if cuda else ["cpu"]}
     return run_all(args, impl, name, devices[args.device], cuda)
 
 
-def torch_version() -> str:
-    import torch
-
-    return torch.__version__
-
-
 def reproduce(text: str, impl, name: str, cuda: bool) -> int:
+    """Run the one case of a failure report (a layer case, or a group's with a "group" key)
+    and print its verdict: PASS with its largest error, or FAIL with the report."""
+    from parity import units
     from parity.compare import run_case
 
-    if '"group"' in text:
-        return reproduce_unit(text, impl, name)
     try:
-        case = Case.from_json(text)
-    except (ValueError, TypeError) as error:
-        print(f"error: --reproduce: {error}", file=sys.stderr)
-        return 2
-    if case.device == "cuda" and not cuda:
-        print("error: this case runs torch on CUDA, which this machine does not have",
-              file=sys.stderr)
-        return 2
-    result = run_case(case, impl, name)
+        case = units.UnitCase.from_json(text) if '"group"' in text else Case.from_json(text)
+    except (ValueError, TypeError, KeyError) as error:
+        return usage_error(f"--reproduce: {error}")
+    if isinstance(case, units.UnitCase):
+        why = units.missing(impl, units.GROUPS_BY_NAME[case.group])
+        if why is not None:
+            return usage_error(f"--reproduce: group {case.group} cannot run: {why}")
+        result = units.run_unit_case(case, impl, name)
+    elif case.device == "cuda" and not cuda:
+        return usage_error("this case runs torch on CUDA, which this machine does not have")
+    else:
+        result = run_case(case, impl, name)
     if result.non_finite_reference:
         print(f"torch's result is not finite for this case: no verdict\ncase: {case.describe()}")
         return 1
-    return print_verdict(result, case)
-
-
-def print_verdict(result, case) -> int:
-    """One reproduced case's verdict: PASS with its largest error, or FAIL with the report."""
     if result.passed:
         worst = max(result.checks, key=lambda c: c.error / c.tol)
         print(f"PASS: every tensor agrees with torch ({len(result.checks)} compared; largest "
@@ -172,67 +160,45 @@ def print_verdict(result, case) -> int:
     return 1
 
 
-def reproduce_unit(text: str, impl, name: str) -> int:
-    from parity import units
-
-    try:
-        case = units.UnitCase.from_json(text)
-    except (ValueError, TypeError, KeyError) as error:
-        print(f"error: --reproduce: {error}", file=sys.stderr)
-        return 2
-    why = units.missing(impl, units.GROUPS_BY_NAME[case.group])
-    if why is not None:
-        print(f"error: --reproduce: group {case.group} cannot run: {why}", file=sys.stderr)
-        return 2
-    result = units.run_unit_case(case, impl, name)
-    return print_verdict(result, case)
-
-
-def _print_outcome(outcome, row: str, what: str) -> None:
-    """One line of the run's progress, and the report of its failure."""
-    status = "ok" if outcome.failure is None else "FAIL"
-    print(f"  {row} {status:4s} {outcome.pinned} pinned + {outcome.explored} explored cases "
-          f"in {outcome.seconds:.1f} s", flush=True)
-    if outcome.failure is not None:
-        print(f"\nFAIL: {what}, found by {outcome.found_by}\n"
-              + indent(outcome.failure.report()) + "\n", flush=True)
+def _progress(run, row: str, what: str):
+    """One line of the run's progress, and the report of its failure; returns the run."""
+    status = "ok" if run.failure is None else "FAIL"
+    print(f"  {row} {status:4s} {run.pinned} pinned + {run.explored} explored cases "
+          f"in {run.seconds:.1f} s", flush=True)
+    if run.failure is not None:
+        print(f"\nFAIL: {what}, found by {run.found_by}\n"
+              + textwrap.indent(run.failure.report(), "    ") + "\n", flush=True)
+    return run
 
 
 def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
-    from parity import summary
+    from parity import summary, units
     from parity.runner import Stats, run_mode
     from parity.strategies import PROFILES
 
     profile = PROFILES[args.profile]
     stats = Stats()
-    outcomes = []
     start = time.perf_counter()
     print(f"parity: {name} against torch, profile {profile.name} "
           f"({profile.examples} Hypothesis examples per mode and device, after the pinned "
           f"cases), devices {', '.join(devices)}")
+    runs = []
     for device in devices:
         for mode in args.modes:
-            outcome = run_mode(mode, device, profile, impl, name, stats, args.seed)
-            outcomes.append(outcome)
-            _print_outcome(outcome, f"{mode:8s} {device:4s}", f"{mode} on {device}")
+            runs.append(_progress(run_mode(mode, device, profile, impl, name, stats, args.seed),
+                                  f"{mode:8s} {device:4s}", f"{mode} on {device}"))
 
-    from parity import units
-
-    groups = [g for g in units.GROUPS
-              if args.groups is None or g.name in args.groups]
-    unit_outcomes = []
-    skipped = []
+    groups = [g for g in units.GROUPS if args.groups is None or g.name in args.groups]
+    why_not = {g.name: units.missing(impl, g) for g in groups}
+    skipped = [f"group {g}: {why}" for g, why in why_not.items() if why is not None]
+    groups = [g for g in groups if why_not[g.name] is None]
     if groups:
-        print(f"  other public functions ({units.UNIT_EXAMPLES.get(profile.name, 50)} "
+        print(f"  other public functions ({profile.group_examples} "
               "Hypothesis examples per group, after the pinned cases; cpu):")
+    unit_runs = []
     for group in groups:
-        why = units.missing(impl, group)
-        if why is not None:
-            skipped.append(f"group {group.name}: {why}")
-            continue
-        unit = units.run_unit_group(group, profile, impl, name, args.seed)
-        unit_outcomes.append(unit)
-        _print_outcome(unit, f"{group.name:20s}", f"group {group.name}")
+        unit_runs.append(_progress(units.run_unit_group(group, profile, impl, name, args.seed),
+                                   f"{group.name:20s}", f"group {group.name}"))
 
     if "cuda" not in devices:
         skipped.append("cuda: " + ("torch sees no CUDA device" if not cuda
@@ -243,20 +209,17 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
         if training_note:
             skipped.append(training_note)
 
-    failed_runs = [o for o in outcomes if o.failure is not None]
-    failed_units = [u for u in unit_outcomes if u.failure is not None]
-    failed_training = [r for r in training_rows if not r.get("passed")]
-    if outcomes:
+    if runs:
         print("\n== cases compared, per mode and option ==")
         print(summary.cases_table(stats, args.modes))
         print("\n== largest error seen, per tensor (error = max|impl - torch| / max(1, "
               "max|torch|)) ==")
         print(summary.errors_table(stats))
         print("\n== per mode and device ==")
-        print(summary.modes_table(outcomes))
-    if unit_outcomes:
+        print(summary.modes_table(runs))
+    if unit_runs:
         print("\n== other public functions: cases per group and option, largest error ==")
-        print(summary.units_table(unit_outcomes))
+        print(summary.units_table(unit_runs))
     if training_rows:
         print("\n== training parity (parity.training) ==")
         print(summary.training_table(training_rows))
@@ -264,38 +227,28 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
     if non_finite:
         skipped.append(f"{non_finite} drawn cases where torch's result overflowed (no verdict)")
     if skipped:
-        print("\nskipped:")
-        for line in skipped:
-            print(f"  - {line}")
-    ok = not failed_runs and not failed_training and not failed_units
-    parts = []
-    if failed_runs:
-        parts.append(f"{len(failed_runs)} mode/device runs")
-    if failed_units:
-        parts.append(f"{len(failed_units)} function groups ("
-                     + ", ".join(u.group for u in failed_units) + ")")
-    if failed_training:
-        parts.append(f"{len(failed_training)} training rows")
-    verdict = "PASS" if ok else "FAIL: " + ", ".join(parts) + " differ from torch"
-    unit_cases = sum(u.cases for u in unit_outcomes)
-    print(f"\n{verdict} ({sum(stats.cases.values())} layer cases and {unit_cases} function "
-          f"cases compared, {time.perf_counter() - start:.1f} s)")
-    return 0 if ok else 1
+        print("\nskipped:\n" + "\n".join(f"  - {line}" for line in skipped))
+    failed = {"mode/device runs": [f"{r.name} on {r.device}" for r in runs if r.failure],
+              "function groups": [r.name for r in unit_runs if r.failure],
+              "training rows": [str(r.get("name")) for r in training_rows
+                                if not r.get("passed")]}
+    parts = [f"{len(names)} {what} ({', '.join(names)})" for what, names in failed.items()
+             if names]
+    unit_cases = sum(r.stats.cases[r.name] for r in unit_runs)
+    print(f"\n{'FAIL: ' + ', '.join(parts) + ' differ from torch' if parts else 'PASS'} "
+          f"({sum(stats.cases.values())} layer cases and {unit_cases} function cases compared, "
+          f"{time.perf_counter() - start:.1f} s)")
+    return 1 if parts else 0
 
 
 def run_training(profile: str, impl_name: str) -> tuple[list[dict], str]:
     """parity.training's rows, or a note saying why it did not run."""
     if impl_name != "scratch":
         return [], "training parity: it runs against the project's scratch only, not --impl"
-    if importlib.util.find_spec("parity.training") is None:
-        return [], "training parity: parity/training.py does not exist yet"
-    import parity.training as training
+    from parity.training import run_training_parity
 
-    runner = getattr(training, "run_training_parity", None)
-    if runner is None:
-        return [], "training parity: parity.training defines no run_training_parity"
     try:
-        rows = list(runner(profile))
+        rows = list(run_training_parity(profile))
     except Exception as error:  # reported as a failing row: the summary still prints
         rows = [{"name": f"run_training_parity({profile!r}) raised "
                          f"{type(error).__name__}: {error}",
@@ -313,18 +266,18 @@ def zoo_main(argv: list[str]) -> int:
             print(f"{mutant.name}\n    {mutant.description}\n    breaks: {mutant.breaks}")
         return 0
     if args.out_dir is None:
-        print("error: give OUT_DIR (or --list)", file=sys.stderr)
-        return 2
+        return usage_error("give OUT_DIR (or --list)")
     names = [m.name for m in zoo.MUTANTS] if args.names is None else args.names.split(",")
     unknown = [n for n in names if n not in zoo.BY_NAME]
     if unknown:
-        print(f"error: no zoo member named {unknown}; see --list", file=sys.stderr)
-        return 2
+        return usage_error(f"no zoo member named {unknown}; see --list")
     for mutant_name in names:
         path = zoo.materialize(mutant_name, args.out_dir)
         print(f"{path}  ({zoo.BY_NAME[mutant_name].breaks})")
     return 0
 
 
-def indent(text: str, prefix: str = "    ") -> str:
-    return "\n".join(prefix + line for line in text.splitlines())
+def usage_error(message: str) -> int:
+    """Say what is wrong on stderr; the exit status of a usage error."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2

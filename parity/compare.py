@@ -18,59 +18,75 @@ import shlex
 import traceback
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from parity import tolerances
 from parity.case import Case, make_data
-from parity.diff import array_problem
+from parity.diff import Error, array_problem, measure
 from parity.impl import build_impl, run_impl
 from parity.reference import Outcome, torch_outcome
 
+if TYPE_CHECKING:
+    from parity.units import UnitCase
+
 # The quantities of the summary table, in order.
 QUANTITIES = ("output", "h_n", "c_n", "grad_input", "grad_h0", "grad_c0", "grad_weight",
-          "grad_bias", "grad_twice")
+              "grad_bias", "grad_twice")
 
 
 @dataclass
 class TensorCheck:
-    """How one tensor of the implementation compares with torch's."""
+    """How one tensor of the implementation compares with torch's: ``measured`` by
+    parity.diff's measure, or a ``problem`` (a shape, a missing tensor, NaN) where there is
+    no number to compare."""
 
     name: str  # e.g. "grad[weight_hh_l0]"
     quantity: str  # one of QUANTITIES
     tol: float
-    scale: float = 1.0  # max(1, max |ref|)
-    max_abs: float = 0.0
-    abs_index: tuple = ()
-    impl_value: float = 0.0
-    ref_value: float = 0.0
-    max_rel: float = 0.0
-    rel_index: tuple = ()
-    problem: str | None = None  # a shape, a missing tensor, NaN: no number to compare
+    measured: Error | None = None
+    problem: str | None = None
 
     @property
     def error(self) -> float:
         """max |impl - ref| / max(1, max |ref|): what is held against tol."""
-        return self.max_abs / self.scale
+        return 0.0 if self.measured is None else self.measured.error
+
+    @property
+    def relative(self) -> tuple[float, list[int]]:
+        """The largest |impl - ref| / |ref| and its index (inf where torch has an exact zero
+        and the implementation does not)."""
+        if self.measured is None:
+            return 0.0, []
+        m = self.measured
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(m.abs == 0, 0.0, m.abs / np.abs(m.expected))
+        at = np.unravel_index(int(np.argmax(rel)), rel.shape)
+        return float(rel[at]), [int(i) for i in at]
 
     @property
     def passed(self) -> bool:
         return self.problem is None and self.error <= self.tol
 
     def describe(self) -> str:
-        if self.problem is not None:
-            return f"{self.name}: {self.problem}"
+        if self.problem is not None or self.measured is None:
+            return f"{self.name}: {self.problem or 'nothing to compare'}"
+        m, (rel, rel_index) = self.measured, self.relative
         return (
-            f"{self.name}: largest absolute error {self.max_abs:.3e} at index "
-            f"{list(self.abs_index)} (impl {self.impl_value:.10g}, torch {self.ref_value:.10g}); "
-            f"largest relative error {self.max_rel:.3e} at index {list(self.rel_index)}; "
-            f"error / max(1, max|torch|) = {self.error:.3e} against tolerance {self.tol:.3g}"
+            f"{self.name}: largest absolute error {m.largest:.3e} at index {list(m.index)} "
+            f"(impl {m.actual[m.index]:.10g}, torch {m.expected[m.index]:.10g}); largest "
+            f"relative error {rel:.3e} at index {rel_index}; error / max(1, max|torch|) = "
+            f"{self.error:.3e} against tolerance {self.tol:.3g}"
         )
 
 
 @dataclass
 class CaseResult:
-    case: Case
+    """One case run through the implementation and torch: a layer case (parity.case.Case) or
+    a function group's (parity.units.UnitCase, which is one step deep)."""
+
+    case: Case | UnitCase
     impl: str  # how the implementation was named (--impl)
     checks: list[TensorCheck] = field(default_factory=list)
     crash: str | None = None  # the implementation raised: where and what
@@ -88,7 +104,9 @@ class CaseResult:
 
     @property
     def passed(self) -> bool:
-        return self.crash is None and not self.failures
+        """Nothing differs, nothing raised, and something was compared (or torch overflowed)."""
+        return self.crash is None and not self.failures and bool(
+            self.checks or self.non_finite_reference)
 
     def reproduce_command(self) -> str:
         impl = "" if self.impl == "scratch" else f" --impl {shlex.quote(self.impl)}"
@@ -96,7 +114,8 @@ class CaseResult:
 
     def report(self, limit: int = 8) -> str:
         """A failure report: what diverged, by how much and where, the case, the command."""
-        lines = []
+        group = getattr(self.case, "group", None)
+        lines = [] if group is None else [f"group: {group}"]
         if self.crash is not None:
             lines.append(f"the implementation raised an error: {self.crash}")
         failures = self.failures
@@ -108,9 +127,16 @@ class CaseResult:
                 lines.append("  " + check.describe())
             if len(failures) > limit:
                 lines.append(f"  ... and {len(failures) - limit} more")
+        if not self.checks and self.crash is None and not self.non_finite_reference:
+            lines.append("nothing was compared")
         lines.append("criterion: " + tolerances.describe(
             self.case.dtype, self.case.seq_len, self.case.num_layers))
-        return "\n".join(lines + report_tail(self))
+        lines.append(f"case: {self.case.describe()}")
+        if self.story:
+            lines.append("as Hypothesis drew it:")
+            lines += ["  " + line for line in self.story]
+        return "\n".join(lines + [f"implementation: {self.impl}",
+                                  f"reproduce: {self.reproduce_command()}"])
 
 
 class ParityFailure(AssertionError):
@@ -123,22 +149,17 @@ class ParityFailure(AssertionError):
 
 # -- comparing one tensor ---------------------------------------------------------------------
 def compare_tensor(name: str, quantity: str, impl, ref: np.ndarray, tol: float) -> TensorCheck:
-    check = TensorCheck(name, quantity, tol)
-    check.problem = array_problem(ref, impl)  # the grader's words for what is no number
+    """Where torch is not finite the implementation must be the same (NaN where NaN, the same
+    infinity); elsewhere parity.diff's measure, and its words for what is no number."""
+    check = TensorCheck(name, quantity, tol, problem=array_problem(ref, impl))
     if check.problem is not None or ref.size == 0:
         return check
-    a, b = impl.astype(np.float64), ref.astype(np.float64)
-    diff = np.abs(a - b)
-    abs_at = np.unravel_index(int(np.argmax(diff)), diff.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):  # |torch| == 0: inf, or 0 if equal
-        rel = np.where(diff == 0, 0.0, diff / np.abs(b))
-    rel_at = np.unravel_index(int(np.argmax(rel)), rel.shape)
-    check.scale = tolerances.scale(b)
-    check.max_abs = float(diff[abs_at])
-    check.abs_index = tuple(int(i) for i in abs_at)
-    check.impl_value, check.ref_value = float(a[abs_at]), float(b[abs_at])
-    check.max_rel = float(rel[rel_at])
-    check.rel_index = tuple(int(i) for i in rel_at)
+    odd = ~np.isfinite(ref) & ~((np.isnan(ref) & np.isnan(impl)) | (ref == impl))
+    if odd.any():
+        i = tuple(int(k) for k in np.argwhere(odd)[0])
+        check.problem = f"at index {list(i)} the implementation has {impl[i]}, torch {ref[i]}"
+    else:
+        check.measured = measure(ref, impl)
     return check
 
 
@@ -148,45 +169,34 @@ def _param_quantity(name: str) -> str:
 
 def compare_outcomes(case: Case, impl: Outcome, grads_twice, ref: Outcome) -> list[TensorCheck]:
     tol = tolerances.tolerance(case.dtype, case.seq_len, case.num_layers)
-    checks = [
-        compare_tensor("output", "output", impl.output, ref.output, tol),
-        compare_tensor("h_n", "h_n", impl.h_n, ref.h_n, tol),
-    ]
-    if ref.c_n is not None:
-        checks.append(compare_tensor("c_n", "c_n", impl.c_n, ref.c_n, tol))
-    checks.append(compare_tensor("grad_input", "grad_input", impl.grad_input, ref.grad_input,
-                                 tol))
-    for name, impl_value, ref_value in (("grad_h0", impl.grad_h0, ref.grad_h0),
-                                        ("grad_c0", impl.grad_c0, ref.grad_c0)):
-        if ref_value is not None:
-            checks.append(compare_tensor(name, name, impl_value, ref_value, tol))
-        elif impl_value is not None:
-            check = TensorCheck(name, name, tol)
-            check.problem = "returned, but forward() was given no hx: it must be None"
-            checks.append(check)
+    checks = []
+    for name in Outcome._fields[:-1]:  # output, h_n, c_n, grad_input, grad_h0, grad_c0
+        mine, want = getattr(impl, name), getattr(ref, name)
+        if want is not None:
+            checks.append(compare_tensor(name, name, mine, want, tol))
+        elif mine is not None:  # a gradient of hx (run_impl gives c_n only for the LSTM)
+            checks.append(TensorCheck(name, name, tol, problem="returned, but forward() was "
+                                                             "given no hx: it must be None"))
+    return checks + param_checks(impl.grads, grads_twice, ref.grads, tol)
 
-    names_impl, names_ref = list(impl.grads), list(ref.grads)
-    if sorted(names_impl) != sorted(names_ref):
-        check = TensorCheck("parameter names", "grad_weight", tol)
-        check.problem = (f"the implementation has gradients {names_impl}, "
-                         f"torch has parameters {names_ref}")
-        checks.append(check)
-    for name, ref_grad in ref.grads.items():
-        if name in impl.grads:
-            checks.append(compare_tensor(f"grad[{name}]", _param_quantity(name), impl.grads[name],
-                                         ref_grad, tol))
-    for name, ref_grad in ref.grads.items():
-        if name in grads_twice:
-            checks.append(compare_tensor(
-                f"grad[{name}] after 2 backward()", "grad_twice",
-                grads_twice[name], 2 * ref_grad, tol,
-            ))
-    return checks
+
+def param_checks(grads: dict, twice: dict, ref_grads: dict, tol: float) -> list[TensorCheck]:
+    """The parameters' names, each gradient, then each again after a second forward and
+    backward without zero_grad (twice the first: gradients add up, as torch's .grad does)."""
+    checks = []
+    if sorted(grads) != sorted(ref_grads):
+        checks.append(TensorCheck("parameter names", "grad_weight", tol, problem=(
+            f"the implementation has gradients {list(grads)}, torch has parameters "
+            f"{list(ref_grads)}")))
+    checks += [compare_tensor(f"grad[{name}]", _param_quantity(name), grads[name], ref, tol)
+               for name, ref in ref_grads.items() if name in grads]
+    return checks + [compare_tensor(f"grad[{name}] after 2 backward()", "grad_twice",
+                                    twice[name], 2 * ref, tol)
+                     for name, ref in ref_grads.items() if name in twice]
 
 
 def _finite(outcome: Outcome) -> bool:
-    arrays = [outcome.output, outcome.h_n, outcome.c_n, outcome.grad_input, outcome.grad_h0,
-              outcome.grad_c0, *outcome.grads.values()]
+    arrays = [*outcome[:-1], *outcome.grads.values()]
     return all(np.all(np.isfinite(a)) for a in arrays if a is not None)
 
 
@@ -203,12 +213,17 @@ def run_case(case: Case, impl: ModuleType, impl_name: str = "scratch") -> CaseRe
         module = build_impl(case, data, impl)
         mine = run_impl(case, data, module, stage)
     except Exception as error:  # the implementation's own failure is a finding, not a crash
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        result.crash = (f"{type(error).__name__}: {error} (during {stage[-1]}, at "
-                        f"{frame.filename}:{frame.lineno})")
+        result.crash = crash_words(error, stage[-1])
         return result
     result.checks = compare_outcomes(case, mine.first, mine.grads_twice, ref)
     return result
+
+
+def crash_words(error: Exception, stage: str) -> str:
+    """What the implementation raised, during which stage, and where."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    return (f"{type(error).__name__}: {error} (during {stage}, at {frame.filename}:"
+            f"{frame.lineno})")
 
 
 def check_case(case: Case, impl: ModuleType, impl_name: str = "scratch") -> CaseResult:
@@ -217,14 +232,3 @@ def check_case(case: Case, impl: ModuleType, impl_name: str = "scratch") -> Case
     if not result.passed:
         raise ParityFailure(result)
     return result
-
-
-def report_tail(failure) -> list[str]:
-    """The last lines of a failure's report: the case, how Hypothesis drew it, the
-    implementation and the command that reproduces it."""
-    lines = [f"case: {failure.case.describe()}"]
-    if failure.story:
-        lines.append("as Hypothesis drew it:")
-        lines += ["  " + line for line in failure.story]
-    return lines + [f"implementation: {failure.impl}",
-                    f"reproduce: {failure.reproduce_command()}"]

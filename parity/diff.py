@@ -7,7 +7,8 @@ shape, a dtype, a NaN, or numbers off by more than the project's float64 criteri
     |submission - reference| <= FLOAT64_TOL * max(1, max |reference|)
 
 element by element, with the tolerance from ``parity.tolerances``, the one place for it.
-``numerical_gradient`` is the project's one finite-difference routine.
+``measure`` is the project's one error computation (the parity harness's comparator words
+the same numbers), ``numerical_gradient`` its one finite-difference routine.
 """
 
 from __future__ import annotations
@@ -71,32 +72,26 @@ def first_divergence(expected, actual, name: str = "result",
             return Divergence(name, f"expected a {type(expected).__name__} with fields "
                                     f"{', '.join(fields)}, got {_what(actual)}")
         actual_fields = getattr(type(actual), "_fields", ())  # a plain tuple: by position
-        for i, field in enumerate(fields):
-            value = getattr(actual, field) if field in actual_fields else actual[i]
-            found = first_divergence(expected[i], value, f"{name}.{field}", tol)
-            if found:
-                return found
-        return None
-    if isinstance(expected, (tuple, list)):
+        parts = [(e, getattr(actual, f) if f in actual_fields else a, f"{name}.{f}")
+                 for f, e, a in zip(fields, expected, actual)]
+    elif isinstance(expected, (tuple, list)):
         if not isinstance(actual, (tuple, list)) or len(actual) != len(expected):
             return Divergence(name, f"expected {len(expected)} values, got {_what(actual)}")
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            found = first_divergence(e, a, f"{name}[{i}]", tol)
-            if found:
-                return found
-        return None
-    if isinstance(expected, dict):
+        parts = [(e, a, f"{name}[{i}]") for i, (e, a) in enumerate(zip(expected, actual))]
+    elif isinstance(expected, dict):
         if not isinstance(actual, dict):
             return Divergence(name, f"expected a dict, got {_what(actual)}")
         missing = [k for k in expected if k not in actual]
         if missing:
             return Divergence(name, f"has no entry {missing[0]!r}")
-        for key, value in expected.items():
-            found = first_divergence(value, actual[key], f"{name}[{key!r}]", tol)
-            if found:
-                return found
-        return None
-    raise TypeError(f"cannot compare a reference value of type {type(expected).__name__}")
+        parts = [(e, actual[k], f"{name}[{k!r}]") for k, e in expected.items()]
+    else:
+        raise TypeError(f"cannot compare a reference value of type {type(expected).__name__}")
+    for e, a, part in parts:  # in order, the first that differs
+        found = first_divergence(e, a, part, tol)
+        if found:
+            return found
+    return None
 
 
 def _as_number(value):
@@ -132,6 +127,40 @@ def array_problem(expected: np.ndarray, actual) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Error:
+    """How far an array is from the reference's, by the project's one measure: ``abs`` =
+    |actual - expected| element by element (0 where the reference is not finite), its largest
+    value at ``index`` (the first of those that tie to 1e-9, so that references differing in
+    the last place name the same element), and ``scale`` = max(1, max |reference|)."""
+
+    expected: np.ndarray  # float64
+    actual: np.ndarray  # float64
+    abs: np.ndarray
+    scale: float
+    index: tuple[int, ...]
+
+    @property
+    def largest(self) -> float:
+        return float(self.abs[self.index])
+
+    @property
+    def error(self) -> float:
+        """max |actual - expected| / max(1, max |reference|): what is held against tol."""
+        return self.largest / self.scale
+
+
+def measure(expected: np.ndarray, actual: np.ndarray) -> Error:
+    """The error of a non-empty numeric array that ``array_problem`` passed."""
+    exp, act = expected.astype(np.float64), actual.astype(np.float64)
+    finite = np.isfinite(exp)
+    with np.errstate(invalid="ignore"):
+        err = np.where(finite, np.abs(act - exp), 0.0)
+    first = int(np.argmax(err >= err.max() * (1.0 - 1e-9)))
+    index = tuple(int(i) for i in np.unravel_index(first, err.shape))
+    return Error(exp, act, err, tolerances.scale(exp[finite]), index)
+
+
 def _compare_array(expected: np.ndarray, actual, name: str,
                    tol: float) -> Divergence | None:
     problem = array_problem(expected, actual)
@@ -139,25 +168,19 @@ def _compare_array(expected: np.ndarray, actual, name: str,
         return Divergence(name, problem)
     if expected.dtype.kind == "b" or expected.size == 0:
         return None
-    exp = expected.astype(np.float64)
-    act = actual.astype(np.float64)
-    scale = tolerances.scale(exp)
-    allowed = tol * scale
-    with np.errstate(invalid="ignore"):
-        err = np.where(np.isfinite(exp), np.abs(act - exp), 0.0)
-    off = err > allowed
+    error = measure(expected, actual)
+    allowed = tol * error.scale
+    off = error.abs > allowed
     if not off.any():
         return None
-    # the largest error, the first of those that tie to 1e-9 (so that references differing
-    # in the last place name the same element)
-    first = int(np.argmax(err >= err.max() * (1.0 - 1e-9)))
-    index = tuple(int(i) for i in np.unravel_index(first, err.shape))
-    where = f" at index {list(index)}" if exp.ndim else ""
+    index = error.index
+    where = f" at index {list(index)}" if expected.ndim else ""
     count = f"; {int(off.sum())} of {off.size} elements are off" if off.size > 1 else ""
     return Divergence(
         name,
-        f"differs{where}: expected {exp[index] + 0.0:.6g}, got {act[index] + 0.0:.6g} (off by "
-        f"{err[index]:.2e}; allowed {allowed:.1e}){count}",
+        f"differs{where}: expected {error.expected[index] + 0.0:.6g}, got "
+        f"{error.actual[index] + 0.0:.6g} (off by {error.largest:.2e}; allowed {allowed:.1e})"
+        f"{count}",
     )
 
 

@@ -34,9 +34,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from parity.calls import layer_arguments
 from parity.case import Case, CaseData
 from parity.reference import Outcome
-from parity.spec import MODES, layer_options
+from parity.spec import MODES
 
 PACKAGE = "scratch"
 REQUIRED = ("RNN", "LSTM", "GRU")
@@ -135,10 +136,6 @@ def load_impl(spec: str | None = None) -> ModuleType:
     return module
 
 
-def impl_label(spec: str | None) -> str:
-    return spec or PACKAGE
-
-
 # -- running a case --------------------------------------------------------------------------
 class ImplOutcome(NamedTuple):
     first: Outcome  # after one backward from zeroed gradients
@@ -147,16 +144,23 @@ class ImplOutcome(NamedTuple):
 
 def build_impl(case: Case, data: CaseData, impl: ModuleType):
     """The implementation's module for the case, weights loaded, in the case's mode."""
-    common = dict(num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
-                  dropout=case.dropout, bidirectional=case.bidirectional, dtype=case.np_dtype)
+    args, kwargs = layer_arguments(case)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        module = getattr(impl, MODES[case.mode].cls)(
-            case.input_size, case.hidden_size, **layer_options(case.mode, case.proj_size),
-            **common)
+        module = getattr(impl, MODES[case.mode].cls)(*args, dtype=case.np_dtype, **kwargs)
     module.load_state_dict({k: v.copy() for k, v in data.params.items()})
     module.train(case.training)
     return module
+
+
+def copied(value):
+    """Fresh copies of the arrays in ``value`` (in tuples, lists and dicts alike; anything
+    else as it is): what an implementation does to its arguments never reaches the next call."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(copied(v) for v in value)
+    if isinstance(value, dict):
+        return {k: copied(v) for k, v in value.items()}
+    return value.copy() if isinstance(value, np.ndarray) else value
 
 
 def run_impl(case: Case, data: CaseData, module, stage: list[str]) -> ImplOutcome:
@@ -164,37 +168,29 @@ def run_impl(case: Case, data: CaseData, module, stage: list[str]) -> ImplOutcom
 
     ``stage`` is appended with what is being done, so that a crash can be told apart.
     """
-    hx = None
-    if data.h0 is not None:
-        hx = (data.h0.copy(), data.c0.copy()) if case.mode == "LSTM" else data.h0.copy()
-    grad_state = None
-    if case.mode == "LSTM" and case.state_grad != "none":
-        grad_state = (
-            None if data.grad_h_n is None else data.grad_h_n.copy(),
-            None if data.grad_c_n is None else data.grad_c_n.copy(),
-        )
-    elif data.grad_h_n is not None:
-        grad_state = data.grad_h_n.copy()
-    kwargs = {}
+    lstm = case.mode == "LSTM"
+    hx = None if data.h0 is None else ((data.h0, data.c0) if lstm else data.h0)
+    grad_state = data.grad_h_n
+    if lstm and case.state_grad != "none":
+        grad_state = (data.grad_h_n, data.grad_c_n)
+    kwargs: dict = {}  # only what the case uses: an implementation may not know the others
     if case.lengths is not None:
         kwargs["lengths"] = list(case.lengths)
     if data.masks is not None:
-        kwargs["dropout_masks"] = [m.copy() for m in data.masks]
+        kwargs["dropout_masks"] = data.masks
 
     stage.append("zero_grad()")
     module.zero_grad()
-    stage.append("forward()")
-    output, state = module(data.input.copy(), hx, **kwargs)
-    h_n, c_n = state if case.mode == "LSTM" else (state, None)
-    stage.append("backward()")
-    grad_input, grad_hx = module.backward(data.grad_output.copy(), grad_state)
-    grad_h0, grad_c0 = (grad_hx if case.mode == "LSTM" and grad_hx is not None
-                        else (grad_hx, None))
-    grads = {k: np.array(v, copy=True) for k, v in module.grads.items()}
-    first = Outcome(output, h_n, c_n, grad_input, grad_h0, grad_c0, grads)
-
-    stage.append("a second forward() and backward() without zero_grad()")
-    module(data.input.copy(), hx, **kwargs)
-    module.backward(data.grad_output.copy(), grad_state)
-    grads_twice = {k: np.array(v, copy=True) for k, v in module.grads.items()}
-    return ImplOutcome(first, grads_twice)
+    runs = []
+    for words in ("", "a second forward() and backward() without zero_grad(): "):
+        stage.append(words + "forward()")
+        output, state = module(*copied((data.input, hx)), **copied(kwargs))
+        stage.append(words + "backward()")
+        grad_input, grad_hx = module.backward(*copied((data.grad_output, grad_state)))
+        runs.append((output, state, grad_input, grad_hx,
+                     {k: np.array(v, copy=True) for k, v in module.grads.items()}))
+    (output, state, grad_input, grad_hx, grads), grads_twice = runs[0], runs[1][-1]
+    h_n, c_n = state if lstm else (state, None)
+    grad_h0, grad_c0 = grad_hx if lstm and grad_hx is not None else (grad_hx, None)
+    return ImplOutcome(Outcome(output, h_n, c_n, grad_input, grad_h0, grad_c0, grads),
+                       grads_twice)

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from parity.calls import layer_arguments
 from parity.case import Case, CaseData
-from parity.spec import MODES, layer_options
+from parity.spec import MODES
 from torch_impl import equations
 
 TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64}
@@ -62,24 +63,23 @@ def cuda_available() -> bool:
 
 
 def _tensor(array, case: Case, requires_grad: bool = False):
+    if array is None:
+        return None
     t = torch.tensor(array, dtype=TORCH_DTYPE[case.dtype], device=case.device)
     return t.requires_grad_(requires_grad)
 
 
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy()
+def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().cpu().numpy()
 
 
 def build_nn(case: Case) -> nn.Module:
     """The empty torch.nn module of the case's configuration, on its device and dtype."""
-    common = dict(num_layers=case.num_layers, bias=case.bias, batch_first=case.batch_first,
-                  dropout=case.dropout, bidirectional=case.bidirectional,
-                  dtype=TORCH_DTYPE[case.dtype], device=case.device)
+    args, kwargs = layer_arguments(case)
     with warnings.catch_warnings():  # dropout with one layer: torch warns, as scratch does
         warnings.simplefilter("ignore", UserWarning)
-        return getattr(nn, MODES[case.mode].cls)(case.input_size, case.hidden_size,
-                                                 **layer_options(case.mode, case.proj_size),
-                                                 **common)
+        return getattr(nn, MODES[case.mode].cls)(*args, dtype=TORCH_DTYPE[case.dtype],
+                                                 device=case.device, **kwargs)
 
 
 def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:
@@ -93,9 +93,7 @@ def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:
     if via == "nn" and case.dropout_mode == "train_masks":
         raise ValueError("torch.nn cannot take explicit dropout masks: use via='equations'")
     use_equations = via == "equations" or case.dropout_mode == "train_masks"
-    x = _tensor(data.input, case, requires_grad=True)
-    h0 = None if data.h0 is None else _tensor(data.h0, case, requires_grad=True)
-    c0 = None if data.c0 is None else _tensor(data.c0, case, requires_grad=True)
+    x, h0, c0 = (_tensor(a, case, requires_grad=True) for a in (data.input, data.h0, data.c0))
     hx = None if h0 is None else ((h0, c0) if case.mode == "LSTM" else h0)
 
     if use_equations:
@@ -125,29 +123,19 @@ def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:
         named = dict(module.named_parameters())
 
     h_n, c_n = state if case.mode == "LSTM" else (state, None)
-    tensors, upstream = [output], [_tensor(data.grad_output, case)]
-    if data.grad_h_n is not None:
-        tensors.append(h_n)
-        upstream.append(_tensor(data.grad_h_n, case))
-    if data.grad_c_n is not None:
-        tensors.append(c_n)
-        upstream.append(_tensor(data.grad_c_n, case))
-    torch.autograd.backward(tensors, upstream)
+    given = [(t, _tensor(g, case)) for t, g in ((output, data.grad_output),
+                                                (h_n, data.grad_h_n), (c_n, data.grad_c_n))
+             if g is not None]
+    torch.autograd.backward([t for t, _ in given], [g for _, g in given])
 
     missing = [name for name, p in named.items() if p.grad is None]
     missing += [name for name, t in (("input", x), ("h0", h0), ("c0", c0))
                 if t is not None and t.grad is None]
     if missing:
         raise HarnessError(f"torch produced no gradient for {missing} ({case.describe()})")
-    return Outcome(
-        output=_numpy(output),
-        h_n=_numpy(h_n),
-        c_n=None if c_n is None else _numpy(c_n),
-        grad_input=_numpy(x.grad),
-        grad_h0=None if h0 is None else _numpy(h0.grad),
-        grad_c0=None if c0 is None else _numpy(c0.grad),
-        grads={name: _numpy(p.grad) for name, p in named.items()},
-    )
+    return Outcome(_numpy(output), _numpy(h_n), _numpy(c_n),
+                   *(_numpy(None if t is None else t.grad) for t in (x, h0, c0)),
+                   {name: _numpy(p.grad) for name, p in named.items()})
 
 
 def _run_nn(case: Case, module: nn.Module, x, hx):

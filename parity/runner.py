@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
@@ -18,7 +19,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from parity.case import Case
-from parity.compare import QUANTITIES, CaseResult, ParityFailure, run_case
+from parity.compare import CaseResult, ParityFailure, run_case
 from parity.pinned import pinned_cases
 from parity.strategies import Profile, draw_case
 
@@ -54,19 +55,26 @@ class MaxError:
 
 @dataclass
 class Stats:
+    """Cases compared per mode (or, with ``key="group"``, per function group) and per option
+    (``columns`` of a case), the largest errors per quantity and dtype, and the cases where
+    torch overflowed."""
+
     cases: Counter = field(default_factory=Counter)  # mode -> cases compared
     options: Counter = field(default_factory=Counter)  # (mode, option) -> cases
     errors: dict = field(default_factory=dict)  # (quantity, dtype) -> MaxError
     non_finite: Counter = field(default_factory=Counter)  # mode -> cases torch overflowed
+    key: str = "mode"
+    columns: Callable = case_options
 
     def record(self, result: CaseResult) -> None:
         case = result.case
+        name = getattr(case, self.key)
         if result.non_finite_reference:
-            self.non_finite[case.mode] += 1
+            self.non_finite[name] += 1
             return
-        self.cases[case.mode] += 1
-        for option in case_options(case):
-            self.options[case.mode, option] += 1
+        self.cases[name] += 1
+        for option in self.columns(case):
+            self.options[name, option] += 1
         for check in result.checks:
             if check.problem is not None:
                 continue
@@ -81,9 +89,13 @@ class Stats:
 
 
 @dataclass
-class ModeOutcome:
-    mode: str
-    device: str
+class Run:
+    """One mode on one device, or one function group: how many pinned and explored cases
+    ran and how long, the first failure and what found it."""
+
+    name: str  # the mode, or the group
+    device: str = "cpu"
+    stats: Stats = field(default_factory=Stats)  # the modes share one, a group has its own
     pinned: int = 0
     explored: int = 0
     seconds: float = 0.0
@@ -91,10 +103,10 @@ class ModeOutcome:
     found_by: str = ""  # "pinned case '...'" or "Hypothesis (shrunk)"
 
 
-def hypothesis_settings(profile: Profile) -> settings:
+def hypothesis_settings(profile: Profile, examples: int) -> settings:
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if profile.shrink else [])
     return settings(
-        max_examples=profile.examples,
+        max_examples=examples,
         derandomize=False,  # a fixed profile is made repeatable by mode_seed instead
         database=None,
         deadline=None,
@@ -159,7 +171,7 @@ def search(outcome, pinned, run, draw, record, settings_: settings, seed: int | 
 
 
 def run_mode(mode: str, device: str, profile: Profile, impl: ModuleType, impl_name: str,
-             stats: Stats, seed: int | None = None, pinned: bool = True) -> ModeOutcome:
+             stats: Stats, seed: int | None = None, pinned: bool = True) -> Run:
     """Pinned cases (unless pinned=False), then Hypothesis, for one mode on one device."""
 
     def skip(result: CaseResult) -> bool:  # torch overflowed: counted, but no verdict
@@ -168,11 +180,9 @@ def run_mode(mode: str, device: str, profile: Profile, impl: ModuleType, impl_na
         return result.non_finite_reference
 
     cases = [(f"pinned case '{name}'", case) for name, case in pinned_cases(mode, device)]
-    return search(ModeOutcome(mode, device), cases if pinned else [],
+    return search(Run(mode, device, stats), cases if pinned else [],
                   lambda case: run_case(case, impl, impl_name),
                   lambda data: draw_case(data, mode, profile, device), stats.record,
-                  hypothesis_settings(profile), mode_seed(profile, mode, device, seed), skip,
-                  profile.shrink)
+                  hypothesis_settings(profile, profile.examples),
+                  mode_seed(profile, mode, device, seed), skip, profile.shrink)
 
-
-__all__ = ["QUANTITIES", "OPTION_COLUMNS", "ModeOutcome", "Stats", "case_options", "run_mode"]

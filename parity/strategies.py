@@ -21,6 +21,7 @@ fewer and far larger in ``thorough``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from hypothesis import strategies as st
 
@@ -32,6 +33,7 @@ from parity.spec import ALL_MODES
 class Profile:
     name: str
     examples: int  # Hypothesis examples per mode and device
+    group_examples: int  # Hypothesis examples per function group (parity.units)
     max_size: int  # input_size and hidden_size
     max_seq_len: int
     max_batch: int
@@ -46,12 +48,13 @@ SMALL = dict(max_size=10, max_seq_len=12, max_batch=5)
 
 
 PROFILES = {
-    "quick": Profile("quick", examples=25, max_size=5, max_seq_len=5, max_batch=3,
-                     max_layers=2, derandomize=True),
-    "ci": Profile("ci", examples=400, max_size=10, max_seq_len=12, max_batch=5, max_layers=3,
-                  derandomize=True),
-    "thorough": Profile("thorough", examples=1000, max_size=48, max_seq_len=120, max_batch=16,
-                        max_layers=4, derandomize=False, large=True),
+    "quick": Profile("quick", examples=25, group_examples=15, max_size=5, max_seq_len=5,
+                     max_batch=3, max_layers=2, derandomize=True),
+    "ci": Profile("ci", examples=400, group_examples=100, max_size=10, max_seq_len=12,
+                  max_batch=5, max_layers=3, derandomize=True),
+    "thorough": Profile("thorough", examples=1000, group_examples=300, max_size=48,
+                        max_seq_len=120, max_batch=16, max_layers=4, derandomize=False,
+                        large=True),
 }
 
 DTYPES = ("float64", "float32")
@@ -116,15 +119,6 @@ def draw_case(data, mode: str, profile: Profile, device: str = "cpu") -> Case:
 
 @st.composite
 def cases(draw, mode: str, profile: Profile = PROFILES["quick"], device: str = "cpu") -> Case:
-    """The same space as a plain strategy, for ``@given(case=cases("LSTM"))`` in tests."""
-    return draw_case(_Drawer(draw), mode, profile, device)
-
-
-class _Drawer:
-    """Gives a composite's ``draw`` the ``data.draw(strategy, label=...)`` signature."""
-
-    def __init__(self, draw) -> None:
-        self._draw = draw
-
-    def draw(self, strategy, label=None):
-        return self._draw(strategy)
+    """The same space as a plain strategy, for ``@given(case=cases("LSTM"))`` in tests (a
+    composite's ``draw`` takes a label too, as ``data.draw`` does)."""
+    return draw_case(SimpleNamespace(draw=draw), mode, profile, device)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from parity.compare import QUANTITIES
-from parity.runner import OPTION_COLUMNS, ModeOutcome, Stats
+from parity.runner import OPTION_COLUMNS, Run, Stats
 from parity.spec import ALL_MODES
+from parity.strategies import DTYPES
 
 
 def table(header: list[str], rows: list[list[str]], left: tuple[int, ...] = (0,)) -> str:
@@ -41,7 +42,7 @@ def errors_table(stats: Stats) -> str:
     for quantity in QUANTITIES:
         row = [quantity]
         ratios = []
-        for dtype in ("float64", "float32"):
+        for dtype in DTYPES:
             entry = stats.errors.get((quantity, dtype))
             if entry is None:
                 row += ["-", "-"]
@@ -55,21 +56,20 @@ def errors_table(stats: Stats) -> str:
     return table(header, rows)
 
 
-def modes_table(outcomes: list[ModeOutcome]) -> str:
+def verdict(run: Run) -> str:
+    """pass, or FAIL with what failed: an error raised, the first tensors that diverged."""
+    if run.failure is None:
+        return "pass"
+    names = [c.name for c in run.failure.failures]
+    diverged = "diverged: " + ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+    what = (["raised an error"] if run.failure.crash else []) + ([diverged] if names else [])
+    return f"FAIL ({', '.join(what or ['nothing was compared'])})"
+
+
+def modes_table(runs: list[Run]) -> str:
     header = ["mode", "device", "pinned", "explored", "seconds", "result"]
-    rows = []
-    for o in outcomes:
-        if o.failure is None:
-            verdict = "pass"
-        else:
-            names = [c.name for c in o.failure.failures]
-            what = ("raised an error" if o.failure.crash else
-                    "diverged: " + ", ".join(names[:3]) + (" ..." if len(names) > 3 else ""))
-            if o.failure.crash and names:
-                what += ", diverged: " + ", ".join(names[:3])
-            verdict = f"FAIL ({what})"
-        rows.append([o.mode, o.device, str(o.pinned), str(o.explored), f"{o.seconds:.1f}",
-                     verdict])
+    rows = [[o.name, o.device, str(o.pinned), str(o.explored), f"{o.seconds:.1f}", verdict(o)]
+            for o in runs]
     return table(header, rows, left=(0, 1, 5))
 
 
@@ -81,24 +81,20 @@ def training_table(rows: list[dict]) -> str:
     return table(header, body, left=(0, 5))
 
 
-def units_table(outcomes) -> str:
+def units_table(runs: list[Run]) -> str:
     """One row per function group: cases (pinned + drawn), per dtype, the options drawn, the
     largest error against its tolerance, the result."""
     header = ["group", "cases", "float64", "float32", "options (cases)", "float64 error",
               "float32 error", "worst error/tol", "result"]
     rows = []
-    for o in outcomes:
-        options = ", ".join(f"{k} {n}" for k, n in sorted(o.options.items())
-                            if k not in ("float64", "float32"))
-        errors = [f"{o.worst[d][0]:.1e}" if d in o.worst else "-"
-                  for d in ("float64", "float32")]
-        if o.failure is None:
-            verdict = "pass"
-        else:
-            names = [c.name for c in o.failure.failures]
-            verdict = "FAIL (" + ("raised an error" if o.failure.crash
-                                  else "diverged: " + ", ".join(names[:3])) + ")"
-        rows.append([o.group, str(o.cases), str(o.options["float64"]),
-                     str(o.options["float32"]), options or "-", *errors, f"{o.ratio:.2e}",
-                     verdict])
+    for o in runs:
+        stats = o.stats
+        options = ", ".join(f"{k} {n}" for (_, k), n in sorted(stats.options.items())
+                            if k not in DTYPES)
+        errors = [f"{stats.max_error(d).error:.1e}" if any(dt == d for _, dt in stats.errors)
+                  else "-" for d in DTYPES]
+        ratio = max((e.ratio for e in stats.errors.values()), default=0.0)
+        rows.append([o.name, str(stats.cases[o.name]),
+                     *[str(stats.options[o.name, d]) for d in DTYPES], options or "-", *errors,
+                     f"{ratio:.2e}", verdict(o)])
     return table(header, rows, left=(0, 4, 8))

@@ -2,21 +2,11 @@
 optimizers. Each is a named *group*, run like a mode in parity.runner: pinned cases, then
 Hypothesis, the first failure shrunk and reported with the group's name.
 
-    group                 what is compared with torch
-    RNNCell, LSTMCell,    the cell modules against torch.nn.*Cell: output, the gradients of
-    GRUCell               the input and of hx, every parameter's gradient (and after a second
-                          backward without zero_grad); batched and unbatched, with and without
-                          hx and bias, tanh and relu
-    rnn_cell_forward ...  scratch.functional's *_cell_forward (the new state) and
-    ... *_cell_backward   *_cell_backward (every field of its grads, the cache coming from the
-                          implementation's own forward) against torch autograd of the same
-                          equations (torch_impl.equations)
-    Linear, Embedding     the layers against torch.nn.Linear / Embedding (padding_idx too)
-    MSELoss,              every reduction (and ignore_index, one example or a batch), the
-    CrossEntropyLoss      loss and the gradient of the input, with an upstream gradient
-    clip_grad_norm_,      in place on a Linear's gradients: the returned norm and the clipped
-    clip_grad_value_      gradients, every norm type, an infinite gradient
-    SGD, Adam, AdamW      1 to 3 steps on a Linear's parameters with every option
+The groups: the cell modules (``RNNCell``...), scratch.functional's cell functions
+(``rnn_cell_forward``..., against torch autograd of torch_impl.equations; a backward is handed
+the implementation's own forward's cache), ``Linear``, ``Embedding``, the losses, the clipping
+functions on a Linear's gradients and the optimizers on its parameters. What each compares and
+draws over is the table in docs/parity.md ("The other public functions").
 
 A case is plain data (``UnitCase``: the group, the dtype, a seed and the drawn options), its
 arrays drawn from NumPy's generator with that seed, so ``--reproduce`` reruns it from its JSON.
@@ -28,12 +18,10 @@ from __future__ import annotations
 
 import json
 import math
-import traceback
 import warnings
 import zlib
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
@@ -42,11 +30,14 @@ from hypothesis import strategies as st
 from torch import nn
 
 from parity import spec, tolerances
-from parity.compare import TensorCheck, compare_tensor, report_tail
-from parity.strategies import Profile
+from parity.calls import cell_args
+from parity.case import FunctionCase, FunctionData, make_function_data
+from parity.compare import CaseResult, TensorCheck, compare_tensor, crash_words, param_checks
+from parity.impl import copied
+from parity.reference import TORCH_DTYPE
+from parity.runner import Run, Stats, hypothesis_settings, mode_seed, search
+from parity.strategies import DTYPES, Profile
 from torch_impl import equations
-
-TORCH_DTYPE = {"float32": torch.float32, "float64": torch.float64}
 
 
 # -- a case ------------------------------------------------------------------------------------
@@ -56,6 +47,10 @@ class UnitCase:
     options: tuple  # sorted (name, value) pairs, JSON values
     dtype: str = "float64"
     seed: int = 0
+
+    # one step deep: held to the tolerance of T * layers = 1 (parity.tolerances)
+    seq_len = 1
+    num_layers = 1
 
     @property
     def opts(self) -> dict:
@@ -71,8 +66,7 @@ class UnitCase:
         group = fields.pop("group")
         if group not in GROUPS_BY_NAME:
             raise ValueError(f"unknown group {group!r}; known: {sorted(GROUPS_BY_NAME)}")
-        dtype, seed = fields.pop("dtype", "float64"), fields.pop("seed", 0)
-        return make_case(group, fields, dtype, seed)
+        return make_case(group, fields, fields.pop("dtype", "float64"), fields.pop("seed", 0))
 
     def describe(self) -> str:
         words = ", ".join(f"{k}={v}" for k, v in self.options)
@@ -87,54 +81,23 @@ def make_case(group: str, options: dict, dtype: str, seed: int) -> UnitCase:
                     int(seed))
 
 
-@dataclass
-class UnitResult:
-    case: UnitCase
-    impl: str
-    checks: list[TensorCheck] = field(default_factory=list)
-    crash: str | None = None
-    story: list[str] = field(default_factory=list)
-
-    non_finite_reference = False
-
-    @property
-    def failures(self) -> list[TensorCheck]:
-        return [c for c in self.checks if not c.passed]
-
-    @property
-    def passed(self) -> bool:
-        return self.crash is None and not self.failures and bool(self.checks)
-
-    def reproduce_command(self) -> str:
-        import shlex
-
-        impl = "" if self.impl == "scratch" else f" --impl {shlex.quote(self.impl)}"
-        return f"python -m parity{impl} --reproduce {shlex.quote(self.case.to_json())}"
-
-    def report(self, limit: int = 8) -> str:
-        lines = [f"group: {self.case.group}"]
-        if self.crash is not None:
-            lines.append(f"the implementation raised an error: {self.crash}")
-        failures = self.failures
-        if failures:
-            lines.append("diverged from torch: " + ", ".join(c.name for c in failures))
-            lines += ["  " + c.describe() for c in failures[:limit]]
-        if not self.checks and self.crash is None:
-            lines.append("nothing was compared")
-        tol = tolerances.tolerance(self.case.dtype, 1, 1)
-        lines.append(f"criterion: |impl - torch| <= {tol:.3g} * max(1, max|torch|)  "
-                     f"({self.case.dtype}, one step)")
-        return "\n".join(lines + report_tail(self))
+# how the summary counts a case's options: one column per value, or whether it is set
+# (True, non-zero, not None)
+CATEGORIES = ("nonlinearity", "grad", "reduction", "norm_type", "steps", "eps", "betas")
+NONZERO = ("proj_size", "momentum", "dampening", "weight_decay")
+NOT_NONE = ("padding_idx", "ignore_index")
 
 
-class _Stage:
-    """What the implementation is doing, for a crash report."""
-
-    def __init__(self) -> None:
-        self.now = "building"
-
-    def __call__(self, words: str) -> None:
-        self.now = words
+def unit_columns(case: UnitCase) -> list[str]:
+    """The option columns a case counts in (parity.runner.Stats)."""
+    columns = [case.dtype]
+    for key, value in case.options:
+        if key in CATEGORIES:
+            columns.append(f"{key}={value}")
+        elif value is True or (key in NONZERO and value) or (key in NOT_NONE
+                                                               and value is not None):
+            columns.append(key)
+    return columns
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -154,207 +117,103 @@ def _np(t: torch.Tensor | None) -> np.ndarray | None:
     return None if t is None else t.detach().cpu().numpy()
 
 
+def _leaf(a):
+    """torch's input: a float array as a leaf that collects a gradient, an integer array as a
+    tensor; tuples alike, anything else as it is."""
+    if isinstance(a, tuple):
+        return tuple(_leaf(v) for v in a)
+    return _t(a, a.dtype.kind == "f") if isinstance(a, np.ndarray) else a
+
+
+def _backward(outputs, upstream) -> None:
+    """Back-propagate sum(output * upstream) through torch (an upstream None: no gradient)."""
+    sum((t * torch.tensor(g)).sum() for t, g in zip(outputs, upstream) if g is not None
+        ).backward()
+
+
+def _torch_module(cls: str, params: dict, case: UnitCase, *args, **kwargs) -> nn.Module:
+    ref = getattr(nn, cls)(*args, dtype=TORCH_DTYPE[case.dtype], **kwargs)
+    with torch.no_grad():
+        for name, p in ref.named_parameters():
+            p.copy_(torch.tensor(params[name]))
+    return ref
+
+
+def _modules(impl: ModuleType, case: UnitCase, stage: list[str], params: dict, inputs: tuple,
+             upstream: tuple, *args, **kwargs):
+    """``nn.<group>`` and the implementation's ``<group>``, built alike (``args``, ``kwargs``,
+    the case's dtype) and loaded with ``params``, run on ``inputs`` and back-propagated from
+    ``upstream`` (one per output); the implementation's forward() and backward() twice
+    without zero_grad(). Returns (torch's outputs, torch's input leaves, the implementation's
+    first forward and backward results, the checks of the parameters' gradients)."""
+    ref = _torch_module(case.group, params, case, *args, **kwargs)
+    leaves = _leaf(inputs)
+    out = ref(*leaves)
+    outs = out if isinstance(out, tuple) else (out,)
+    _backward(outs, upstream)
+    stage.append(f"constructing the {case.group}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mine = getattr(impl, case.group)(*args, dtype=np.dtype(case.dtype), **kwargs)
+    stage.append("load_state_dict()")
+    mine.load_state_dict({k: v.copy() for k, v in params.items()})
+    mine.zero_grad()
+    runs = []
+    for words in ("", "a second forward() and backward() without zero_grad(): "):
+        stage.append(words + "forward()")
+        got = mine(*copied(inputs))
+        stage.append(words + "backward()")
+        runs.append((got, mine.backward(*copied(upstream)),
+                     {k: np.array(v, copy=True) for k, v in mine.grads.items()}))
+    (got, back, grads), (_, _, twice) = runs
+    ref_grads = {n: _np(p.grad) for n, p in ref.named_parameters()}
+    return outs, leaves, got, back, param_checks(grads, twice, ref_grads, _tol(case))
+
+
 def _tol(case: UnitCase) -> float:
     return tolerances.tolerance(case.dtype, 1, 1)
 
 
-def _twice(stage: _Stage, mine, params: dict, forward, backward):
-    """``params`` loaded into ``mine``, then forward() and backward() twice without
-    zero_grad(): (forward's result, backward's, the grads after one and after two)."""
-    stage("load_state_dict()")
-    mine.load_state_dict({k: v.copy() for k, v in params.items()})
-    mine.zero_grad()
-    stage("forward()")
-    y = forward()
-    stage("backward()")
-    back = backward()
-    grads = {k: np.array(v, copy=True) for k, v in mine.grads.items()}
-    stage("a second forward() and backward() without zero_grad()")
-    forward()
-    backward()
-    return y, back, grads, {k: np.array(v, copy=True) for k, v in mine.grads.items()}
+class _Checks(list):
+    """The checks of one case, each against the tolerance of one step."""
 
-
-class _Checks:
     def __init__(self, case: UnitCase) -> None:
+        super().__init__()
         self.tol = _tol(case)
-        self.list: list[TensorCheck] = []
 
     def add(self, name: str, impl, ref, quantity: str = "value") -> None:
         if ref is None:
-            check = TensorCheck(name, quantity, self.tol)
-            if impl is not None:
-                check.problem = f"returned {type(impl).__name__}, torch has None here"
-            self.list.append(check)
+            self.append(TensorCheck(name, quantity, self.tol, problem=None if impl is None else
+                                    f"returned {type(impl).__name__}, torch has None here"))
             return
+        # a number or a 0-d float array where torch has a 0-d tensor: taken at torch's dtype
         if isinstance(impl, (float, int, np.floating)) and not isinstance(impl, bool):
             impl = np.asarray(impl, dtype=ref.dtype)
-        if isinstance(impl, np.ndarray) and impl.ndim == 0 and ref.ndim == 0:
-            impl = impl.astype(ref.dtype) if impl.dtype.kind == "f" else impl
-        if not np.all(np.isfinite(ref)):
-            self.list.append(_compare_non_finite(name, quantity, impl, ref, self.tol))
-            return
-        self.list.append(compare_tensor(name, quantity, impl, ref, self.tol))
-
-
-def _compare_non_finite(name, quantity, impl, ref, tol) -> TensorCheck:
-    """Where torch is not finite the implementation must be the same (NaN where NaN, the same
-    infinity); elsewhere the usual criterion."""
-    check = TensorCheck(name, quantity, tol)
-    if not isinstance(impl, np.ndarray) or impl.shape != ref.shape:
-        check.problem = f"got {type(impl).__name__} {getattr(impl, 'shape', '')}, torch's " \
-                        f"shape is {ref.shape}"
-        return check
-    a, b = impl.astype(np.float64), ref.astype(np.float64)
-    same = (np.isnan(a) & np.isnan(b)) | (np.isinf(b) & (a == b))
-    odd = ~np.isfinite(b) & ~same
-    if odd.any() or np.any(~np.isfinite(a) & np.isfinite(b)):
-        where = np.argwhere(odd | (~np.isfinite(a) & np.isfinite(b)))[0]
-        i = tuple(int(k) for k in where)
-        check.problem = f"at index {list(i)} the implementation has {a[i]}, torch {b[i]}"
-        return check
-    fin = np.isfinite(b)
-    if fin.any():
-        sub = compare_tensor(name, quantity, a[fin], b[fin], tol)
-        sub.abs_index = ()
-        return sub
-    return check
-
-
-def _field(result, name: str, index: int):
-    """A named field of a returned NamedTuple (by position when it has no names)."""
-    if hasattr(result, "_fields"):
-        return getattr(result, name)
-    return result[index]
+        elif isinstance(impl, np.ndarray) and impl.shape == ref.shape == () \
+                and impl.dtype.kind == "f":
+            impl = impl.astype(ref.dtype)
+        self.append(compare_tensor(name, quantity, impl, ref, self.tol))
 
 
 # -- the cell modules --------------------------------------------------------------------------
-
-
 def _draw_cell(draw, profile: Profile, group: str) -> dict:
+    """A cell module's options (``RNNCell``) or a cell function's (``rnn_cell_forward``)."""
     top = min(profile.max_size, 6)
+    cls = spec.mode_named(group.partition("_")[0]).cls
+    module = group.endswith("Cell")
     o = {"input_size": draw(st.integers(1, top), "input_size"),
          "hidden_size": draw(st.integers(1, top), "hidden_size"),
          "batch": draw(st.integers(1, min(profile.max_batch, 4)), "batch (B)"),
-         "unbatched": draw(st.sampled_from([False, False, True]), "unbatched"),
-         "hx": draw(st.booleans(), "hx given"),
          "bias": draw(st.booleans(), "bias")}
-    if group == "RNNCell":
+    if module:
+        o["unbatched"] = draw(st.sampled_from([False, False, True]), "unbatched")
+        o["hx"] = draw(st.booleans(), "hx given")
+        o["batch"] = 1 if o["unbatched"] else o["batch"]
+    if cls == "RNN":
         o["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]), "nonlinearity")
-    if group == "LSTMCell":
+    if cls == "LSTM" and module:
         o["grad"] = draw(st.sampled_from(["both", "h", "c"]), "upstream gradient of (h, c)")
-    if o["unbatched"]:
-        o["batch"] = 1
-    return o
-
-
-def _cell_params(case: UnitCase) -> dict[str, np.ndarray]:
-    o, rng = case.opts, _rng(case)
-    G, H, In = spec.mode_named(case.group).gates, o["hidden_size"], o["input_size"]
-    k = 1.0 / math.sqrt(H)
-    params = {"weight_ih": rng.uniform(-k, k, (G * H, In)),
-              "weight_hh": rng.uniform(-k, k, (G * H, H))}
-    if o["bias"]:
-        params["bias_ih"] = rng.uniform(-k, k, G * H)
-        params["bias_hh"] = rng.uniform(-k, k, G * H)
-    return {n: _arr(v, case) for n, v in params.items()}
-
-
-def run_cell_module(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
-    o, rng = case.opts, _rng(case)
-    params = _cell_params(case)
-    B, H, In = o["batch"], o["hidden_size"], o["input_size"]
-    lead = () if o["unbatched"] else (B,)
-    x = _arr(rng.standard_normal(lead + (In,)), case)
-    lstm = case.group == "LSTMCell"
-    h0 = _arr(rng.standard_normal(lead + (H,)) * 0.5, case) if o["hx"] else None
-    c0 = _arr(rng.standard_normal(lead + (H,)) * 0.5, case) if o["hx"] and lstm else None
-    gh = _arr(rng.standard_normal(lead + (H,)), case)
-    gc = _arr(rng.standard_normal(lead + (H,)), case) if lstm else None
-    if lstm and o["grad"] == "h":
-        gc = None
-    if lstm and o["grad"] == "c":
-        gh = None
-
-    # torch
-    kwargs = dict(bias=o["bias"], dtype=TORCH_DTYPE[case.dtype])
-    if case.group == "RNNCell":
-        ref = nn.RNNCell(In, H, nonlinearity=o["nonlinearity"], **kwargs)
-    else:
-        ref = getattr(nn, case.group)(In, H, **kwargs)
-    with torch.no_grad():
-        for name, p in ref.named_parameters():
-            p.copy_(torch.tensor(params[name]))
-    tx = _t(x, True)
-    th0 = None if h0 is None else _t(h0, True)
-    tc0 = None if c0 is None else _t(c0, True)
-    hx = (th0, tc0) if lstm and th0 is not None else th0
-    out = ref(tx, hx)
-    outs = out if lstm else (out,)
-    loss = sum((t * torch.tensor(g)).sum() for t, g in zip(outs, (gh, gc)) if g is not None)
-    loss.backward()
-    ref_grads = {n: _np(p.grad) for n, p in ref.named_parameters()}
-
-    # the implementation
-    stage("constructing the cell")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        args = dict(bias=o["bias"], dtype=np.dtype(case.dtype))
-        if case.group == "RNNCell":
-            args["nonlinearity"] = o["nonlinearity"]
-        mine = getattr(impl, case.group)(In, H, **args)
-    impl_hx = None if h0 is None else ((h0.copy(), c0.copy()) if lstm else h0.copy())
-    got, back, grads, twice = _twice(
-        stage, mine, params, lambda: mine(x.copy(), impl_hx),
-        lambda: mine.backward(None if gh is None else gh.copy(),
-                              None if gc is None else gc.copy()) if lstm
-        else mine.backward(gh.copy()))
-
-    c = _Checks(case)
-    if lstm:
-        c.add("h'", got[0], _np(out[0]), "output")
-        c.add("c'", got[1], _np(out[1]), "output")
-    else:
-        c.add("h'", got, _np(out), "output")
-    grad_input, grad_hx = back
-    c.add("grad_input", grad_input, _np(tx.grad), "grad_input")
-    if lstm:
-        if h0 is None:
-            c.add("grad_hx", grad_hx, None, "grad_hx")
-        else:
-            c.add("grad_h0", None if grad_hx is None else grad_hx[0], _np(th0.grad), "grad_hx")
-            c.add("grad_c0", None if grad_hx is None else grad_hx[1], _np(tc0.grad), "grad_hx")
-    else:
-        c.add("grad_hx", grad_hx, None if th0 is None else _np(th0.grad), "grad_hx")
-    _param_checks(c, grads, twice, ref_grads)
-    return c.list
-
-
-def _param_checks(c: _Checks, grads: dict, twice: dict, ref_grads: dict) -> None:
-    if sorted(grads) != sorted(ref_grads):
-        check = TensorCheck("parameter names", "grad_param", c.tol)
-        check.problem = f"the implementation has gradients {sorted(grads)}, torch has " \
-                        f"parameters {sorted(ref_grads)}"
-        c.list.append(check)
-    for name, ref in ref_grads.items():
-        if name in grads:
-            c.add(f"grad[{name}]", grads[name], ref, "grad_param")
-            c.add(f"grad[{name}] after 2 backward()", twice.get(name), 2 * ref, "grad_param")
-
-
-# -- the cell functions ------------------------------------------------------------------------
-
-
-def _draw_function(draw, profile: Profile, group: str) -> dict:
-    top = min(profile.max_size, 6)
-    cell = group.partition("_")[0]
-    o = {"input_size": draw(st.integers(1, top), "input_size"),
-         "hidden_size": draw(st.integers(1, top), "hidden_size"),
-         "batch": draw(st.integers(1, min(profile.max_batch, 4)), "batch (B)"),
-         "bias": draw(st.booleans(), "bias")}
-    if cell == "rnn":
-        o["nonlinearity"] = draw(st.sampled_from(["tanh", "relu"]), "nonlinearity")
-    if cell == "lstm":
+    if cls == "LSTM" and not module:
         o["proj_size"] = 0
         if o["hidden_size"] > 1:
             o["proj_size"] = draw(st.one_of(st.just(0), st.integers(1, o["hidden_size"] - 1)),
@@ -362,64 +221,85 @@ def _draw_function(draw, profile: Profile, group: str) -> dict:
     return o
 
 
-def _function_data(case: UnitCase):
-    """(cell, the cell forward's arguments in the order of its signature, the upstream
-    gradients dh and, for the LSTM, dc)."""
-    o, rng = case.opts, _rng(case)
-    cell = case.group.partition("_")[0]
-    G, H, In, B = spec.mode_named(cell).gates, o["hidden_size"], o["input_size"], o["batch"]
-    P = o.get("proj_size", 0)
-    H_out = P or H
-    k = 1.0 / math.sqrt(H)
-    x, h = rng.standard_normal((B, In)), rng.standard_normal((B, H_out)) * 0.5
-    c = rng.standard_normal((B, H)) * 0.5 if cell == "lstm" else None
-    weights = [rng.uniform(-k, k, (G * H, In)), rng.uniform(-k, k, (G * H, H_out)),
-               rng.uniform(-k, k, G * H) if o["bias"] else None,
-               rng.uniform(-k, k, G * H) if o["bias"] else None]
-    upstream = [rng.standard_normal((B, H_out))]
-    if cell == "lstm":
-        W_hr = rng.uniform(-k, k, (P, H)) if P else None
-        args = [x, h, c, *weights, W_hr]
-        upstream.append(rng.standard_normal((B, H)))
+def _cell_data(case: UnitCase) -> tuple[str, FunctionData]:
+    """The case's mode and the arrays of one step, as the grader draws a cell's
+    (parity.case.make_function_data: float64, cast to the case's dtype where used)."""
+    o = case.opts
+    mode = spec.mode_of(spec.mode_named(case.group.partition("_")[0]).cls,
+                        o.get("nonlinearity", "tanh"))
+    return mode, make_function_data(FunctionCase(
+        mode, 1, o["batch"], o["input_size"], o["hidden_size"], o.get("proj_size", 0),
+        o["bias"], seed=case.seed))
+
+
+def run_cell_module(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorCheck]:
+    o = case.opts
+    mode, d = _cell_data(case)
+    lstm = mode == "LSTM"
+    params = {n: _arr(v, case) for n, v in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
+                                               (d.W_ih, d.W_hh, d.b_ih, d.b_hh))
+              if v is not None}
+    x, h0, c0, gh, gc = (None if a is None else _arr(a[0] if o["unbatched"] else a, case)
+                         for a in (d.x[0], d.h0, d.c0, d.doutput[0], d.dc_n))
+    hx = ((h0, c0) if lstm else h0) if o["hx"] else None
+    upstream = (None if o.get("grad") == "c" else gh, None if o.get("grad") == "h" else gc)
+    kwargs = {"nonlinearity": o["nonlinearity"]} if "nonlinearity" in o else {}
+    outs, (tx, thx), got, back, grads = _modules(
+        impl, case, stage, params, (x, hx), upstream if lstm else (gh,), o["input_size"],
+        o["hidden_size"], bias=o["bias"], **kwargs)
+
+    c = _Checks(case)
+    for name, mine, ref in zip(("h'", "c'"), got if lstm else (got,), outs):
+        c.add(name, mine, _np(ref), "output")
+    grad_input, grad_hx = back
+    c.add("grad_input", grad_input, _np(tx.grad), "grad_input")
+    if lstm and o["hx"]:
+        for i, name in enumerate(("grad_h0", "grad_c0")):
+            c.add(name, None if grad_hx is None else grad_hx[i], _np(thx[i].grad), "grad_hx")
     else:
-        args = [x, h, *weights] + ([o["nonlinearity"]] if cell == "rnn" else [])
-    cast = [_arr(a, case) if isinstance(a, np.ndarray) else a for a in args]
-    return cell, cast, [_arr(u, case) for u in upstream]
+        c.add("grad_hx", grad_hx, None if thx is None else _np(thx.grad), "grad_hx")
+    return c + grads
 
 
-def run_cell_function(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
+# -- the cell functions ------------------------------------------------------------------------
+def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorCheck]:
     """A cell function (parity.spec) against torch_impl.equations' step, which takes the same
     arguments in the same order; its gradients by autograd, each field ``d<argument>`` of the
-    returned grads (the argument named by the function's signature) against that argument's."""
-    cell, args, upstream = _function_data(case)
+    returned grads (the argument named by the function's signature) against that argument's.
+    The arrays are a one-step FunctionCase's (parity.case), as the grader's."""
+    mode, d = _cell_data(case)
+    cell = spec.MODES[mode].cell
+    args = tuple(_arr(a, case) if isinstance(a, np.ndarray) else a
+                 for a in cell_args(mode, d, d.x[0], d.h0))
+    upstream = tuple(_arr(g, case) for g in (d.doutput[0], d.dc_n) if g is not None)
     forward = spec.BY_NAME[f"{cell}_cell_forward"]
-    stage(f"{forward.name}()")
-    got = forward.resolve(impl)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
-    leaves = [_t(a, True) if isinstance(a, np.ndarray) else a for a in args]
+    stage.append(f"{forward.name}()")
+    got = forward.resolve(impl)(*copied(args))
+    leaves = _leaf(args)
     ref_out = getattr(equations, f"{cell}_step")(*leaves)
     ref_out = ref_out if isinstance(ref_out, tuple) else (ref_out,)
     c = _Checks(case)
     if case.group.endswith("_forward"):
         outputs = ("h", "c") if cell == "lstm" else ("h",)
         if not isinstance(got, tuple) or len(got) != len(outputs) + 1:
-            check = TensorCheck(case.group, "output", c.tol)
-            check.problem = (f"should return ({', '.join(outputs)}, cache), got "
-                             f"{type(got).__name__} of {len(got) if isinstance(got, tuple) else 1}")
-            return [check]
+            return [TensorCheck(case.group, "output", c.tol, problem=(
+                f"should return ({', '.join(outputs)}, cache), got {type(got).__name__} of "
+                f"{len(got) if isinstance(got, tuple) else 1}"))]
         for name, mine, ref in zip(outputs, got, ref_out):
             c.add(name, mine, _np(ref), "output")
-        return c.list
-    sum((t * torch.tensor(g)).sum() for t, g in zip(ref_out, upstream)).backward()
+        return c
+    _backward(ref_out, upstream)
     backward = spec.BY_NAME[f"{cell}_cell_backward"]
-    stage(f"{backward.name}()")
-    grads = backward.resolve(impl)(*[g.copy() for g in upstream], got[-1])
+    stage.append(f"{backward.name}()")
+    grads = backward.resolve(impl)(*copied(upstream), got[-1])
     leaf_of = dict(zip(forward.arguments(impl), leaves))
     fields = getattr(forward.namespace(impl), f"{cell.upper()}CellGrads")._fields
-    for i, name in enumerate(fields):
+    for i, name in enumerate(fields):  # by name, or by position in a plain tuple
         leaf = leaf_of.get(name[1:])
         want = _np(leaf.grad) if isinstance(leaf, torch.Tensor) else None
-        c.add(name, _field(grads, name, i), want, "grad")
-    return c.list
+        c.add(name, getattr(grads, name) if hasattr(grads, "_fields") else grads[i], want,
+              "grad")
+    return c
 
 
 # -- Linear and Embedding ----------------------------------------------------------------------
@@ -430,43 +310,38 @@ def _draw_linear(draw, profile: Profile, group: str) -> dict:
             "lead": draw(st.lists(st.integers(1, 4), max_size=2), "leading axes of the input")}
 
 
-def run_linear(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
+def _linear_params(case: UnitCase, rng) -> dict[str, np.ndarray]:
+    o = case.opts
+    k = 1.0 / math.sqrt(o["in_features"])
+    params = {"weight": _arr(rng.uniform(-k, k, (o["out_features"], o["in_features"])), case)}
+    if o["bias"]:
+        params["bias"] = _arr(rng.uniform(-k, k, o["out_features"]), case)
+    return params
+
+
+def run_linear(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorCheck]:
     o, rng = case.opts, _rng(case)
     In, Out, lead = o["in_features"], o["out_features"], tuple(o["lead"])
-    k = 1.0 / math.sqrt(In)
-    params = {"weight": _arr(rng.uniform(-k, k, (Out, In)), case)}
-    if o["bias"]:
-        params["bias"] = _arr(rng.uniform(-k, k, Out), case)
+    params = _linear_params(case, rng)
     x = _arr(rng.standard_normal(lead + (In,)), case)
     dy = _arr(rng.standard_normal(lead + (Out,)), case)
-    ref = nn.Linear(In, Out, bias=o["bias"], dtype=TORCH_DTYPE[case.dtype])
-    with torch.no_grad():
-        for n, p in ref.named_parameters():
-            p.copy_(torch.tensor(params[n]))
-    tx = _t(x, True)
-    ty = ref(tx)
-    (ty * torch.tensor(dy)).sum().backward()
-
-    stage("constructing the Linear")
-    mine = impl.Linear(In, Out, bias=o["bias"], dtype=np.dtype(case.dtype))
-    y, dx, grads, twice = _twice(stage, mine, params, lambda: mine(x.copy()),
-                                 lambda: mine.backward(dy.copy()))
+    (ty,), (tx,), y, dx, grads = _modules(impl, case, stage, params, (x,), (dy,), In, Out,
+                                          bias=o["bias"])
     c = _Checks(case)
     c.add("output", y, _np(ty), "output")
     c.add("grad_input", dx, _np(tx.grad), "grad_input")
-    _param_checks(c, grads, twice, {n: _np(p.grad) for n, p in ref.named_parameters()})
-    return c.list
+    return c + grads
 
 
 def _draw_embedding(draw, profile: Profile, group: str) -> dict:
     num = draw(st.integers(1, 8), "num_embeddings")
-    o = {"num_embeddings": num, "embedding_dim": draw(st.integers(1, 5), "embedding_dim"),
-         "padding_idx": draw(st.one_of(st.none(), st.integers(-num, num - 1)), "padding_idx"),
-         "shape": draw(st.lists(st.integers(1, 5), max_size=2), "shape of the indices")}
-    return o
+    return {"num_embeddings": num, "embedding_dim": draw(st.integers(1, 5), "embedding_dim"),
+            "padding_idx": draw(st.one_of(st.none(), st.integers(-num, num - 1)),
+                                "padding_idx"),
+            "shape": draw(st.lists(st.integers(1, 5), max_size=2), "shape of the indices")}
 
 
-def run_embedding(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
+def run_embedding(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorCheck]:
     o, rng = case.opts, _rng(case)
     num, dim, pad = o["num_embeddings"], o["embedding_dim"], o["padding_idx"]
     shape = tuple(o["shape"])
@@ -477,44 +352,29 @@ def run_embedding(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[Tenso
     if pad is not None and idx.size:  # the padding row is looked up at least once
         idx.reshape(-1)[0] = pad % num
     dy = _arr(rng.standard_normal(shape + (dim,)), case)
-    ref = nn.Embedding(num, dim, padding_idx=pad, dtype=TORCH_DTYPE[case.dtype])
-    with torch.no_grad():
-        ref.weight.copy_(torch.tensor(weight))
-    ty = ref(torch.tensor(idx))
-    (ty * torch.tensor(dy)).sum().backward()
-
-    stage("constructing the Embedding")
-    mine = impl.Embedding(num, dim, padding_idx=pad, dtype=np.dtype(case.dtype))
-    y, _, grads, twice = _twice(stage, mine, {"weight": weight}, lambda: mine(idx.copy()),
-                                lambda: mine.backward(dy.copy()))
+    (ty,), _, y, _, grads = _modules(impl, case, stage, {"weight": weight}, (idx,), (dy,), num,
+                                     dim, padding_idx=pad)
     c = _Checks(case)
     c.add("output", y, _np(ty), "output")
-    _param_checks(c, grads, twice, {"weight": _np(ref.weight.grad)})
-    return c.list
+    return c + grads
 
 
 # -- losses ------------------------------------------------------------------------------------
-def _draw_mse(draw, profile: Profile, group: str) -> dict:
-    reduction = draw(st.sampled_from(["mean", "sum", "none"]), "reduction")
-    return {"reduction": reduction,
-            "shape": draw(st.lists(st.integers(1, 5), max_size=3), "shape"),
-            "upstream": draw(st.booleans(), "an upstream gradient given")
-            or reduction == "none"}
+def _draw_loss(draw, profile: Profile, group: str) -> dict:
+    o = {"reduction": draw(st.sampled_from(["mean", "sum", "none"]), "reduction")}
+    if group == "MSELoss":
+        o["shape"] = draw(st.lists(st.integers(1, 5), max_size=3), "shape")
+    else:
+        o["single"] = draw(st.sampled_from([False, False, True]), "one example (C,)")
+        o["classes"] = draw(st.integers(1, 6), "classes (C)")
+        o["batch"] = 1 if o["single"] else draw(st.integers(1, 6), "batch (N)")
+        o["ignore_index"] = draw(st.sampled_from([None, -100, 0, o["classes"] - 1, 7]),
+                                 "ignore_index (None: the default)")
+    o["upstream"] = draw(st.booleans(), "an upstream gradient given") or o["reduction"] == "none"
+    return o
 
 
-def _draw_cross_entropy(draw, profile: Profile, group: str) -> dict:
-    single = draw(st.sampled_from([False, False, True]), "one example (C,)")
-    classes = draw(st.integers(1, 6), "classes (C)")
-    reduction = draw(st.sampled_from(["mean", "sum", "none"]), "reduction")
-    return {"single": single, "classes": classes, "reduction": reduction,
-            "batch": 1 if single else draw(st.integers(1, 6), "batch (N)"),
-            "ignore_index": draw(st.sampled_from([None, -100, 0, classes - 1, 7]),
-                                 "ignore_index (None: the default)"),
-            "upstream": draw(st.booleans(), "an upstream gradient given")
-            or reduction == "none"}
-
-
-def run_loss(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
+def run_loss(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorCheck]:
     o, rng = case.opts, _rng(case)
     reduction = o["reduction"]
     kwargs: dict = {"reduction": reduction}
@@ -522,7 +382,6 @@ def run_loss(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorChec
         shape = tuple(o["shape"])
         x = _arr(rng.standard_normal(shape), case)
         target = _arr(rng.standard_normal(shape), case)
-        ref_fn = nn.MSELoss(**kwargs)
         loss_shape = shape
     else:
         C, N = o["classes"], o["batch"]
@@ -536,28 +395,27 @@ def run_loss(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorChec
             flat[ignored] = o["ignore_index"]
             if o["single"]:
                 target = flat.reshape(())
-        ref_fn = nn.CrossEntropyLoss(**kwargs)
         loss_shape = () if o["single"] else (N,)
     upstream = None
     if o["upstream"]:
         upstream = _arr(rng.standard_normal(loss_shape if reduction == "none" else ()), case)
     tx = _t(x, True)
-    tl = ref_fn(tx, torch.tensor(target))
+    tl = getattr(nn, case.group)(**kwargs)(tx, torch.tensor(target))
     tl.backward(torch.ones((), dtype=tl.dtype) if upstream is None else torch.tensor(upstream))
 
-    stage(f"constructing the {case.group}")
+    stage.append(f"constructing the {case.group}")
     mine = getattr(impl, case.group)(**kwargs)
-    stage("forward()")
+    stage.append("forward()")
     loss = mine(x.copy(), target.copy())
-    stage("backward()")
+    stage.append("backward()")
     dx = mine.backward() if upstream is None else mine.backward(upstream.copy())
     c = _Checks(case)
     c.add("loss", loss, _np(tl), "output")
     c.add("grad_input", dx, _np(tx.grad), "grad_input")
-    return c.list
+    return c
 
 
-# -- clipping ----------------------------------------------------------------------------------
+# -- clipping and optimizers, on a Linear's gradients and parameters ---------------------------
 NORM_TYPES = (2.0, 1.0, math.inf, 3.0, 0.5)
 
 
@@ -574,72 +432,67 @@ def _draw_clip(draw, profile: Profile, group: str) -> dict:
     return o
 
 
-def _linear_pair(impl: ModuleType, case: UnitCase, rng):
+def _linear_pair(impl: ModuleType, case: UnitCase, rng, stage: list[str]):
+    """torch's Linear and the implementation's, with the same parameters."""
     o = case.opts
-    In, Out = o["in_features"], o["out_features"]
-    k = 1.0 / math.sqrt(In)
-    params = {"weight": _arr(rng.uniform(-k, k, (Out, In)), case)}
-    if o["bias"]:
-        params["bias"] = _arr(rng.uniform(-k, k, Out), case)
-    ref = nn.Linear(In, Out, bias=o["bias"], dtype=TORCH_DTYPE[case.dtype])
-    with torch.no_grad():
-        for n, p in ref.named_parameters():
-            p.copy_(torch.tensor(params[n]))
-    mine = impl.Linear(In, Out, bias=o["bias"], dtype=np.dtype(case.dtype))
+    params = _linear_params(case, rng)
+    ref = _torch_module("Linear", params, case, o["in_features"], o["out_features"],
+                        bias=o["bias"])
+    stage.append("constructing a Linear")
+    mine = impl.Linear(o["in_features"], o["out_features"], bias=o["bias"],
+                       dtype=np.dtype(case.dtype))
     mine.load_state_dict({n: v.copy() for n, v in params.items()})
     return mine, ref, params
 
 
-def run_clip(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
+def _run_both(torch_call, impl_call):
+    """(torch's result, the implementation's): a RuntimeError (a non-finite norm) as the
+    result of the side that raised it."""
+    results = []
+    for call in (torch_call, impl_call):
+        try:
+            results.append(call())
+        except RuntimeError as error:
+            results.append(error)
+    return results
+
+
+def run_clip(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorCheck]:
     o, rng = case.opts, _rng(case)
-    stage("constructing a Linear to hold the gradients")
-    mine, ref, params = _linear_pair(impl, case, rng)
+    mine, ref, params = _linear_pair(impl, case, rng, stage)
     grads = {n: _arr(rng.standard_normal(v.shape) * 3, case) for n, v in params.items()}
     finite = [np.linalg.norm(g.ravel(), 2) for g in grads.values()]
     if o.get("infinite"):
         grads["weight"].reshape(-1)[-1] = np.inf
     mine.zero_grad()
-    for n, g in grads.items():
-        mine.grads[n][...] = g
     for n, p in ref.named_parameters():
+        mine.grads[n][...] = grads[n]
         p.grad = torch.tensor(grads[n])
     c = _Checks(case)
     if case.group == "clip_grad_value_":
         limit = o["scale"] * max(float(np.max(np.abs(g))) for g in grads.values())
         nn.utils.clip_grad_value_(ref.parameters(), limit)
-        stage("clip_grad_value_()")
+        stage.append("clip_grad_value_()")
         impl.clip_grad_value_(mine, limit)
     else:
         limit = o["scale"] * float(np.linalg.norm(finite))
-        p = o["norm_type"]
-        try:
-            ref_norm = nn.utils.clip_grad_norm_(ref.parameters(), limit, norm_type=p,
-                                                error_if_nonfinite=o["error_if_nonfinite"])
-            ref_error = None
-        except RuntimeError as error:
-            ref_error = error
-        stage("clip_grad_norm_()")
-        try:
-            norm = impl.clip_grad_norm_(mine, limit, norm_type=p,
-                                        error_if_nonfinite=o["error_if_nonfinite"])
-            error = None
-        except RuntimeError as raised:
-            error = raised
-        if ref_error is not None or error is not None:
-            check = TensorCheck("RuntimeError for a non-finite norm", "value", c.tol)
-            if (ref_error is None) != (error is None):
-                check.problem = (f"torch {'raised' if ref_error else 'did not raise'}, the "
-                                 f"implementation {'raised' if error else 'did not raise'}")
-            c.list.append(check)
-            return c.list
+        kwargs = {"norm_type": o["norm_type"], "error_if_nonfinite": o["error_if_nonfinite"]}
+        stage.append("clip_grad_norm_()")
+        ref_norm, norm = _run_both(
+            lambda: nn.utils.clip_grad_norm_(ref.parameters(), limit, **kwargs),
+            lambda: impl.clip_grad_norm_(mine, limit, **kwargs))
+        raised = [isinstance(r, RuntimeError) for r in (ref_norm, norm)]
+        if any(raised):
+            said = ["raised" if r else "did not raise" for r in raised]
+            return [TensorCheck("RuntimeError for a non-finite norm", "value", c.tol, problem=(
+                None if all(raised) else f"torch {said[0]}, the implementation {said[1]}"))]
         c.add("total_norm", np.asarray(norm, dtype=np.float64),
               _np(ref_norm).astype(np.float64), "value")
     for n, p in ref.named_parameters():
-        c.add(f"grad[{n}]", np.array(mine.grads[n], copy=True), _np(p.grad), "grad_param")
-    return c.list
+        c.add(f"grad[{n}]", copied(mine.grads[n]), _np(p.grad), "grad_param")
+    return c
 
 
-# -- optimizers --------------------------------------------------------------------------------
 def _draw_optimizer(draw, profile: Profile, group: str) -> dict:
     o = {"in_features": draw(st.integers(1, 4), "in_features"),
          "out_features": draw(st.integers(1, 4), "out_features"),
@@ -661,23 +514,22 @@ def _draw_optimizer(draw, profile: Profile, group: str) -> dict:
     return o
 
 
-def run_optimizer(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[TensorCheck]:
+def run_optimizer(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorCheck]:
     o, rng = case.opts, _rng(case)
-    stage("constructing a Linear to optimize")
-    mine, ref, params = _linear_pair(impl, case, rng)
+    mine, ref, params = _linear_pair(impl, case, rng, stage)
     options = {k: o[k] for k in ("lr", "momentum", "dampening", "nesterov", "weight_decay",
                                  "eps", "amsgrad") if k in o}
     if "betas" in o:
         options["betas"] = tuple(o["betas"])
     ref_opt = getattr(torch.optim, case.group)(ref.parameters(), **options)
-    stage(f"constructing {case.group}")
+    stage.append(f"constructing {case.group}")
     opt = getattr(impl, case.group)(mine, **options)
     for step in range(o["steps"]):
         grads = {n: _arr(rng.standard_normal(v.shape), case) for n, v in params.items()}
         for n, p in ref.named_parameters():
             p.grad = torch.tensor(grads[n])
         ref_opt.step()
-        stage(f"step() {step + 1}")
+        stage.append(f"step() {step + 1}")
         opt.zero_grad()
         for n, g in grads.items():
             mine.grads[n][...] = g
@@ -685,9 +537,8 @@ def run_optimizer(impl: ModuleType, case: UnitCase, stage: _Stage) -> list[Tenso
     c = _Checks(case)
     mine_params = dict(mine.named_parameters())
     for n, p in ref.named_parameters():
-        c.add(f"{n} after {o['steps']} step(s)", np.array(mine_params.get(n), copy=True)
-              if n in mine_params else None, _np(p), "param")
-    return c.list
+        c.add(f"{n} after {o['steps']} step(s)", copied(mine_params.get(n)), _np(p), "param")
+    return c
 
 
 # -- the catalogue -----------------------------------------------------------------------------
@@ -696,9 +547,8 @@ class UnitGroup:
     name: str
     needs: tuple[str, ...]  # attribute paths the implementation must have
     draw: Callable  # (draw, profile, group) -> options
-    run: Callable[[ModuleType, UnitCase, _Stage], list[TensorCheck]]
+    run: Callable[[ModuleType, UnitCase, list[str]], list[TensorCheck]]
     pinned: tuple[dict, ...] = ()  # options run before Hypothesis, whatever it draws
-    dtypes: tuple[str, ...] = ("float64", "float32")
 
 
 def _cell_pins(group: str) -> tuple[dict, ...]:
@@ -724,33 +574,35 @@ def _function_pins(cell: str) -> tuple[dict, ...]:
     return (base, dict(base, bias=False))
 
 
+def _linear_pins(**options) -> dict:
+    return {"in_features": 3, "out_features": 2, "bias": True, **options}
+
+
 GROUPS: tuple[UnitGroup, ...] = (
     *(UnitGroup(name, (name,), _draw_cell, run_cell_module, _cell_pins(name))
       for name in ("RNNCell", "LSTMCell", "GRUCell")),
     *(UnitGroup(f.name, (f"functional.{f.name.replace('backward', 'forward')}",)
                 + ((f"functional.{f.name}",) if f.name.endswith("backward") else ()),
-                _draw_function, run_cell_function, _function_pins(f.name.partition("_")[0]))
+                _draw_cell, run_cell_function, _function_pins(f.name.partition("_")[0]))
       for f in spec.FUNCTIONS if f.level == "cell"),
     UnitGroup("Linear", ("Linear",), _draw_linear, run_linear,
-              ({"in_features": 3, "out_features": 2, "bias": True, "lead": [4]},
+              (_linear_pins(lead=[4]),
                {"in_features": 2, "out_features": 3, "bias": False, "lead": [2, 3]},
-               {"in_features": 3, "out_features": 2, "bias": True, "lead": []})),
+               _linear_pins(lead=[]))),
     UnitGroup("Embedding", ("Embedding",), _draw_embedding, run_embedding,
-              ({"num_embeddings": 5, "embedding_dim": 3, "padding_idx": None, "shape": [4, 2]},
-               {"num_embeddings": 5, "embedding_dim": 3, "padding_idx": 1, "shape": [6]},
-               {"num_embeddings": 5, "embedding_dim": 3, "padding_idx": -1, "shape": [3, 3]})),
-    UnitGroup("MSELoss", ("MSELoss",), _draw_mse, run_loss,
+              tuple({"num_embeddings": 5, "embedding_dim": 3, "padding_idx": pad, "shape": shape}
+                    for pad, shape in ((None, [4, 2]), (1, [6]), (-1, [3, 3])))),
+    UnitGroup("MSELoss", ("MSELoss",), _draw_loss, run_loss,
               tuple({"reduction": r, "shape": [3, 2], "upstream": u}
                     for r, u in (("mean", False), ("sum", True), ("none", True)))),
-    UnitGroup("CrossEntropyLoss", ("CrossEntropyLoss",), _draw_cross_entropy, run_loss,
+    UnitGroup("CrossEntropyLoss", ("CrossEntropyLoss",), _draw_loss, run_loss,
               tuple({"single": s, "classes": 4, "reduction": r, "batch": 1 if s else 5,
                      "ignore_index": i, "upstream": u}
                     for s, r, i, u in ((False, "mean", None, False), (False, "sum", 0, True),
                                        (False, "none", -100, True), (True, "mean", 3, True),
                                        (False, "mean", 2, True)))),
     UnitGroup("clip_grad_norm_", ("clip_grad_norm_", "Linear"), _draw_clip, run_clip,
-              tuple({"in_features": 3, "out_features": 2, "bias": True, "scale": s,
-                     "norm_type": p, "infinite": inf, "error_if_nonfinite": err}
+              tuple(_linear_pins(scale=s, norm_type=p, infinite=inf, error_if_nonfinite=err)
                     for s, p, inf, err in ((0.5, 2.0, False, False),
                                            (1.5, 2.0, False, False),
                                            (0.5, math.inf, False, False),
@@ -758,20 +610,15 @@ GROUPS: tuple[UnitGroup, ...] = (
                                            (0.5, 2.0, True, False),
                                            (0.5, 2.0, True, True)))),
     UnitGroup("clip_grad_value_", ("clip_grad_value_", "Linear"), _draw_clip, run_clip,
-              ({"in_features": 3, "out_features": 2, "bias": True, "scale": 0.5},)),
+              (_linear_pins(scale=0.5),)),
     UnitGroup("SGD", ("SGD", "Linear"), _draw_optimizer, run_optimizer,
-              tuple(dict({"in_features": 3, "out_features": 2, "bias": True, "steps": 3,
-                          "lr": 0.1}, **extra)
-                    for extra in ({"momentum": 0.0, "nesterov": False, "dampening": 0.0,
-                                   "weight_decay": 0.0},
-                                  {"momentum": 0.9, "nesterov": True, "dampening": 0.0,
-                                   "weight_decay": 0.01},
-                                  {"momentum": 0.9, "nesterov": False, "dampening": 0.3,
-                                   "weight_decay": 0.0}))),
+              tuple(_linear_pins(steps=3, lr=0.1, momentum=m, nesterov=n, dampening=d,
+                                 weight_decay=wd)
+                    for m, n, d, wd in ((0.0, False, 0.0, 0.0), (0.9, True, 0.0, 0.01),
+                                        (0.9, False, 0.3, 0.0)))),
     *(UnitGroup(name, (name, "Linear"), _draw_optimizer, run_optimizer,
-                tuple({"in_features": 3, "out_features": 2, "bias": True, "steps": 3,
-                       "lr": 0.01, "betas": [0.8, 0.99], "eps": eps, "weight_decay": wd,
-                       "amsgrad": ams}
+                tuple(_linear_pins(steps=3, lr=0.01, betas=[0.8, 0.99], eps=eps,
+                                   weight_decay=wd, amsgrad=ams)
                       for eps, wd, ams in ((1e-8, 0.0, False), (1e-3, 0.1, True))))
       for name in ("Adam", "AdamW")),
 )
@@ -789,88 +636,37 @@ def missing(impl: ModuleType, group: UnitGroup) -> str | None:
     return None
 
 
-def run_unit_case(case: UnitCase, impl: ModuleType, impl_name: str = "scratch") -> UnitResult:
-    result = UnitResult(case, impl_name)
-    group = GROUPS_BY_NAME[case.group]
-    stage = _Stage()
+def run_unit_case(case: UnitCase, impl: ModuleType, impl_name: str = "scratch") -> CaseResult:
+    result = CaseResult(case, impl_name)
+    stage = ["building"]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            result.checks = group.run(impl, case, stage)
-    except Exception as error:
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        result.crash = (f"{type(error).__name__}: {error} (during {stage.now}, at "
-                        f"{frame.filename}:{frame.lineno})")
+            result.checks = GROUPS_BY_NAME[case.group].run(impl, case, stage)
+    except Exception as error:  # the implementation's own failure is a finding, not a crash
+        result.crash = crash_words(error, stage[-1])
     return result
 
 
 # -- running a group ---------------------------------------------------------------------------
-UNIT_EXAMPLES = {"quick": 15, "ci": 100, "thorough": 300}
-
-
-# how the summary counts a case's options: one column per value, or whether it is set
-CATEGORIES = ("nonlinearity", "grad", "reduction", "norm_type", "steps", "eps", "betas")
-NONZERO = ("proj_size", "momentum", "dampening", "weight_decay")
-
-
-@dataclass
-class UnitOutcome:
-    group: str
-    pinned: int = 0
-    explored: int = 0
-    seconds: float = 0.0
-    failure: UnitResult | None = None
-    found_by: str = ""
-    options: Counter = field(default_factory=Counter)
-    worst: dict = field(default_factory=dict)  # dtype -> (error, tol)
-    ratio: float = 0.0
-
-    @property
-    def cases(self) -> int:
-        return sum(self.options[d] for d in ("float64", "float32"))
-
-    def record(self, result: UnitResult) -> None:
-        case = result.case
-        self.options[case.dtype] += 1
-        for key, value in case.options:
-            if isinstance(value, bool):
-                if value:
-                    self.options[key] += 1
-            elif key in CATEGORIES:
-                self.options[f"{key}={value}"] += 1
-            elif key in NONZERO and value:
-                self.options[key] += 1
-            elif key in ("padding_idx", "ignore_index") and value is not None:
-                self.options[key] += 1
-        for check in result.checks:
-            if check.problem is None:
-                error, tol = self.worst.get(case.dtype, (0.0, 0.0))
-                if check.error >= error:
-                    self.worst[case.dtype] = (check.error, check.tol)
-                self.ratio = max(self.ratio, check.error / check.tol)
-
-
 def run_unit_group(group: UnitGroup, profile: Profile, impl: ModuleType, impl_name: str,
-                   seed: int | None = None) -> UnitOutcome:
-    from parity.runner import hypothesis_settings, search
-
-    settings = hypothesis_settings(profile)
-    settings = type(settings)(settings, max_examples=UNIT_EXAMPLES.get(profile.name, 50))
+                   seed: int | None = None) -> Run:
+    """Pinned cases in both dtypes, then Hypothesis, for one group (like a mode, on the CPU);
+    the run's ``stats`` are the group's own."""
+    settings = hypothesis_settings(profile, profile.group_examples)
 
     def draw_case(data) -> UnitCase:
         def draw(strategy, label):
             return data.draw(strategy, label=label)
 
         options = group.draw(draw, profile, group.name)
-        dtype = draw(st.sampled_from(group.dtypes), "dtype")
+        dtype = draw(st.sampled_from(DTYPES), "dtype")
         return make_case(group.name, options, dtype, draw(st.integers(0, 2**32 - 1),
                                                           "seed of the arrays"))
 
     pinned = [(f"pinned case {i + 1}", make_case(group.name, options, dtype, 1000 + i))
-              for i, options in enumerate(group.pinned) for dtype in group.dtypes]
-    chosen = (zlib.crc32(f"{profile.name}/{group.name}/{seed}".encode())
-              if seed is not None or profile.derandomize else None)
-    outcome = UnitOutcome(group.name)
-    return search(outcome, pinned, lambda case: run_unit_case(case, impl, impl_name),
-                  draw_case, outcome.record, settings, chosen,
+              for i, options in enumerate(group.pinned) for dtype in DTYPES]
+    run = Run(group.name, stats=Stats(key="group", columns=unit_columns))
+    return search(run, pinned, lambda case: run_unit_case(case, impl, impl_name), draw_case,
+                  run.stats.record, settings, mode_seed(profile, group.name, "cpu", seed),
                   lambda result: not result.checks and result.crash is None, profile.shrink)

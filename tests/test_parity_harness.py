@@ -169,7 +169,8 @@ def test_compare_tensor_finds_and_locates_one_wrong_element():
     impl[2, 1] += 1e-6
     check = compare_tensor("grad[weight_hh_l0]", "grad_weight", impl, ref, 1e-10)
     assert not check.passed
-    assert check.abs_index == (2, 1) and check.max_abs == pytest.approx(1e-6)
+    assert check.measured.index == (2, 1)
+    assert check.measured.largest == pytest.approx(1e-6)
     assert "grad[weight_hh_l0]" in check.describe() and "[2, 1]" in check.describe()
     assert compare_tensor("x", "output", ref + 1e-14, ref, 1e-10).passed
 
@@ -183,6 +184,32 @@ def test_compare_tensor_finds_and_locates_one_wrong_element():
 def test_compare_tensor_problems(impl, problem):
     check = compare_tensor("output", "output", impl, np.ones((3, 4)), 1e-10)
     assert not check.passed and problem in check.problem
+
+
+@pytest.mark.parametrize("impl, problem", [
+    ([np.nan, np.inf, 2.0], None),
+    ([np.nan, -np.inf, 2.0], "at index [1] the implementation has -inf, torch inf"),
+    ([0.0, np.inf, 2.0], "at index [0] the implementation has 0.0, torch nan"),
+    ([np.nan, np.inf, 2.5], None),  # the finite part is off: an error, not a problem
+])
+def test_compare_tensor_where_torch_is_not_finite(impl, problem):
+    """NaN where torch has NaN and the same infinity, else the problem; the finite elements
+    are measured against their own scale (an infinity does not allow any error)."""
+    check = compare_tensor("total_norm", "value", np.array(impl), np.array([np.nan, np.inf, 2.0]),
+                           1e-10)
+    assert check.problem == problem
+    assert check.passed is (problem is None and impl[2] == 2.0)
+    if check.measured is not None:
+        assert check.measured.scale == 2.0
+        assert check.error == pytest.approx(abs(impl[2] - 2.0) / 2.0)
+
+
+def test_first_divergence_is_not_blinded_by_an_infinite_reference():
+    from parity.diff import first_divergence
+
+    found = first_divergence(np.array([np.inf, 1.0]), np.array([np.inf, 1.5]), "x")
+    assert found is not None and "expected 1, got 1.5" in found.problem
+    assert first_divergence(np.array([np.inf, 1.0]), np.array([np.inf, 1.0]), "x") is None
 
 
 # -- the real scratch --------------------------------------------------------------------------
@@ -304,7 +331,6 @@ def test_cli_counts_training_rows(capsys, monkeypatch):
     # `import parity.training` reads the package's attribute first, once the real module
     # has been imported by an earlier test
     monkeypatch.setattr(parity, "training", fake, raising=False)
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: object())
     assert cli.main(["--profile", "quick", "--modes", "rnn_tanh", "--groups", "training"]) == 1
     out = capsys.readouterr().out
     assert "adam/gru" in out and "1 training rows" in out
