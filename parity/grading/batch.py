@@ -61,25 +61,18 @@ def list_submissions(directory: str | Path) -> list[Path]:
     return found
 
 
-def _grade_one(grade: Grade, path: Path, rubric: Rubric, wall: Wall,
-               audit_hooks: bool) -> GradeResult:
-    try:
-        return grade(path, rubric, wall=wall, audit_hooks=audit_hooks)
-    except Exception as error:  # a fault of the grader: record it, grade the others
-        return GradeResult(str(path), [], 0.0, error=f"{GRADER_ERROR}: the grader failed on "
-                           f"this submission: {type(error).__name__}: {error}",
-                           seed=rubric.seed)
-
-
 def _work(connection: Connection, grade: Grade, rubric: Rubric, wall: Wall,
           audit_hooks: bool) -> None:
     """A worker process: grade each submission it is sent, one at a time, until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grader decides when workers end
-    while True:
-        path = connection.recv()
-        if path is None:
-            return
-        connection.send(_grade_one(grade, path, rubric, wall, audit_hooks))
+    while (path := connection.recv()) is not None:
+        try:
+            row = grade(path, rubric, wall=wall, audit_hooks=audit_hooks)
+        except Exception as error:  # a fault of the grader: record it, grade the others
+            row = GradeResult(str(path), [], 0.0, error=f"{GRADER_ERROR}: the grader failed "
+                              f"on this submission: {type(error).__name__}: {error}",
+                              seed=rubric.seed)
+        connection.send(row)
 
 
 @dataclass
@@ -112,10 +105,8 @@ def _grader_error(path: Path, rubric: Rubric, deaths: list[str], seconds: float)
     reason = (f"{GRADER_ERROR}: the process grading this submission died "
               f"{len(deaths)} times ({'; '.join(deaths)}), so it was not graded. This is a "
               "fault of the grading machine, not of the submission; it will be regraded.")
-    items = [ItemResult(e.id, ITEMS_BY_ID[e.id].title, e.weight, e.visibility, 0.0, 0, 0.0,
-                        Failure(ITEMS_BY_ID[e.id].title, reason, "(not graded)", "error",
-                                shrunk=False))
-             for e in rubric.graded]
+    items = [ItemResult.failed(e, Failure(ITEMS_BY_ID[e.id].title, reason, "(not graded)",
+                                          "error", shrunk=False)) for e in rubric.graded]
     return GradeResult(str(path), items, seconds, error=reason, seed=rubric.seed)
 
 
