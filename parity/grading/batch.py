@@ -17,6 +17,7 @@ the gradebook never depend on a worker staying alive.
 from __future__ import annotations
 
 import csv
+import io
 import multiprocessing
 import os
 import signal
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from parity.grading.grade import GradeResult, ItemResult, grade_submission
 from parity.grading.items import ITEMS_BY_ID, Failure
-from parity.grading.report import terminal_report, write_json
+from parity.grading.report import terminal_report, write_json, write_private
 from parity.grading.rubric import Rubric, default_rubric
 from parity.grading.session import Wall, find_wall
 
@@ -253,19 +254,16 @@ def write_gradebook(book: Gradebook, rubric: Rubric, out: str | Path) -> dict[st
     """gradebook.csv (one row per submission, one column per item), gradebook.json (every
     item's result and feedback) and reports/<name>.txt (the terminal report of each)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     ids = [entry.id for entry in rubric.graded]
-    csv_path = out / "gradebook.csv"
-    partial = out / ".gradebook.csv.partial"
-    with open(partial, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["submission", "score", "max_score", *ids, "seconds", "error"])
-        for row in book.rows:
-            scores = {item.id: item.score for item in row.items}
-            writer.writerow([Path(row.submission).name, f"{row.score:g}", f"{row.max_score:g}",
-                             *[f"{scores[i]:g}" if i in scores else "" for i in ids],
-                             f"{row.seconds:.1f}", row.error or ""])
-    os.replace(partial, csv_path)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["submission", "score", "max_score", *ids, "seconds", "error"])
+    for row in book.rows:
+        scores = {item.id: item.score for item in row.items}
+        writer.writerow([Path(row.submission).name, f"{row.score:g}", f"{row.max_score:g}",
+                         *[f"{scores[i]:g}" if i in scores else "" for i in ids],
+                         f"{row.seconds:.1f}", row.error or ""])
+    csv_path = write_private(table.getvalue(), out / "gradebook.csv")
     json_path = write_json({
         "wall": next((row.wall for row in book.rows if row.wall), ""),
         "seed": book.seed, "seed_drawn": book.seed_drawn,
@@ -274,8 +272,7 @@ def write_gradebook(book: Gradebook, rubric: Rubric, out: str | Path) -> dict[st
         "submissions": {Path(row.submission).name: row.to_dict() for row in book.rows},
     }, out / "gradebook.json")
     reports = out / "reports"
-    reports.mkdir(exist_ok=True)
     for row in book.rows:  # a student may be handed their report: no course seed in it
-        (reports / f"{Path(row.submission).name}.txt").write_text(
-            terminal_report(row, seed=False) + "\n")
+        write_private(terminal_report(row, seed=False) + "\n",
+                      reports / f"{Path(row.submission).name}.txt")
     return {"csv": csv_path, "json": json_path, "reports": reports}

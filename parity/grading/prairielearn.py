@@ -52,6 +52,7 @@ import uuid
 from pathlib import Path
 
 from parity.grading.grade import GradeResult
+from parity.grading.items import ITEMS_BY_ID
 from parity.grading.report import autograder_fault, feedback
 from parity.grading.rubric import Rubric
 
@@ -66,11 +67,8 @@ HIDDEN_FEEDBACK = "The feedback of this item is hidden."
 # -- results.json -----------------------------------------------------------------------------
 def prairielearn_results(grade: GradeResult, notes: list[str] | tuple[str, ...] = ()) -> dict:
     """PrairieLearn's results.json for a graded submission."""
-    from parity.grading.items import ITEMS_BY_ID
-
     if grade.error:  # no package to grade: the upload is malformed, not the code wrong
-        return {"gradable": False, "score": 0.0, "message": grade.error, "output": "",
-                "format_errors": [grade.error], "tests": []}
+        return not_gradable(grade.error)
     tests, lines = [], []
     for item in grade.items:
         shown = item.visibility == "visible"
@@ -100,12 +98,16 @@ def prairielearn_results(grade: GradeResult, notes: list[str] | tuple[str, ...] 
             "output": output, "tests": tests}
 
 
+def not_gradable(message: str) -> dict:
+    """results.json that awards and takes no points and charges no attempt; ``message``, where
+    the student reads it, says why."""
+    return {"gradable": False, "score": 0.0, "message": message, "output": "",
+            "format_errors": [message], "tests": []}
+
+
 def fault_results(why: str) -> dict:
-    """results.json for a run the machine could not grade: not gradable (no attempt lost),
-    with the reason where the student reads it."""
-    text = autograder_fault(why)
-    return {"gradable": False, "score": 0.0, "message": text, "output": "",
-            "format_errors": [text], "tests": []}
+    """results.json for a run the machine could not grade."""
+    return not_gradable(autograder_fault(why))
 
 
 # -- the submission ---------------------------------------------------------------------------
