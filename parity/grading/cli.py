@@ -153,7 +153,7 @@ def grade_main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from parity.grading.grade import grade_submission
     from parity.grading.items import ITEMS_BY_ID
-    from parity.grading.report import terminal_report, write_gradescope_results, write_json
+    from parity.grading.report import gradescope_results, terminal_report, write_json
 
     items = None
     if args.items:
@@ -170,7 +170,7 @@ def grade_main(argv: list[str]) -> int:
         print(f"error: {grade.error}", file=sys.stderr)
     print(terminal_report(grade, args.verbose))
     if args.results:
-        write_gradescope_results(grade, args.results)
+        write_json(gradescope_results(grade), args.results)
     if args.json:
         write_json(grade.to_dict(), args.json)
     if grade.error:

@@ -155,27 +155,3 @@ def regions_in_tree(root: Path) -> list[Region]:
         rel = path.relative_to(root).as_posix()
         regions += find_regions(path.read_text(), rel)
     return regions
-
-
-def changed_lines_in_regions(reference: str, mutated: str, path: str = "<source>") -> tuple:
-    """(lines changed inside regions, lines changed outside), as reference line numbers.
-
-    Lines are matched with difflib; used to tell whether a change to the reference touches
-    code a student writes.
-    """
-    import difflib
-
-    regions = find_regions(reference, path)
-    inside, outside = [], []
-    matcher = difflib.SequenceMatcher(a=reference.splitlines(), b=mutated.splitlines(),
-                                      autojunk=False)
-    for tag, a0, a1, _b0, _b1 in matcher.get_opcodes():
-        if tag == "insert":  # new lines between reference lines a0 and a0 + 1
-            within = any(r.begin <= a0 and a0 + 1 <= r.end for r in regions)
-            (inside if within else outside).append(a0 + 1)
-            continue
-        for line in range(a0 + 1, a1 + 1):
-            if tag != "equal":
-                within = any(r.begin < line < r.end for r in regions)
-                (inside if within else outside).append(line)
-    return inside, outside

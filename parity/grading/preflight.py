@@ -59,14 +59,6 @@ class PreflightResult:
                 f"isolation: {self.wall}")
 
 
-class PreflightFailed(RuntimeError):
-    """The pre-flight did not score full marks; ``result`` says why."""
-
-    def __init__(self, result: PreflightResult) -> None:
-        super().__init__(result.message())
-        self.result = result
-
-
 def reference_submission() -> Path:
     """The directory holding the reference ``scratch`` package (this project's root)."""
     import scratch
@@ -200,15 +192,6 @@ def preflight(rubric: Rubric | None = None, wall: Wall | None = None) -> Preflig
         return failed(problem, advice)
     return failed(problem, "the grader and the reference disagree: reinstall the bundle (its "
                   "NumPy and Hypothesis pins must be installed exactly)")
-
-
-def require_preflight(rubric: Rubric | None = None, wall: Wall | None = None
-                      ) -> PreflightResult:
-    """preflight, raising PreflightFailed unless the reference scored full marks."""
-    result = preflight(rubric, wall)
-    if not result.ok:
-        raise PreflightFailed(result)
-    return result
 
 
 def hide_harness_sh(root: str, parents: tuple[str, ...] = ()) -> str:

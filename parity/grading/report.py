@@ -120,8 +120,3 @@ def write_private(text: str, path: str | Path) -> Path:
 
 def write_json(data, path: str | Path) -> Path:
     return write_private(json.dumps(data, indent=2) + "\n", path)
-
-
-def write_gradescope_results(grade: GradeResult, path: str | Path) -> Path:
-    """Write results.json (the grader writes it, after every child has been killed)."""
-    return write_json(gradescope_results(grade), path)
