@@ -24,7 +24,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
@@ -111,25 +111,19 @@ def _grader_error(path: Path, rubric: Rubric, deaths: list[str], seconds: float)
     return GradeResult(str(path), items, seconds, error=reason, seed=rubric.seed)
 
 
-@dataclass
 class _Pool:
     """Workers that each grade one submission at a time; a dead one is replaced."""
 
-    grade: Grade
-    rubric: Rubric
-    wall: Wall
-    audit_hooks: bool
-    jobs: int
-    workers: list[_Worker] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
+    def __init__(self, jobs: int, work: tuple) -> None:
+        self.jobs = jobs
+        self.work = work  # _work's arguments after its connection
+        self.workers: list[_Worker] = []
         self.context = multiprocessing.get_context("spawn")
 
     def start(self) -> _Worker:
         ours, theirs = self.context.Pipe()
-        process = self.context.Process(
-            target=_work, args=(theirs, self.grade, self.rubric, self.wall, self.audit_hooks),
-            name="grade-all worker")
+        process = self.context.Process(target=_work, args=(theirs, *self.work),
+                                       name="grade-all worker")
         process.start()
         theirs.close()
         worker = _Worker(process, ours)
@@ -172,7 +166,7 @@ def _grade_in_workers(paths: list[Path], rubric: Rubric, wall: Wall, audit_hooks
     deaths: list[list[str]] = [[] for _ in paths]
     spent = [0.0] * len(paths)
     queue = deque(range(len(paths)))
-    pool = _Pool(grade, rubric, wall, audit_hooks, jobs)
+    pool = _Pool(jobs, (grade, rubric, wall, audit_hooks))
     try:
         while queue or any(w.index is not None for w in pool.workers):
             while queue:
