@@ -110,6 +110,10 @@ def test_grade_all_writes_one_gradebook(tmp_path, rubric_file, capsys):
     assert bob["bptt"]["failure"]["function"] == "direction_backward"
     assert "FAIL" in (out / "reports" / "bob.txt").read_text()
     assert "3 submissions" in capsys.readouterr().out
+    # every grade is the grader's alone: behind the uid wall a child reads what any uid can
+    for path in ("gradebook.csv", "gradebook.json", "reports/bob.txt"):
+        assert os.stat(out / path).st_mode & 0o777 == 0o600, path
+    assert [p.name for p in out.rglob("*") if p.name.endswith(".partial")] == []
 
 
 def test_the_gradescope_bundle_holds_what_gradescope_runs(tmp_path, rubric_file):

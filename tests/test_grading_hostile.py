@@ -25,7 +25,7 @@ import pytest
 
 import scratch
 from parity.grading.grade import grade_submission
-from parity.grading.report import write_gradescope_results
+from parity.grading.report import gradescope_results, write_json
 from parity.grading.rubric import rubric_from_dict
 
 REFERENCE = Path(scratch.__file__).resolve().parent
@@ -157,7 +157,7 @@ def test_writing_a_results_file_has_no_effect(tmp_path):
     assert_contained(path, "returned h: differs", audit_hooks=False)
     assert not results.exists()  # the forged file was never written...
     result, _, _ = grade(path)
-    write_gradescope_results(result, results)  # ...and the grader writes the real one
+    write_json(gradescope_results(result), results)  # ...and the grader writes the real one
     written = json.loads(results.read_text())
     assert written["score"] == result.score < 100
     assert [t["status"] for t in written["tests"]] == ["failed", "passed"]
@@ -254,7 +254,7 @@ def test_a_directory_without_the_package_is_reported(tmp_path):
 
 
 def test_without_the_wall_the_hooks_still_refuse_and_the_report_says_unsafe(tmp_path):
-    from parity.grading.report import gradescope_results, terminal_report
+    from parity.grading.report import terminal_report
     from parity.grading.session import Wall
 
     body = """

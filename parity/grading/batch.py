@@ -17,19 +17,20 @@ the gradebook never depend on a worker staying alive.
 from __future__ import annotations
 
 import csv
+import io
 import multiprocessing
 import os
 import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
 from parity.grading.grade import GradeResult, ItemResult, grade_submission
 from parity.grading.items import ITEMS_BY_ID, Failure
-from parity.grading.report import terminal_report, write_json
+from parity.grading.report import terminal_report, write_json, write_private
 from parity.grading.rubric import Rubric, default_rubric
 from parity.grading.session import Wall, find_wall
 
@@ -61,25 +62,18 @@ def list_submissions(directory: str | Path) -> list[Path]:
     return found
 
 
-def _grade_one(grade: Grade, path: Path, rubric: Rubric, wall: Wall,
-               audit_hooks: bool) -> GradeResult:
-    try:
-        return grade(path, rubric, wall=wall, audit_hooks=audit_hooks)
-    except Exception as error:  # a fault of the grader: record it, grade the others
-        return GradeResult(str(path), [], 0.0, error=f"{GRADER_ERROR}: the grader failed on "
-                           f"this submission: {type(error).__name__}: {error}",
-                           seed=rubric.seed)
-
-
 def _work(connection: Connection, grade: Grade, rubric: Rubric, wall: Wall,
           audit_hooks: bool) -> None:
     """A worker process: grade each submission it is sent, one at a time, until None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grader decides when workers end
-    while True:
-        path = connection.recv()
-        if path is None:
-            return
-        connection.send(_grade_one(grade, path, rubric, wall, audit_hooks))
+    while (path := connection.recv()) is not None:
+        try:
+            row = grade(path, rubric, wall=wall, audit_hooks=audit_hooks)
+        except Exception as error:  # a fault of the grader: record it, grade the others
+            row = GradeResult(str(path), [], 0.0, error=f"{GRADER_ERROR}: the grader failed "
+                              f"on this submission: {type(error).__name__}: {error}",
+                              seed=rubric.seed)
+        connection.send(row)
 
 
 @dataclass
@@ -112,32 +106,24 @@ def _grader_error(path: Path, rubric: Rubric, deaths: list[str], seconds: float)
     reason = (f"{GRADER_ERROR}: the process grading this submission died "
               f"{len(deaths)} times ({'; '.join(deaths)}), so it was not graded. This is a "
               "fault of the grading machine, not of the submission; it will be regraded.")
-    items = [ItemResult(e.id, ITEMS_BY_ID[e.id].title, e.weight, e.visibility, 0.0, 0, 0.0,
-                        Failure(ITEMS_BY_ID[e.id].title, reason, "(not graded)", "error",
-                                shrunk=False))
-             for e in rubric.graded]
+    items = [ItemResult.failed(e, Failure(ITEMS_BY_ID[e.id].title, reason, "(not graded)",
+                                          "error", shrunk=False)) for e in rubric.graded]
     return GradeResult(str(path), items, seconds, error=reason, seed=rubric.seed)
 
 
-@dataclass
 class _Pool:
     """Workers that each grade one submission at a time; a dead one is replaced."""
 
-    grade: Grade
-    rubric: Rubric
-    wall: Wall
-    audit_hooks: bool
-    jobs: int
-    workers: list[_Worker] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
+    def __init__(self, jobs: int, work: tuple) -> None:
+        self.jobs = jobs
+        self.work = work  # _work's arguments after its connection
+        self.workers: list[_Worker] = []
         self.context = multiprocessing.get_context("spawn")
 
     def start(self) -> _Worker:
         ours, theirs = self.context.Pipe()
-        process = self.context.Process(
-            target=_work, args=(theirs, self.grade, self.rubric, self.wall, self.audit_hooks),
-            name="grade-all worker")
+        process = self.context.Process(target=_work, args=(theirs, *self.work),
+                                       name="grade-all worker")
         process.start()
         theirs.close()
         worker = _Worker(process, ours)
@@ -180,7 +166,7 @@ def _grade_in_workers(paths: list[Path], rubric: Rubric, wall: Wall, audit_hooks
     deaths: list[list[str]] = [[] for _ in paths]
     spent = [0.0] * len(paths)
     queue = deque(range(len(paths)))
-    pool = _Pool(grade, rubric, wall, audit_hooks, jobs)
+    pool = _Pool(jobs, (grade, rubric, wall, audit_hooks))
     try:
         while queue or any(w.index is not None for w in pool.workers):
             while queue:
@@ -262,19 +248,16 @@ def write_gradebook(book: Gradebook, rubric: Rubric, out: str | Path) -> dict[st
     """gradebook.csv (one row per submission, one column per item), gradebook.json (every
     item's result and feedback) and reports/<name>.txt (the terminal report of each)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     ids = [entry.id for entry in rubric.graded]
-    csv_path = out / "gradebook.csv"
-    partial = out / ".gradebook.csv.partial"
-    with open(partial, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["submission", "score", "max_score", *ids, "seconds", "error"])
-        for row in book.rows:
-            scores = {item.id: item.score for item in row.items}
-            writer.writerow([Path(row.submission).name, f"{row.score:g}", f"{row.max_score:g}",
-                             *[f"{scores[i]:g}" if i in scores else "" for i in ids],
-                             f"{row.seconds:.1f}", row.error or ""])
-    os.replace(partial, csv_path)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["submission", "score", "max_score", *ids, "seconds", "error"])
+    for row in book.rows:
+        scores = {item.id: item.score for item in row.items}
+        writer.writerow([Path(row.submission).name, f"{row.score:g}", f"{row.max_score:g}",
+                         *[f"{scores[i]:g}" if i in scores else "" for i in ids],
+                         f"{row.seconds:.1f}", row.error or ""])
+    csv_path = write_private(table.getvalue(), out / "gradebook.csv")
     json_path = write_json({
         "wall": next((row.wall for row in book.rows if row.wall), ""),
         "seed": book.seed, "seed_drawn": book.seed_drawn,
@@ -283,8 +266,7 @@ def write_gradebook(book: Gradebook, rubric: Rubric, out: str | Path) -> dict[st
         "submissions": {Path(row.submission).name: row.to_dict() for row in book.rows},
     }, out / "gradebook.json")
     reports = out / "reports"
-    reports.mkdir(exist_ok=True)
     for row in book.rows:  # a student may be handed their report: no course seed in it
-        (reports / f"{Path(row.submission).name}.txt").write_text(
-            terminal_report(row, seed=False) + "\n")
+        write_private(terminal_report(row, seed=False) + "\n",
+                      reports / f"{Path(row.submission).name}.txt")
     return {"csv": csv_path, "json": json_path, "reports": reports}

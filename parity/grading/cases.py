@@ -9,8 +9,8 @@ Hypothesis draws the configuration (sizes, flags, a seed); every array is then d
 else from N(0, 1), so no number is zero and no two are tied. Shrinking makes the sizes and
 the seed small, never the numbers degenerate; flags are drawn so that the simplest case has
 biases, an initial state and an upstream gradient into it (what hides the fewest bugs).
-Grading runs Hypothesis derandomized: every submission meets the same cases, in the same
-order, until one fails.
+Grading seeds Hypothesis with the item and the course seed (``grade.run_item``): every
+submission of a course meets the same cases, in the same order, until one fails.
 """
 
 from __future__ import annotations

@@ -24,20 +24,42 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 USAGE_ERROR = 2
 NO_WALL = 3
 PREFLIGHT_FAILED = 4
+PLATFORMS = ("gradescope", "prairielearn")  # run inside the platform, as parity.grading
+
+# the options several commands take: name -> (flags, add_argument's settings)
+SHARED = {
+    "rubric": (["--rubric"], dict(
+        metavar="FILE", help="a TOML or JSON rubric: weights, visibility, limits (default: "
+                             "every item at its default weight, visible)")),
+    "seed": (["--seed"], dict(
+        type=int, metavar="N", help="the course seed, instead of the rubric's: the one a "
+                                    "report names meets the same cases again (default: the "
+                                    "rubric's, or a fresh secret one drawn for this run)")),
+    "unsafe": (["--unsafe-no-wall"], dict(
+        action="store_true", help="grade even where the wall cannot start: the submission's "
+                                  "code then runs as a plain process (never for untrusted "
+                                  "code); the report says so on its first line")),
+    "force": (["--force"], dict(action="store_true", help="write into a non-empty OUT")),
+}
 
 
-def _unsafe_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--unsafe-no-wall", action="store_true",
-                        help="grade even where the wall cannot start: the submission's code "
-                             "then runs as a plain process (never for untrusted code); the "
-                             "report says so on its first line")
-    parser.add_argument("--unsafe-no-sandbox", action="store_true", dest="unsafe_no_wall",
-                        help=argparse.SUPPRESS)  # its former name
+def _parser(command: str, description: str | None, *shared: str) -> argparse.ArgumentParser:
+    """The command's parser, with the ``SHARED`` options it takes."""
+    module = "parity.grading" if command in PLATFORMS else "parity"
+    p = argparse.ArgumentParser(prog=f"python -m {module} {command}", description=description)
+    for name in shared:
+        flags, settings = SHARED[name]
+        p.add_argument(*flags, **settings)
+    if "unsafe" in shared:  # its former name
+        p.add_argument("--unsafe-no-sandbox", action="store_true", dest="unsafe_no_wall",
+                       help=argparse.SUPPRESS)
+    return p
 
 
 def _wall(args):
@@ -59,16 +81,6 @@ def _wall(args):
         return None
 
 
-def _preflight(rubric, wall) -> bool:
-    """Grade the reference on one item behind ``wall``; False after saying what is wrong."""
-    from parity.grading.preflight import preflight
-
-    result = preflight(rubric, wall)
-    if not result.ok:
-        print(f"error: {result.message()}", file=sys.stderr)
-    return result.ok
-
-
 def _rubric(path, seed=None):
     from parity.grading.rubric import default_rubric, load_rubric
 
@@ -81,7 +93,7 @@ def _error(error) -> int:
     return USAGE_ERROR
 
 
-# what gradescope's results.json says of each exit status of _ready
+# what a platform's results.json says of each exit status of _ready
 NOT_READY = {USAGE_ERROR: "its rubric could not be read",
              NO_WALL: "its wall could not start on this machine",
              PREFLIGHT_FAILED: "its pre-flight check failed: it could not grade the reference "
@@ -91,6 +103,8 @@ NOT_READY = {USAGE_ERROR: "its rubric could not be read",
 def _ready(args):
     """(rubric, wall) to grade with: the rubric read (with --seed where the command has it),
     the wall found, the pre-flight passed; or the exit status, after saying why not."""
+    from parity.grading.preflight import preflight
+
     try:
         rubric = _rubric(args.rubric, getattr(args, "seed", None))
     except ValueError as error:
@@ -98,42 +112,26 @@ def _ready(args):
     wall = _wall(args)
     if wall is None:
         return NO_WALL
-    if not _preflight(rubric, wall):  # once: a machine that cannot grade would fail everyone
+    result = preflight(rubric, wall)  # once: a machine that cannot grade would fail everyone
+    if not result.ok:
+        print(f"error: {result.message()}", file=sys.stderr)
         return PREFLIGHT_FAILED
     return rubric, wall
 
 
-def _seed_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seed", type=int, default=None, metavar="N",
-                        help="the course seed, instead of the rubric's: the one a report "
-                             "names meets the same cases again (default: the rubric's, or a "
-                             "fresh secret one drawn for this run)")
-
-
-def _rubric_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rubric", default=None, metavar="FILE",
-                        help="a TOML or JSON rubric: weights, visibility, limits "
-                             "(default: every item at its default weight, visible)")
-
-
 def skeleton_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m parity skeleton",
-        description="Write the student version of scratch/: the marked solution regions "
-                    "replaced by TODOs and raise NotImplementedError, and a README of what "
-                    "to write and how it is graded.")
+    p = _parser("skeleton", "Write the student version of scratch/: the marked solution "
+                "regions replaced by TODOs and raise NotImplementedError, and a README of "
+                "what to write and how it is graded.", "rubric", "force")
     p.add_argument("out", type=Path, help="a new (or empty) directory")
     p.add_argument("--source", type=Path, default=None,
                    help="the marked reference package (default: this project's scratch/)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty OUT")
-    _rubric_arg(p)
     args = p.parse_args(argv)
-    from parity.grading.markers import MarkerError
     from parity.grading.skeleton import write_skeleton
 
-    try:
+    try:  # a MarkerError is a ValueError
         skeleton = write_skeleton(args.out, args.source, _rubric(args.rubric), args.force)
-    except (OSError, ValueError, MarkerError) as error:
+    except (OSError, ValueError) as error:
         return _error(error)
     print(f"wrote {len(skeleton.files)} files into {args.out}: {len(skeleton.regions)} parts "
           f"for students to write, in "
@@ -142,24 +140,20 @@ def skeleton_main(argv: list[str]) -> int:
 
 
 def grade_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m parity grade",
-        description="Grade a directory holding a student's scratch/ against the reference, "
-                    "item by item, each in its own walled process.")
+    p = _parser("grade", "Grade a directory holding a student's scratch/ against the "
+                "reference, item by item, each in its own walled process.",
+                "rubric", "seed", "unsafe")
     p.add_argument("submission", type=Path)
-    _rubric_arg(p)
     p.add_argument("--items", default=None, help="comma-separated item ids (default: all)")
     p.add_argument("--results", type=Path, default=None, metavar="FILE",
                    help="also write Gradescope's results.json here")
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
                    help="also write the full result as JSON here")
     p.add_argument("--verbose", action="store_true", help="feedback for passing items too")
-    _seed_arg(p)
-    _unsafe_arg(p)
     args = p.parse_args(argv)
     from parity.grading.grade import grade_submission
     from parity.grading.items import ITEMS_BY_ID
-    from parity.grading.report import terminal_report, write_gradescope_results, write_json
+    from parity.grading.report import gradescope_results, terminal_report, write_json
 
     items = None
     if args.items:
@@ -176,7 +170,7 @@ def grade_main(argv: list[str]) -> int:
         print(f"error: {grade.error}", file=sys.stderr)
     print(terminal_report(grade, args.verbose))
     if args.results:
-        write_gradescope_results(grade, args.results)
+        write_json(gradescope_results(grade), args.results)
     if args.json:
         write_json(grade.to_dict(), args.json)
     if grade.error:
@@ -190,18 +184,14 @@ def grade_main(argv: list[str]) -> int:
 
 
 def grade_all_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m parity grade-all",
-        description="Grade every subdirectory of SUBMISSIONS_DIR (one submission each) in "
-                    "parallel, and write one gradebook (CSV and JSON) and a report each.")
+    p = _parser("grade-all", "Grade every subdirectory of SUBMISSIONS_DIR (one submission "
+                "each) in parallel, and write one gradebook (CSV and JSON) and a report each.",
+                "rubric", "seed", "unsafe")
     p.add_argument("submissions", type=Path)
     p.add_argument("--out", type=Path, default=Path("gradebook"),
                    help="where the gradebook goes (default: ./gradebook)")
     p.add_argument("--jobs", type=int, default=None,
                    help="submissions graded at once (default: the number of cores)")
-    _rubric_arg(p)
-    _seed_arg(p)
-    _unsafe_arg(p)
     args = p.parse_args(argv)
     from parity.grading.batch import grade_all, write_gradebook
 
@@ -231,12 +221,9 @@ def grade_all_main(argv: list[str]) -> int:
 
 
 def bundle_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m parity gradescope-bundle",
-        description="Build the Gradescope autograder zip: setup.sh, run_autograder, this "
-                    "harness, the reference and the rubric.")
+    p = _parser("gradescope-bundle", "Build the Gradescope autograder zip: setup.sh, "
+                "run_autograder, this harness, the reference and the rubric.", "rubric")
     p.add_argument("out", type=Path, help="the zip to write, e.g. autograder.zip")
-    _rubric_arg(p)
     args = p.parse_args(argv)
     from parity.grading.gradescope import write_bundle
 
@@ -248,77 +235,97 @@ def bundle_main(argv: list[str]) -> int:
     return 0
 
 
-def gradescope_main(argv: list[str]) -> int:
-    """Inside the autograder: check the wall, run the pre-flight, grade, and always leave
-    a results.json. Where the machine is at fault nothing is graded, results.json says the
-    student is not at fault, and the exit status is not 0."""
-    p = argparse.ArgumentParser(prog="python -m parity.grading gradescope")
-    p.add_argument("--submission", type=Path, required=True)
-    p.add_argument("--results", type=Path, required=True)
-    _rubric_arg(p)
-    _unsafe_arg(p)
-    args = p.parse_args(argv)
-    from parity.grading.report import (
-        gradescope_fault_results,
-        terminal_report,
-        write_gradescope_results,
-        write_json,
-    )
+def _platform(args, fault_results, crashed: str, grade) -> int:
+    """Grading inside a platform: check the wall, run the pre-flight, ``grade(rubric, wall)``
+    -> (the GradeResult, the platform's results.json), and always leave a results.json at
+    ``args.results``. Where the machine is at fault nothing is graded: ``fault_results(why)``
+    tells the student it is not their fault, and the exit status is not 0."""
+    from parity.grading.report import terminal_report, write_json
 
-    def failed(why: str) -> None:
-        write_json(gradescope_fault_results(why), args.results)
+    def failed(why: str, code: int) -> int:
+        write_json(fault_results(why), args.results)
+        return code
 
-    ready = _ready(args)
-    if isinstance(ready, int):  # say so to the student and the instructor; grade nothing
-        failed(NOT_READY[ready])
-        return ready
-    rubric, wall = ready
     try:
-        from parity.grading.grade import grade_submission
-
-        grade = grade_submission(args.submission, rubric, wall=wall)
+        ready = _ready(args)
+        if isinstance(ready, int):  # say so to the student and the instructor; grade nothing
+            return failed(NOT_READY[ready], ready)
+        rubric, wall = ready
+        grade, results = grade(rubric, wall)
     except Exception as error:  # the grader itself failed: say so, score nothing
-        failed(f"it failed before grading your submission ({type(error).__name__})")
+        failed(f"{crashed} ({type(error).__name__})", 1)
         raise
     print(terminal_report(grade, verbose=True))
     print(f"isolation: {wall.describe()}")
     if grade.grader_fault:  # an item's child could not start for the grader's own reasons
-        failed("it could not start its own process for an item")
-        return PREFLIGHT_FAILED
-    write_gradescope_results(grade, args.results)
+        return failed("it could not start its own process for an item", PREFLIGHT_FAILED)
+    write_json(results, args.results)
     return 0
 
 
-def prairielearn_main(argv: list[str]) -> int:
-    """Inside a PrairieLearn grading container: see ``prairielearn.main``."""
-    from parity.grading.prairielearn import main
+def gradescope_main(argv: list[str]) -> int:
+    """Inside the autograder: grade /autograder/submission into Gradescope's results.json
+    (``_platform``)."""
+    p = _parser("gradescope", None, "rubric", "unsafe")
+    p.add_argument("--submission", type=Path, required=True)
+    p.add_argument("--results", type=Path, required=True)
+    args = p.parse_args(argv)
+    from parity.grading import grade
+    from parity.grading.report import gradescope_fault_results, gradescope_results
 
-    return main(argv)
+    def graded(rubric, wall):
+        result = grade.grade_submission(args.submission, rubric, wall=wall)
+        return result, gradescope_results(result)
+
+    return _platform(args, gradescope_fault_results,
+                     "it failed before grading your submission", graded)
+
+
+def prairielearn_main(argv: list[str]) -> int:
+    """Inside a PrairieLearn grading container: grade /grade/student (uploaded files laid onto
+    the skeleton, ``prairielearn.assemble``) into /grade/results/results.json in PrairieLearn's
+    format (``_platform``). ``run.sh`` exits 0 whatever this returns."""
+    p = _parser("prairielearn", "Grade a PrairieLearn submission and write its results.json.",
+                "rubric", "unsafe")
+    p.add_argument("--student", type=Path, default=Path("/grade/student"),
+                   help="the submitted files (default: /grade/student)")
+    p.add_argument("--results", type=Path, default=Path("/grade/results/results.json"),
+                   help="where results.json goes (default: /grade/results/results.json)")
+    p.add_argument("--skeleton", type=Path, default=None,
+                   help="a directory holding the skeleton's scratch/, onto which uploaded "
+                        "files are laid by name (default: grade --student as it is)")
+    args = p.parse_args(argv)
+    from parity.grading import grade
+    from parity.grading.prairielearn import assemble, fault_results, prairielearn_results
+
+    def graded(rubric, wall):
+        with tempfile.TemporaryDirectory(prefix="grading-upload-") as tmp:
+            submission, notes = assemble(args.student, args.skeleton, Path(tmp))
+            result = grade.grade_submission(submission, rubric, wall=wall)
+        result.notes += notes
+        return result, prairielearn_results(result, notes)
+
+    return _platform(args, fault_results, "it failed while grading", graded)
 
 
 def prairielearn_bundle_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m parity prairielearn-bundle",
-        description="Write a PrairieLearn question directory: info.json (external grading), "
-                    "question.html (a file upload), tests/ (this harness, the reference, the "
-                    "rubric with a secret seed, the skeleton and the entrypoint) and image/ "
-                    "(the Dockerfile of the grading image).")
+    p = _parser("prairielearn-bundle", "Write a PrairieLearn question directory: info.json "
+                "(external grading), question.html (a file upload), tests/ (this harness, the "
+                "reference, the rubric with a secret seed, the skeleton and the entrypoint) "
+                "and image/ (the Dockerfile of the grading image).", "rubric", "force")
     p.add_argument("out", type=Path, help="the question directory to write (new or empty)")
-    _rubric_arg(p)
     p.add_argument("--image", default=None,
                    help="the grading image's name on Docker Hub, as info.json gives it "
                         "(build and push it from OUT/image/Dockerfile)")
     p.add_argument("--timeout", type=int, default=None,
                    help="PrairieLearn's limit for one grading job, in seconds (1-600)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty OUT")
     args = p.parse_args(argv)
-    from parity.grading.markers import MarkerError
     from parity.grading.prairielearn import DEFAULT_IMAGE, DEFAULT_TIMEOUT, write_question
 
     try:
         path = write_question(args.out, _rubric(args.rubric), args.image or DEFAULT_IMAGE,
                               args.timeout or DEFAULT_TIMEOUT, args.force)
-    except (OSError, ValueError, MarkerError) as error:
+    except (OSError, ValueError) as error:
         return _error(error)
     print(f"wrote the question {path}: copy it into your course's questions/, build and push "
           f"the grading image ({path / 'image' / 'Dockerfile'}) under the name info.json "
@@ -329,10 +336,7 @@ def prairielearn_bundle_main(argv: list[str]) -> int:
 def wall_main(argv: list[str]) -> int:
     """Check that this machine can grade: start the wall grading uses and grade the
     reference on one item behind it (the pre-flight); it must score full marks."""
-    p = argparse.ArgumentParser(prog="python -m parity wall-check",
-                                description=wall_main.__doc__)
-    _rubric_arg(p)
-    args = p.parse_args(argv)
+    args = _parser("wall-check", wall_main.__doc__, "rubric").parse_args(argv)
     from parity.grading.preflight import preflight
     from parity.grading.session import WallUnavailable, find_wall
 
@@ -347,11 +351,8 @@ def wall_main(argv: list[str]) -> int:
         return NO_WALL
     print(f"wall: starts: {wall.describe()}")
     result = preflight(rubric, wall)
-    if not result.ok:
-        print(result.message(), file=sys.stderr)
-        return PREFLIGHT_FAILED
-    print(result.message())
-    return 0
+    print(result.message(), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else PREFLIGHT_FAILED
 
 
 COMMANDS = {"skeleton": skeleton_main, "grade": grade_main, "grade-all": grade_all_main,

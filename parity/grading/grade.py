@@ -2,11 +2,10 @@
 
 For an item, the grader starts a child on a fresh copy of the submission, has it import the
 package, and runs Hypothesis (seeded by the item's id, no example database) over the item's
-cases: each
-case goes to the child, the reference runs here, and the answers are compared. The first case
-that fails is shrunk by Hypothesis to the smallest one that still fails, and that case is what
-the report shows. A case that ends the child (time, memory, an exit) or a function that is not
-written yet (NotImplementedError) stops the item at once, without shrinking.
+cases: each case goes to the child, the reference runs here, and the answers are compared. The
+first case that fails is shrunk by Hypothesis to the smallest one that still fails, and that
+case is what the report shows. A case that ends the child (time, memory, an exit) or a function
+that is not written yet (NotImplementedError) stops the item at once, without shrinking.
 
 An item scores its full weight when every case passes and nothing otherwise. Scores are
 decided here, from arrays compared here, after the child has been killed. Failure is the safe
@@ -29,6 +28,7 @@ a student is shown.
 
 from __future__ import annotations
 
+import math
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -62,6 +62,12 @@ class ItemResult:
     failure: Failure | None = None
     notes: list[str] = field(default_factory=list)
     start_seconds: float = 0.0  # of seconds: starting the child and importing the submission
+
+    @classmethod
+    def failed(cls, entry: Entry, failure: Failure) -> ItemResult:
+        """An item failed before any case, without a child of its own."""
+        return cls(entry.id, ITEMS_BY_ID[entry.id].title, entry.weight, entry.visibility, 0.0,
+                   0, 0.0, failure, list(failure.notes))
 
     @property
     def passed(self) -> bool:
@@ -115,10 +121,6 @@ class Budget:
     seconds: float
     deadline: float
 
-    @classmethod
-    def starting_now(cls, seconds: float) -> Budget:
-        return cls(seconds, time.monotonic() + seconds)
-
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
@@ -132,34 +134,23 @@ class Budget:
                        shrunk=False)
 
 
-class _Stop(BaseException):
-    """Ends Hypothesis's run at once (BaseException: Hypothesis does not shrink it)."""
+NO_BUDGET = Budget(math.inf, math.inf)  # an item graded on its own (the pre-flight, tests)
 
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.problem)
-        self.failure = failure
+
+class _Stop(BaseException):
+    """Ends Hypothesis's run at once (BaseException: Hypothesis does not shrink it); its
+    argument is the Failure."""
 
 
 class _CaseFailed(Exception):
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.problem)
-        self.failure = failure
-
-
-def _hypothesis_settings(max_examples: int) -> settings:
-    return settings(
-        derandomize=False, database=None, max_examples=max_examples, deadline=None,
-        verbosity=Verbosity.quiet, phases=[Phase.explicit, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
-        print_blob=False,
-    )
+    """A case failed: Hypothesis shrinks it; its argument is the Failure."""
 
 
 MIN_SECRET_CASES = 5  # drawn cases of an item, besides its public ones, at the least
 
 
 def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
-             course_seed: int = 0, budget: Budget | None = None) -> tuple:
+             course_seed: int = 0, budget: Budget = NO_BUDGET) -> tuple:
     """(failure or None, number of cases run) for one item in a started child.
 
     budget: the whole submission's; a case waits no longer than what is left of it."""
@@ -167,25 +158,23 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
     state: dict = {"cases": 0, "last": None}
 
     def one_case(case) -> None:
-        over_budget = budget is not None and budget.spent()
+        over_budget = budget.spent()
         if over_budget or time.monotonic() > deadline:
             last = state["last"]
             if last is not None:  # it failed on its own: that case is its feedback
                 last.shrunk = False
                 raise _Stop(last)
-            if budget is not None and over_budget:
+            if over_budget:
                 raise _Stop(budget.failure(item.title, case.describe(), before=False))
             raise _Stop(Failure(item.title, f"the cases of this item took longer than the "
                                 f"limit of {limits.item_seconds:g} s", case.describe(),
                                 "limit"))
         state["cases"] += 1
-        seconds = limits.case_seconds
-        if budget is not None:
-            seconds = min(seconds, max(budget.left(), 0.01))
+        seconds = min(limits.case_seconds, max(budget.left(), 0.01))
         try:
             failure = item.check(child, case, seconds)
         except ChildFailure as error:
-            if budget is not None and error.timed_out and budget.spent():
+            if error.timed_out and budget.spent():
                 raise _Stop(budget.failure(item.title, case.describe(), before=False)) from None
             raise _Stop(Failure(item.title, error.reason, case.describe(), "limit",
                                 shrunk=False)) from None
@@ -210,14 +199,16 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
     # the public cases count towards the item's cases: the rest are drawn from the course's
     # secret seed, never fewer than MIN_SECRET_CASES of them
     drawn = max(max_examples - len(item.pinned), min(MIN_SECRET_CASES, max_examples))
-    test = seed(zlib.crc32(item.id.encode()) ^ course_seed)(
-        _hypothesis_settings(drawn)(test))
+    test = settings(
+        derandomize=False, database=None, max_examples=drawn, deadline=None,
+        verbosity=Verbosity.quiet, phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck), report_multiple_bugs=False, print_blob=False,
+    )(test)
+    test = seed(zlib.crc32(item.id.encode()) ^ course_seed)(test)
     try:
         test()
-    except _Stop as stop:
-        return stop.failure, state["cases"]
-    except _CaseFailed as failed:
-        return failed.failure, state["cases"]
+    except (_Stop, _CaseFailed) as stop:
+        return stop.args[0], state["cases"]
     except Exception:  # Hypothesis could not replay the failure the same way (flaky code)
         if state["last"] is not None:
             state["last"].shrunk = False
@@ -228,7 +219,7 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
 
 def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wall,
                audit_hooks: bool = True, start_seconds: float | None = None,
-               budget: Budget | None = None) -> ItemResult:
+               budget: Budget = NO_BUDGET) -> ItemResult:
     """One item in its own child process; the child is killed before this returns.
 
     start_seconds: the time left for starting the child and importing the submission.
@@ -240,13 +231,9 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
     child = None
     started = None
     try:
-        child = Child(package, limits, oracles=oracles.reference_oracles(),
-                      resolve=oracles.resolve, wall=wall, audit_hooks=audit_hooks,
-                      parameters=oracles.parameters_of)
+        child = reference_child(package, limits, wall, audit_hooks)
         setup_seconds = limits.start_seconds if start_seconds is None else start_seconds
-        if budget is not None:
-            setup_seconds = min(setup_seconds, max(budget.left(), 0.01))
-        setup = child.request("setup", {"oracles": oracles.setup_list()}, setup_seconds)
+        setup = import_package(child, min(setup_seconds, max(budget.left(), 0.01)))
         started = time.monotonic() - start - child.waited  # the uid wall's turn is not ours
         if not setup.ok:
             failure = _import_failure(setup.error)
@@ -254,7 +241,7 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
             failure, cases = run_item(item, child, limits, rubric.max_examples,
                                       int(rubric.seed or 0), budget)  # seeded above
     except ChildFailure as error:  # before the runner answered: whose fault, the grader's?
-        if budget is not None and error.timed_out and budget.spent():
+        if error.timed_out and budget.spent():
             failure = budget.failure(item.title, "(before any case)", before=False)
         else:
             failure = _start_failure(error, wall)
@@ -268,12 +255,24 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
             notes += child.notes  # every note of every case, and what copying skipped
             child.close()
     if failure is not None:
-        notes += failure.notes  # _unique drops the repeats
+        notes += failure.notes
     score = entry.weight if failure is None else 0.0
     seconds = time.monotonic() - start
     return ItemResult(item.id, item.title, entry.weight, entry.visibility, score, cases,
-                      seconds, failure, _unique(notes),
+                      seconds, failure, list(dict.fromkeys(notes)),  # each note once
                       seconds if started is None else started)
+
+
+def reference_child(package: Path, limits: Limits, wall: Wall,
+                    audit_hooks: bool = True) -> Child:
+    """A child of the package at ``package`` whose stand-ins the reference here answers."""
+    return Child(package, limits, oracles=oracles.reference_oracles(), resolve=oracles.resolve,
+                 wall=wall, audit_hooks=audit_hooks, parameters=oracles.parameters_of)
+
+
+def import_package(child: Child, seconds: float):
+    """The child's answer to importing its package and installing the stand-ins' stubs."""
+    return child.request("setup", {"oracles": oracles.setup_list()}, seconds)
 
 
 GRADER_FAULT = ("the autograder could not start its own process for this item: a fault of "
@@ -306,10 +305,6 @@ def _import_failure(error: dict | None) -> Failure:
                    "(before any case)", "import", shrunk=False)
 
 
-def _unique(notes: list[str]) -> list[str]:
-    return list(dict.fromkeys(notes))  # in order, in linear time
-
-
 def grade_submission(path: str | Path, rubric: Rubric | None = None,
                      items: list[str] | None = None, wall: Wall | None = None,
                      audit_hooks: bool = True) -> GradeResult:
@@ -324,32 +319,31 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
     rubric, drawn = (rubric or default_rubric()).seeded()
     wall = wall or find_wall()
     start = time.monotonic()
-    budget = Budget.starting_now(rubric.submission_budget)
+    budget = Budget(rubric.submission_budget, start + rubric.submission_budget)
+    entries = [e for e in rubric.graded if items is None or e.id in items]
+
+    def graded(results: list[ItemResult], error: str | None = None) -> GradeResult:
+        return GradeResult(str(path), results, time.monotonic() - start, error=error,
+                           wall=wall.describe(), unsafe=not wall.safe, seed=rubric.seed,
+                           seed_drawn=drawn)
+
     try:
         package = find_submission_package(Path(path))
     except FileNotFoundError as error:
-        entries = [e for e in rubric.graded if items is None or e.id in items]
-        results = [ItemResult(e.id, ITEMS_BY_ID[e.id].title, e.weight, e.visibility, 0.0, 0,
-                              0.0, Failure("submission", str(error), "(no case)", "import",
-                                           shrunk=False)) for e in entries]
-        return GradeResult(str(path), results, time.monotonic() - start, error=str(error),
-                           wall=wall.describe(), unsafe=not wall.safe, seed=rubric.seed,
-                           seed_drawn=drawn)
+        failure = Failure("submission", str(error), "(no case)", "import", shrunk=False)
+        return graded([ItemResult.failed(e, failure) for e in entries], str(error))
     results = []
     import_failure: Failure | None = None
     start_left = rubric.limits.start_seconds
     start_grace = min(2.0, start_left / 4)  # of each item's start, not charged
-    for entry in rubric.graded:
-        if items is not None and entry.id not in items:
-            continue
+    for entry in entries:
         item = ITEMS_BY_ID[entry.id]
         if import_failure is not None:  # the same import, the same failure: no new child
-            results.append(ItemResult(item.id, item.title, entry.weight, entry.visibility, 0.0,
-                                      0, 0.0, import_failure, list(import_failure.notes)))
+            results.append(ItemResult.failed(entry, import_failure))
             continue
         if budget.spent():  # the submission's time is up: no new child
-            results.append(ItemResult(item.id, item.title, entry.weight, entry.visibility, 0.0,
-                                      0, 0.0, budget.failure(item.title, "(no case)", True)))
+            results.append(ItemResult.failed(entry, budget.failure(item.title, "(no case)",
+                                                                   True)))
             continue
         result = grade_item(item, entry, package, rubric, wall, audit_hooks,
                             max(start_left, 0.5), budget)
@@ -359,6 +353,4 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
         if result.failure is not None and result.failure.cause in ("import", "grader"):
             import_failure = result.failure
         results.append(result)
-    return GradeResult(str(path), results, time.monotonic() - start, wall=wall.describe(),
-                       unsafe=not wall.safe, seed=rubric.seed,
-                           seed_drawn=drawn)
+    return graded(results)

@@ -89,7 +89,7 @@ def python_floor() -> tuple[int, int] | None:
     return max(floors) if floors else None
 
 
-def python_check_sh(base_image: str = "the Ubuntu 24.04 base image") -> str:
+def python_check_sh() -> str:
     """Shell lines that fail, naming what to choose, where python3 is older than the pins
     need."""
     floor = python_floor()
@@ -98,8 +98,8 @@ def python_check_sh(base_image: str = "the Ubuntu 24.04 base image") -> str:
     pins = " and ".join(requirements())
     return (f"python3 -c 'import sys; sys.exit(sys.version_info[:2] < {floor})' || {{\n"
             f"    echo \"error: {pins} need Python >= {floor[0]}.{floor[1]}; this image's "
-            f"python3 is $(python3 -V 2>&1). Choose {base_image} (Python 3.12) in the "
-            f"assignment's autograder settings.\" >&2\n"
+            f"python3 is $(python3 -V 2>&1). Choose the Ubuntu 24.04 base image (Python 3.12) "
+            f"in the assignment's autograder settings.\" >&2\n"
             f"    exit 1\n}}")
 
 

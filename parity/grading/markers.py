@@ -122,12 +122,10 @@ def strip_solutions(text: str, path: str = "<source>") -> tuple[str, list[Region
     if not regions:
         return text, regions
     lines = text.splitlines(keepends=True)
-    newline = "\n"
     out: list[str] = []
     position = 0
     for region in regions:
-        out += lines[position: region.begin - 1]
-        out += _replacement(region, newline)
+        out += lines[position: region.begin - 1] + _replacement(region)
         position = region.end
     out += lines[position:]
     result = "".join(out)
@@ -139,18 +137,13 @@ def strip_solutions(text: str, path: str = "<source>") -> tuple[str, list[Region
     return result, regions
 
 
-def _replacement(region: Region, newline: str) -> list[str]:
-    indent = region.indent
-    out = []
-    for i, hint in enumerate(region.hints):
-        lead = "# TODO: " if i == 0 else "#       "
-        out.append(f"{indent}{lead}{hint}{newline}")
-    if not region.hints:
-        out.append(f"{indent}# TODO: write this part (the docstring gives the equations "
-                   f"and shapes){newline}")
+def _replacement(region: Region) -> list[str]:
+    """The hints as ``# TODO:`` lines, then the raise."""
+    hints = region.hints or ("write this part (the docstring gives the equations and shapes)",)
+    out = [f"{region.indent}{'# TODO: ' if i == 0 else '#       '}{hint}\n"
+           for i, hint in enumerate(hints)]
     name = region.function.rpartition(".")[2]
-    out.append(f'{indent}raise NotImplementedError("{name}: not written yet"){newline}')
-    return out
+    return out + [f'{region.indent}raise NotImplementedError("{name}: not written yet")\n']
 
 
 def regions_in_tree(root: Path) -> list[Region]:
@@ -162,27 +155,3 @@ def regions_in_tree(root: Path) -> list[Region]:
         rel = path.relative_to(root).as_posix()
         regions += find_regions(path.read_text(), rel)
     return regions
-
-
-def changed_lines_in_regions(reference: str, mutated: str, path: str = "<source>") -> tuple:
-    """(lines changed inside regions, lines changed outside), as reference line numbers.
-
-    Lines are matched with difflib; used to tell whether a change to the reference touches
-    code a student writes.
-    """
-    import difflib
-
-    regions = find_regions(reference, path)
-    inside, outside = [], []
-    matcher = difflib.SequenceMatcher(a=reference.splitlines(), b=mutated.splitlines(),
-                                      autojunk=False)
-    for tag, a0, a1, _b0, _b1 in matcher.get_opcodes():
-        if tag == "insert":  # new lines between reference lines a0 and a0 + 1
-            within = any(r.begin <= a0 and a0 + 1 <= r.end for r in regions)
-            (inside if within else outside).append(a0 + 1)
-            continue
-        for line in range(a0 + 1, a1 + 1):
-            if tag != "equal":
-                within = any(r.begin < line < r.end for r in regions)
-                (inside if within else outside).append(line)
-    return inside, outside

@@ -47,8 +47,6 @@ def setup_list() -> list[dict]:
 
 def resolve(module: str, name: str, fields: tuple):
     """The reference's NamedTuple class for a class name sent by a child, or None."""
-    if not (module == "scratch" or module.startswith("scratch.")):
-        return None
     if module not in _REFERENCE_MODULES:
         return None
     mod = importlib.import_module(module)
@@ -59,12 +57,16 @@ def resolve(module: str, name: str, fields: tuple):
     return None
 
 
-def _check_sizes(value, max_ndim: int = 4) -> None:
-    """Refuse arguments larger than any graded case's (before the reference runs): also
-    arrays of more axes than the function's arguments have (they broadcast into far larger
-    ones) and dtypes no case uses (clongdouble is 32 bytes an element)."""
+def _arguments(payload: dict, max_ndim: int = 4) -> tuple:
+    """(args, kwargs) of an oracle call, refused where larger than any graded case's (before
+    the reference runs): also arrays of more axes than the function's arguments have (they
+    broadcast into far larger ones) and dtypes no case uses (clongdouble is 32 bytes an
+    element)."""
+    args, kwargs = payload.get("args", ()), payload.get("kwargs", {})
+    if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
+        raise TypeError("malformed oracle call")
     total = 0
-    for array in protocol.arrays_in(value):
+    for array in protocol.arrays_in((args, kwargs)):
         array = np.asarray(array)
         if array.dtype not in (np.float64, np.bool_):
             raise ValueError(f"an argument of dtype {array.dtype}: the cases are float64")
@@ -74,6 +76,7 @@ def _check_sizes(value, max_ndim: int = 4) -> None:
         total += array.size
     if total > MAX_CALL_ELEMENTS:
         raise ValueError("the arguments are far larger than any case")
+    return args, kwargs
 
 
 def _function_oracle(name: str) -> Callable[[dict], object]:
@@ -82,10 +85,7 @@ def _function_oracle(name: str) -> Callable[[dict], object]:
     max_ndim = 2 if name in STEP_FUNCTIONS else 4  # a step's arrays are (B, .) or (., .)
 
     def serve(payload: dict):
-        args, kwargs = payload.get("args", ()), payload.get("kwargs", {})
-        if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
-            raise TypeError("malformed oracle call")
-        _check_sizes((args, kwargs), max_ndim)
+        args, kwargs = _arguments(payload, max_ndim)
         return function(*args, **kwargs)
 
     return serve
@@ -126,10 +126,7 @@ def _method_oracle(name: str) -> Callable[[dict], object]:
     method_name = name.rpartition(".")[2]
 
     def serve(payload: dict):
-        args, kwargs = payload.get("args", ()), payload.get("kwargs", {})
-        if not isinstance(args, (tuple, list)) or not isinstance(kwargs, dict):
-            raise TypeError("malformed oracle call")
-        _check_sizes((args, kwargs))
+        args, kwargs = _arguments(payload)
         module = _reference_module(_layer_config(payload.get("config")))
         module.zero_grad()
         getattr(module, method_name)(*args, **kwargs)

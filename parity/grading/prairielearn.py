@@ -44,17 +44,16 @@ every test and the total to the student).
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import shutil
-import sys
 import tempfile
 import uuid
 from pathlib import Path
 
 from parity.grading.grade import GradeResult
-from parity.grading.report import autograder_fault, feedback, write_json
+from parity.grading.items import ITEMS_BY_ID
+from parity.grading.report import autograder_fault, feedback
 from parity.grading.rubric import Rubric
 
 DEFAULT_IMAGE = "rnn-parity-grader:latest"  # the instructor builds, pushes and names it
@@ -68,11 +67,8 @@ HIDDEN_FEEDBACK = "The feedback of this item is hidden."
 # -- results.json -----------------------------------------------------------------------------
 def prairielearn_results(grade: GradeResult, notes: list[str] | tuple[str, ...] = ()) -> dict:
     """PrairieLearn's results.json for a graded submission."""
-    from parity.grading.items import ITEMS_BY_ID
-
     if grade.error:  # no package to grade: the upload is malformed, not the code wrong
-        return {"gradable": False, "score": 0.0, "message": grade.error, "output": "",
-                "format_errors": [grade.error], "tests": []}
+        return not_gradable(grade.error)
     tests, lines = [], []
     for item in grade.items:
         shown = item.visibility == "visible"
@@ -102,12 +98,16 @@ def prairielearn_results(grade: GradeResult, notes: list[str] | tuple[str, ...] 
             "output": output, "tests": tests}
 
 
+def not_gradable(message: str) -> dict:
+    """results.json that awards and takes no points and charges no attempt; ``message``, where
+    the student reads it, says why."""
+    return {"gradable": False, "score": 0.0, "message": message, "output": "",
+            "format_errors": [message], "tests": []}
+
+
 def fault_results(why: str) -> dict:
-    """results.json for a run the machine could not grade: not gradable (no attempt lost),
-    with the reason where the student reads it."""
-    text = autograder_fault(why)
-    return {"gradable": False, "score": 0.0, "message": text, "output": "",
-            "format_errors": [text], "tests": []}
+    """results.json for a run the machine could not grade."""
+    return not_gradable(autograder_fault(why))
 
 
 # -- the submission ---------------------------------------------------------------------------
@@ -155,64 +155,6 @@ def assemble(student: Path, skeleton: Path | None, out: Path) -> tuple[Path, lis
     if not used:
         notes.append("no file of the package was uploaded: the skeleton was graded")
     return out / "submission", notes
-
-
-# -- inside the grading container -------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    """Grade /grade/student and write /grade/results/results.json in PrairieLearn's format.
-
-    Exit status as the other grading commands (0 graded, 2 a bad rubric, 3 no wall, 4 the
-    pre-flight or an item's start failed through the machine); results.json is written in
-    every case, and ``run.sh`` exits 0 whatever this returns."""
-    from parity.grading import cli
-
-    p = argparse.ArgumentParser(
-        prog="python -m parity.grading prairielearn",
-        description="Grade a PrairieLearn submission and write its results.json.")
-    p.add_argument("--student", type=Path, default=Path("/grade/student"),
-                   help="the submitted files (default: /grade/student)")
-    p.add_argument("--results", type=Path, default=Path("/grade/results/results.json"),
-                   help="where results.json goes (default: /grade/results/results.json)")
-    p.add_argument("--skeleton", type=Path, default=None,
-                   help="a directory holding the skeleton's scratch/, onto which uploaded "
-                        "files are laid by name (default: grade --student as it is)")
-    cli._rubric_arg(p)
-    cli._unsafe_arg(p)
-    args = p.parse_args(argv)
-
-    def fault(why: str, code: int) -> int:
-        write_json(fault_results(why), args.results)
-        return code
-
-    try:
-        rubric = cli._rubric(args.rubric)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return fault("its rubric could not be read", cli.USAGE_ERROR)
-    try:
-        wall = cli._wall(args)
-        if wall is None:
-            return fault("its wall could not start on this machine", cli.NO_WALL)
-        if not cli._preflight(rubric, wall):
-            return fault("its pre-flight check failed: it could not grade the reference "
-                         "solution", cli.PREFLIGHT_FAILED)
-        from parity.grading.grade import grade_submission
-        from parity.grading.report import terminal_report
-
-        with tempfile.TemporaryDirectory(prefix="grading-upload-") as tmp:
-            submission, notes = assemble(args.student, args.skeleton, Path(tmp))
-            grade = grade_submission(submission, rubric, wall=wall)
-        grade.notes += notes
-        print(terminal_report(grade, verbose=True))
-        print(f"isolation: {wall.describe()}")
-        if grade.grader_fault:
-            return fault("it could not start its own process for an item",
-                         cli.PREFLIGHT_FAILED)
-        write_json(prairielearn_results(grade, notes), args.results)
-        return 0
-    except Exception as error:  # the grader itself failed: not gradable, and say so
-        fault(f"it failed while grading ({type(error).__name__})", 1)
-        raise
 
 
 # -- the question directory -------------------------------------------------------------------

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from parity.grading.grade import grade_item
+from parity.grading.grade import grade_item, import_package, reference_child
 from parity.grading.items import ITEMS_BY_ID
 from parity.grading.rubric import Entry, Rubric, default_rubric
 from parity.grading.session import (
@@ -57,14 +57,6 @@ class PreflightResult:
         return (f"pre-flight FAILED: this machine cannot grade: {self.problem}\n"
                 f"what to change: {self.advice}\n"
                 f"isolation: {self.wall}")
-
-
-class PreflightFailed(RuntimeError):
-    """The pre-flight did not score full marks; ``result`` says why."""
-
-    def __init__(self, result: PreflightResult) -> None:
-        super().__init__(result.message())
-        self.result = result
 
 
 def reference_submission() -> Path:
@@ -113,25 +105,20 @@ def runner_problem(wall: Wall | None = None) -> str | None:
     return "; ".join(dict.fromkeys(problems)) if problems else None
 
 
-def _advice_for_unreadable() -> str:
-    return ("the child runs as an unprivileged uid and must be able to read the Python and "
-            "NumPy it runs: chmod o+rx on them and o+x on each directory above them (o+x lets "
-            "others open a file whose name they know, not list the directory; keep the "
-            "reference, the rubric and the harness go-rwx).")
+UNREADABLE_ADVICE = (
+    "the child runs as an unprivileged uid and must be able to read the Python and NumPy it "
+    "runs: chmod o+rx on them and o+x on each directory above them (o+x lets others open a "
+    "file whose name they know, not list the directory; keep the reference, the rubric and "
+    "the harness go-rwx).")
 
 
 def _child_stderr(package: Path, rubric: Rubric, wall: Wall) -> str:
     """What a child of the reference printed before it failed to start (the reference's own
     child: nothing in it is a submission's)."""
-    from parity.grading import oracles
-    from parity.grading.session import Child
-
     child = None
     try:
-        child = Child(package, rubric.limits, oracles=oracles.reference_oracles(),
-                      resolve=oracles.resolve, wall=wall, parameters=oracles.parameters_of)
-        answer = child.request("setup", {"oracles": oracles.setup_list()},
-                               rubric.limits.start_seconds)
+        child = reference_child(package, rubric.limits, wall)
+        answer = import_package(child, rubric.limits.start_seconds)
         if not answer.ok:
             return f"the reference could not be imported in the child: {answer.error}"
         return ""
@@ -152,15 +139,17 @@ def preflight(rubric: Rubric | None = None, wall: Wall | None = None) -> Preflig
     if rubric.seed is None:  # the reference passes any case: no secret seed is drawn for it
         rubric = replace(rubric, seed=0)
     start = time.monotonic()
+
+    def failed(problem: str, advice: str) -> PreflightResult:
+        described = "no wall" if wall is None else wall.describe()
+        return PreflightResult(False, described, time.monotonic() - start, problem, advice)
+
     if wall is None:
         try:
             wall = find_wall()
         except WallUnavailable as error:
-            return PreflightResult(False, "no wall", time.monotonic() - start,
-                                   f"no wall can start: {error}",
-                                   "install or enable what the message above names, then "
-                                   "run `python -m parity wall-check` again")
-    described = wall.describe()
+            return failed(f"no wall can start: {error}", "install or enable what the message "
+                          "above names, then run `python -m parity wall-check` again")
     # full weight whatever the rubric gives the item (0 leaves it out of grading, not here)
     weights = {e.id: e for e in rubric.entries}
     entry = replace(weights.get(ITEM, Entry(ITEM, 1.0)), weight=1.0)
@@ -168,27 +157,21 @@ def preflight(rubric: Rubric | None = None, wall: Wall | None = None) -> Preflig
         package = find_submission_package(reference_submission())
         result = grade_item(ITEMS_BY_ID[ITEM], entry, package, rubric, wall)
     except WallUnavailable as error:
-        return PreflightResult(False, described, time.monotonic() - start,
-                               f"the wall stopped starting: {error}",
-                               "fix what the message names and run `python -m parity "
-                               "wall-check` again")
+        return failed(f"the wall stopped starting: {error}",
+                      "fix what the message names and run `python -m parity wall-check` again")
     except Exception as error:  # a fault of the grader's own installation
-        return PreflightResult(False, described, time.monotonic() - start,
-                               f"grading the reference raised {type(error).__name__}: {error}",
-                               "reinstall the grader (the harness, NumPy and Hypothesis at "
-                               "the versions it was built with) and run `python -m parity "
-                               "wall-check` again")
-    seconds = time.monotonic() - start
+        return failed(f"grading the reference raised {type(error).__name__}: {error}",
+                      "reinstall the grader (the harness, NumPy and Hypothesis at the versions "
+                      "it was built with) and run `python -m parity wall-check` again")
     if result.passed:
-        return PreflightResult(True, described, seconds)
+        return PreflightResult(True, wall.describe(), time.monotonic() - start)
     failure = result.failure
     assert failure is not None
     problem = (f"the reference (correct by construction) failed the item {ITEM!r}: "
                f"{failure.problem}")
     unreadable = runner_problem(wall)
     if unreadable:
-        return PreflightResult(False, described, seconds, f"{problem}; {unreadable}",
-                               _advice_for_unreadable())
+        return failed(f"{problem}; {unreadable}", UNREADABLE_ADVICE)
     if failure.cause in ("import", "limit", "grader"):
         said = _child_stderr(package, rubric, wall)
         if said:
@@ -203,22 +186,12 @@ def preflight(rubric: Rubric | None = None, wall: Wall | None = None) -> Preflig
                       "seccomp profile and process limit (pids)")
         else:
             advice = ("the child could not start its runner or import NumPy: check that "
-                      "the Python and NumPy it runs are "
-                      "readable by others, and that the container allows what the wall "
-                      "needs (run `python -m parity wall-check`)")
-        return PreflightResult(False, described, seconds, problem, advice)
-    return PreflightResult(False, described, seconds, problem,
-                           "the grader and the reference disagree: reinstall the bundle "
-                           "(its NumPy and Hypothesis pins must be installed exactly)")
-
-
-def require_preflight(rubric: Rubric | None = None, wall: Wall | None = None
-                      ) -> PreflightResult:
-    """preflight, raising PreflightFailed unless the reference scored full marks."""
-    result = preflight(rubric, wall)
-    if not result.ok:
-        raise PreflightFailed(result)
-    return result
+                      "the Python and NumPy it runs are readable by others, and that the "
+                      "container allows what the wall needs (run `python -m parity "
+                      "wall-check`)")
+        return failed(problem, advice)
+    return failed(problem, "the grader and the reference disagree: reinstall the bundle (its "
+                  "NumPy and Hypothesis pins must be installed exactly)")
 
 
 def hide_harness_sh(root: str, parents: tuple[str, ...] = ()) -> str:

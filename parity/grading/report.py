@@ -103,8 +103,8 @@ def gradescope_fault_results(why: str) -> dict:
             "extra_data": {"autograder_fault": True, "reason": why}}
 
 
-def write_json(data, path: str | Path) -> Path:
-    """Write JSON whole or not at all: into a new file beside it, then renamed over it (a
+def write_private(text: str, path: str | Path) -> Path:
+    """Write a file whole or not at all: into a new file beside it, then renamed over it (a
     file or link already at the path is replaced, never written through). The file is the
     writer's alone (0600): a report may hold the course seed and other students' grades, and
     behind the uid wall a child can open what any uid can."""
@@ -112,12 +112,11 @@ def write_json(data, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(json.dumps(data, indent=2) + "\n")
+    with os.fdopen(fd, "w", newline="") as handle:
+        handle.write(text)
     os.replace(partial, path)
     return path
 
 
-def write_gradescope_results(grade: GradeResult, path: str | Path) -> Path:
-    """Write results.json (the grader writes it, after every child has been killed)."""
-    return write_json(gradescope_results(grade), path)
+def write_json(data, path: str | Path) -> Path:
+    return write_private(json.dumps(data, indent=2) + "\n", path)

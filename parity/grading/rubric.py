@@ -129,21 +129,19 @@ def load_rubric(path: str | Path) -> Rubric:
         text = path.read_text()
     except OSError as error:
         raise ValueError(f"cannot read rubric file {str(path)!r}: {error}") from None
+    loads, invalid = json.loads, json.JSONDecodeError
     if path.suffix == ".toml":
         try:
             import tomllib
         except ImportError:  # Python 3.10
             raise ValueError(f"rubric {path}: TOML needs Python 3.11 or newer; write it as "
                              "JSON (same keys) instead") from None
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"rubric {path} is not valid TOML: {error}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"rubric {path} is not valid JSON: {error}") from None
+        loads, invalid = tomllib.loads, tomllib.TOMLDecodeError
+    try:
+        data = loads(text)
+    except invalid as error:
+        raise ValueError(f"rubric {path} is not valid {path.suffix[1:].upper()}: "
+                         f"{error}") from None
     return rubric_from_dict(data, str(path))
 
 

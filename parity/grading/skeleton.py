@@ -24,17 +24,12 @@ class Skeleton:
     regions: tuple[Region, ...]
 
 
-def reference_package() -> Path:
-    """The directory of the reference ``scratch`` package."""
-    import scratch
-
-    return Path(scratch.__file__).resolve().parent
-
-
 def write_skeleton(out: str | Path, source: str | Path | None = None,
                    rubric: Rubric | None = None, force: bool = False) -> Skeleton:
     """Write the student version of the package at ``source`` (default: the reference)."""
-    source = Path(source) if source is not None else reference_package()
+    from parity.grading.preflight import reference_submission
+
+    source = Path(source) if source is not None else reference_submission() / "scratch"
     out = Path(out)
     if not (source / "__init__.py").is_file():
         raise FileNotFoundError(f"source must be a package directory holding __init__.py, "
@@ -43,14 +38,14 @@ def write_skeleton(out: str | Path, source: str | Path | None = None,
     if out.exists() and any(out.iterdir()) and not force:
         raise FileExistsError(f"{str(out)!r} exists and is not empty: choose a new directory "
                               "(or pass force=True / --force to overwrite)")
+    files = [path.relative_to(source) for path in sorted(source.rglob("*"))
+             if path.is_file() and "__pycache__" not in path.relative_to(source).parts]
     texts: dict[Path, str] = {}
     regions: list[Region] = []
-    for path in sorted(source.rglob("*")):
-        rel = path.relative_to(source)
-        if "__pycache__" in rel.parts or not path.is_file():
-            continue
-        if path.suffix == ".py":
-            text, found = strip_solutions(path.read_text(), f"scratch/{rel.as_posix()}")
+    for rel in files:
+        if rel.suffix == ".py":
+            text, found = strip_solutions((source / rel).read_text(),
+                                          f"scratch/{rel.as_posix()}")
             texts[rel] = text
             regions += found
     if not regions:
@@ -59,16 +54,13 @@ def write_skeleton(out: str | Path, source: str | Path | None = None,
     if target.exists():
         shutil.rmtree(target)
     written = []
-    for path in sorted(source.rglob("*")):
-        rel = path.relative_to(source)
-        if "__pycache__" in rel.parts or not path.is_file():
-            continue
+    for rel in files:
         dest = target / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if rel in texts:
             dest.write_text(texts[rel])
         else:
-            shutil.copyfile(path, dest)
+            shutil.copyfile(source / rel, dest)
         written.append(f"scratch/{rel.as_posix()}")
     rubric = rubric or default_rubric()
     visible = [e.id for e in rubric.graded if e.visibility == "visible"]
