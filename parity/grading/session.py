@@ -103,18 +103,21 @@ class Child:
         self.budget = protocol.Budget()
         self.process: subprocess.Popen | None = None
         self.inner_pid: int | None = None
-        self.lease = UidLease(self.wall.leases_uid)
-        self.turn = OneAtATime() if self.wall.kind == "uid" else None
         self.waited = 0.0  # seconds spent waiting for the uid wall's turn
         self.dirs: ChildDirs | None = None
         self._fds: list[int] = []
+        self._ends = contextlib.ExitStack()  # what close() undoes, last first
         try:
-            if self.turn is not None:
-                began = time.monotonic()
-                self.turn.__enter__()
-                self.waited = time.monotonic() - began
-            self.uid = self.lease.__enter__()
             if self.wall.kind == "uid":
+                began = time.monotonic()
+                self._ends.enter_context(OneAtATime())
+                self.waited = time.monotonic() - began
+            self.uid = self._ends.enter_context(UidLease(self.wall.leases_uid))
+            self._ends.callback(self._remove_dirs)
+            if self.wall.kind == "uid":
+                # cleared before it is used, and again at the end, before the dirs go: the uid
+                # is leased again only once nothing of this child is left
+                self._ends.callback(clear, self.wall, self.uid)
                 clear(self.wall, self.uid)
             self.dirs = ChildDirs(self.wall, self.uid if self.wall.leases_uid else None)
             self._prepare(package)
@@ -189,15 +192,12 @@ class Child:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._fds = []
-        if self.wall.kind == "uid" and self.lease.fd is not None:
-            # the uid is leased again only once nothing of this child is left
-            clear(self.wall, self.uid)
+        self._ends.close()
+
+    def _remove_dirs(self) -> None:
         if self.dirs is not None:
             self.dirs.remove()
             self.dirs = None
-        self.lease.__exit__()
-        if self.turn is not None:
-            self.turn.__exit__()
 
     def __enter__(self) -> Child:
         return self

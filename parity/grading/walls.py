@@ -276,18 +276,21 @@ class Wall:
                 info_fd: int) -> list[str]:
         """The argv that runs ``python -I -S -B RUNNER_ARGS`` behind this wall, in ``dirs``."""
         child = [self.python, "-I", "-S", "-B", *runner_args]
-        work = dirs.work
+        work = str(dirs.work)
         if self.kind == "none":
             return child
-        assert self.launcher is not None
-        launch = [self.launcher, "-I", "-B", str(LAUNCHER)]
         if self.kind == "uid":
-            env = {**CHILD_ENV, "TMPDIR": str(work), "HOME": str(work)}
-            return [*launch, json.dumps({"mode": "uid", "uid": uid, "work": str(work),
-                                         "argv": child, "env": env, "parent": os.getpid()})]
+            env = {**CHILD_ENV, "TMPDIR": work, "HOME": work}
+            return self.launch({"mode": "uid", "uid": uid, "work": work, "argv": child,
+                                "env": env, "parent": os.getpid()})
         argv = self._bwrap(child, dirs.runner, dirs.sub, uid, limits, info_fd)
         drop = uid if self.kind == "bwrap-userns" and self.as_root else None
-        return [*launch, json.dumps({"mode": "bwrap", "argv": argv, "uid": drop})]
+        return self.launch({"mode": "bwrap", "argv": argv, "uid": drop})
+
+    def launch(self, config: dict) -> list[str]:
+        """The argv that runs ``launcher.py`` with ``config``, as root."""
+        assert self.launcher is not None
+        return [self.launcher, "-I", "-B", str(LAUNCHER), json.dumps(config)]
 
     def _bwrap(self, child: list[str], runner: Path, sub: Path, uid: int, limits: Limits,
                info_fd: int) -> list[str]:
@@ -460,10 +463,8 @@ def clear(wall: Wall, uid: int) -> None:
 
 def reap(wall: Wall, uid: int) -> bool:
     """Kill every process of ``uid``, the kill sent as that uid until none is left."""
-    assert wall.launcher is not None
     try:
-        done = subprocess.run([wall.launcher, "-I", "-B", str(LAUNCHER),
-                               json.dumps({"mode": "reap", "uid": uid, "seconds": 10})],
+        done = subprocess.run(wall.launch({"mode": "reap", "uid": uid, "seconds": 10}),
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return False
