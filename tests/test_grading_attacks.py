@@ -247,8 +247,7 @@ def test_every_process_in_the_wall_ends_with_it(tmp_path):
     with session.UidLease(wall.leases_uid) as uid:
         dirs = session.ChildDirs(wall, uid)
         sub.rename(dirs.sub)
-        argv = wall.command(["-c", code], dirs.runner, dirs.sub, dirs.work, uid,
-                            session.Limits(), info_w)
+        argv = wall.command(["-c", code], dirs, uid, session.Limits(), info_w)
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, pass_fds=(info_w,),
                                    start_new_session=True)
         os.close(info_w)

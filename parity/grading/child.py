@@ -162,8 +162,7 @@ class Runner:
         if self.import_error is not None:
             return False, None, self.import_error
         try:
-            target = self.resolve_target(spec["target"])
-            result = target(*spec.get("args", ()), **spec.get("kwargs", {}))
+            result = apply(self.resolve_target(spec["target"]), spec)
             self.protocol.encode(result)  # refuse un-sendable results here, with a message
             return True, result, None
         except BaseException as exc:
@@ -184,38 +183,34 @@ class Runner:
         import scratch
 
         done = {}
+
+        def keep(key, value):  # refuse un-sendable results here, with a message
+            self.protocol.encode(value)
+            done[key] = value
+
+        def grads():
+            return {name: module.grads[name].copy() for name in spec["state"]}
+
         stage = "constructor"
         try:
-            cls = getattr(scratch, spec["cls"])
-            module = cls(*spec.get("args", ()), **spec.get("kwargs", {}))
+            module = apply(getattr(scratch, spec["cls"]), spec)
             stage = "load_state_dict"
             module.load_state_dict(spec["state"])
             module.train(spec.get("train", False))
             stage = "forward"
-            forward = spec["forward"]
-            out = module.forward(*forward.get("args", ()), **forward.get("kwargs", {}))
-            self.protocol.encode(out)
-            done["forward"] = out
+            keep("forward", apply(module.forward, spec["forward"]))
             if spec.get("backward") is not None:
                 stage = "backward"
-                backward = spec["backward"]
-                grads_in = module.backward(*backward.get("args", ()),
-                                           **backward.get("kwargs", {}))
-                self.protocol.encode(grads_in)
-                done["backward"] = grads_in
+                keep("backward", apply(module.backward, spec["backward"]))
                 stage = "grads"
-                grads = {name: module.grads[name].copy() for name in spec["state"]}
-                self.protocol.encode(grads)
-                done["grads"] = grads
+                keep("grads", grads())
                 if spec.get("twice"):  # again, without zero_grad: the gradients must add up
                     stage = "second forward"
-                    module.forward(*forward.get("args", ()), **forward.get("kwargs", {}))
+                    apply(module.forward, spec["forward"])
                     stage = "second backward"
-                    module.backward(*backward.get("args", ()), **backward.get("kwargs", {}))
+                    apply(module.backward, spec["backward"])
                     stage = "grads"
-                    twice = {name: module.grads[name].copy() for name in spec["state"]}
-                    self.protocol.encode(twice)
-                    done["grads_twice"] = twice
+                    keep("grads_twice", grads())
             return True, done, None
         except BaseException as exc:
             return False, done, self.describe(exc, f"{spec['cls']}.{stage}")
@@ -250,26 +245,22 @@ class Runner:
                     setattr(mod, attr, stub)
 
     def function_stub(self, name, original):
-        runner = self
-
         def oracle(*args, **kwargs):
-            if name not in runner.active:
+            if name not in self.active:
                 return original(*args, **kwargs)
-            return runner.ask(name, {"args": args, "kwargs": kwargs})
+            return self.ask(name, {"args": args, "kwargs": kwargs})
 
         oracle.__name__ = oracle.__qualname__ = name.rpartition(":")[2]
         return oracle
 
     def method_stub(self, name, original):
-        runner = self
-
         def oracle(module, *args, **kwargs):
-            if name not in runner.active:
+            if name not in self.active:
                 return original(module, *args, **kwargs)
             config = {key: getattr(module, key) for key in (
                 "mode", "input_size", "hidden_size", "num_layers", "bias", "bidirectional",
                 "proj_size")}
-            deltas = runner.ask(name, {"config": config, "args": args, "kwargs": kwargs})
+            deltas = self.ask(name, {"config": config, "args": args, "kwargs": kwargs})
             for key, delta in deltas.items():
                 module._grads[key] += delta
 
@@ -351,6 +342,11 @@ class Runner:
                             "in the grader, so this changes nothing")
                     if note not in self.notes:
                         self.notes.append(note)
+
+
+def apply(function, spec):
+    """``function(*spec["args"], **spec["kwargs"])``, either absent meaning none."""
+    return function(*spec.get("args", ()), **spec.get("kwargs", {}))
 
 
 def run_child(config):

@@ -3,32 +3,16 @@
 The grader runs this file as root, with a Python that has libseccomp's bindings (Debian's and
 Ubuntu's ``python3-seccomp``, for the system ``python3``), as ``python3 -I -B launcher.py
 CONFIG``. It imports the standard library and ``seccomp`` only, and never the harness: it
-is the pre-exec step of every wall, and ends in ``execve`` of what the config names.
+is the pre-exec step of every wall, and ends in ``execve`` of what the config names. (The
+grader imports ``processes_of`` from it, with a Python that may lack ``seccomp``: that is
+imported where the filter and the keyring need it.)
 
-The filter is built here, with libseccomp, and nowhere else. It refuses, with EPERM:
-
-* sockets (``socket``, ``socketpair``): no network and no local socket, abstract or not;
-* reading or writing another process (``ptrace``, ``process_vm_readv``/``writev``,
-  ``pidfd_getfd``, ``kcmp``);
-* the kernel's keyrings (``add_key``, ``keyctl``, ``request_key``);
-* mounts and namespaces (``mount``, ``umount2``, ``pivot_root``, ``chroot``, the new mount
-  API, ``unshare``, ``setns``, ``clone`` with any namespace flag; ``clone3`` answers ENOSYS so
-  that the C library falls back to ``clone``, whose flags the filter can read);
-* SysV shared memory, semaphores and message queues, and POSIX message queues: memory that no
-  rlimit counts, and channels between children that share an IPC namespace;
-* file locks and leases (``flock``, ``fcntl`` lock, lease and notify commands), watches
-  (``inotify_*``, ``fanotify_*``) and the page cache's state (``mincore``, ``fadvise64``,
-  ``readahead``, ``cachestat``): a lock, a watch or an evicted page of a file that two children
-  can both open is a channel between them;
-* ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring_*``.
-
-It also refuses to make anything on a file system, and memory no rlimit counts:
-``open``/``openat`` with ``O_CREAT`` or ``O_TMPFILE``, ``creat``, ``mkdir``, ``mknod``, ``link``,
-``symlink`` and ``rename`` in all their forms (``openat2``, whose flags lie behind a pointer,
-answers ENOSYS), ``memfd_create`` and ``memfd_secret``. The runner and NumPy write no file:
-then every byte a child holds is in its address space, which RLIMIT_AS bounds, and nothing it
-makes outlives it (the uid wall's child shares the machine's file systems; bubblewrap's tmpfs
-mounts count their bytes, not their inodes).
+The filter is built here, with libseccomp, and nowhere else (``build_filter``). It refuses,
+with EPERM, the system calls of ``DENIED`` and ``CREATING`` below, each group with the reason
+it is there; ``clone`` with any namespace flag; ``fcntl``'s lock, lease and notify commands;
+``open``/``openat`` with ``O_CREAT`` or ``O_TMPFILE``. ``clone3`` and ``openat2`` answer ENOSYS:
+their flags lie behind a pointer the filter cannot read, and the C library then falls back to
+``clone`` and ``openat``, whose flags it can.
 
 Everything else is allowed: the runner and NumPy need files, memory, threads of the BLAS (held
 to one by the environment and RLIMIT_NPROC) and signals to themselves. A system call that this
@@ -59,10 +43,8 @@ import signal
 import sys
 import time
 
-import seccomp
-
 DENIED = (
-    # sockets
+    # sockets: no network and no local socket, abstract or not
     "socket", "socketpair",
     # other processes' memory and files
     "ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
@@ -71,7 +53,8 @@ DENIED = (
     # mounts and namespaces (clone is filtered by its flags below)
     "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "open_tree", "move_mount",
     "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
-    # System V IPC and POSIX message queues
+    # System V IPC and POSIX message queues: memory that no rlimit counts, and channels
+    # between children that share an IPC namespace
     "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl",
     "msgget", "msgsnd", "msgrcv", "msgctl", "mq_open", "mq_unlink", "mq_timedsend",
     "mq_timedreceive", "mq_notify", "mq_getsetattr",
@@ -96,6 +79,8 @@ FCNTL_DENIED = (5, 6, 7, 36, 37, 38, 1024, 1025, 1026)
 
 # a child makes nothing on any file system: no file that outlives it (the uid wall shares the
 # machine's), no name another child could read, no tmpfs inode that no rlimit counts
+# (bubblewrap's tmpfs mounts count bytes, not inodes). The runner and NumPy write no file:
+# then every byte a child holds is in its address space, which RLIMIT_AS bounds
 CREATING = ("creat", "mkdir", "mkdirat", "mknod", "mknodat", "link", "linkat", "symlink",
             "symlinkat", "rename", "renameat", "renameat2")
 O_CREAT, O_TMPFILE = 0o100, 0o20000000  # O_TMPFILE's own bit (it also sets O_DIRECTORY)
@@ -107,36 +92,34 @@ PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 
 def build_filter():
     """The child's seccomp filter (see the module's docstring)."""
+    import seccomp
+
     deny = seccomp.ERRNO(errno.EPERM)
     scf = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
     for name in DENIED + CREATING:
-        try:
-            scf.add_rule(deny, name)
-        except (RuntimeError, ValueError):  # unknown to this libseccomp: cannot be listed
-            pass
+        _add_known(scf, deny, name)
     for bit in _bits(NAMESPACE_FLAGS):
         scf.add_rule(deny, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, bit, bit))
-    try:
-        scf.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
-    except (RuntimeError, ValueError):
-        pass
+    _add_known(scf, seccomp.ERRNO(errno.ENOSYS), "clone3")
     for name in ("fcntl", "fcntl64"):
         for command in FCNTL_DENIED:
-            try:
-                # the kernel reads the command as 32 bits: compare those alone, so that a
-                # command with higher bits set is refused too
-                scf.add_rule(deny, name,
-                             seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, command))
-            except (RuntimeError, ValueError):
-                pass
+            # the kernel reads the command as 32 bits: compare those alone, so that a
+            # command with higher bits set is refused too
+            _add_known(scf, deny, name, seccomp.Arg(1, seccomp.MASKED_EQ, 0xFFFFFFFF, command))
     for name, flags in (("open", 1), ("openat", 2)):
         for bit in (O_CREAT, O_TMPFILE):
             scf.add_rule(deny, name, seccomp.Arg(flags, seccomp.MASKED_EQ, bit, bit))
-    try:  # its flags lie behind a pointer: the C library falls back to openat
-        scf.add_rule(seccomp.ERRNO(errno.ENOSYS), "openat2")
+    _add_known(scf, seccomp.ERRNO(errno.ENOSYS), "openat2")
+    return scf
+
+
+def _add_known(scf, action, name, *args):
+    """A rule for a system call this libseccomp knows by name (one it does not, it cannot
+    list)."""
+    try:
+        scf.add_rule(action, name, *args)
     except (RuntimeError, ValueError):
         pass
-    return scf
 
 
 def _bits(mask):
@@ -159,6 +142,8 @@ def _check(result, what):
 
 def join_fresh_keyring(libc):
     """A new, empty session keyring: nothing of the grader's keys is reachable."""
+    import seccomp
+
     number = seccomp.resolve_syscall(seccomp.Arch.NATIVE, "keyctl")
     if libc.syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
         code = ctypes.get_errno()
@@ -182,9 +167,11 @@ def become(libc, uid, gid, clear_bounding):
     _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
 
 
-def _memfile(name, data):
+def _memfile(name, write):
+    """An inheritable memory file, filled by ``write(handle)`` and rewound."""
     fd = os.memfd_create(name, 0)
-    os.write(fd, data)
+    with os.fdopen(os.dup(fd), "wb") as handle:
+        write(handle)
     os.lseek(fd, 0, os.SEEK_SET)
     os.set_inheritable(fd, True)
     return fd
@@ -192,16 +179,13 @@ def _memfile(name, data):
 
 def run_bwrap(config, libc):
     join_fresh_keyring(libc)
-    bpf = os.memfd_create("seccomp", 0)
-    with os.fdopen(os.dup(bpf), "wb") as handle:
-        build_filter().export_bpf(handle)
-    os.lseek(bpf, 0, os.SEEK_SET)
-    os.set_inheritable(bpf, True)
+    bpf = _memfile("seccomp", build_filter().export_bpf)
     args = config["argv"][1:]
     # bwrap reads its own options from --args, NUL-separated; the command follows them
     split = args.index("--")
     options, command = [*args[:split], "--seccomp", str(bpf)], args[split:]
-    packed = _memfile("bwrap-args", b"".join(a.encode() + b"\0" for a in options))
+    data = b"".join(a.encode() + b"\0" for a in options)
+    packed = _memfile("bwrap-args", lambda handle: handle.write(data))
     if config.get("uid") is not None:
         become(libc, config["uid"], config["uid"], clear_bounding=True)
     os.execv(config["argv"][0], [config["argv"][0], "--args", str(packed), *command])
@@ -242,35 +226,31 @@ def processes_of(uid):
     """Pids whose real or effective uid is ``uid``."""
     found = []
     for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status", "rb") as handle:
-                for line in handle:
-                    if line.startswith(b"Uid:"):
-                        real, effective = line.split()[1:3]
-                        if uid in (int(real), int(effective)):
-                            found.append(int(name))
-                        break
-        except OSError:
-            continue
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/status", "rb") as handle:
+                    uids = next(line for line in handle if line.startswith(b"Uid:")).split()
+            except (OSError, StopIteration):
+                continue
+            if str(uid).encode() in uids[1:3]:
+                found.append(int(name))
     return found
+
+
+def print_filter(config, libc):
+    build_filter().export_pfc(sys.stdout)
+    return 0
+
+
+MODES = {"bwrap": run_bwrap, "uid": run_uid, "reap": run_reap, "print-filter": print_filter}
 
 
 def main(argv):
     config = json.loads(argv[1])
-    libc = _libc()
-    mode = config["mode"]
-    if mode == "bwrap":
-        run_bwrap(config, libc)
-    elif mode == "uid":
-        return run_uid(config, libc)
-    elif mode == "reap":
-        return run_reap(config, libc)
-    elif mode == "print-filter":
-        build_filter().export_pfc(sys.stdout)
-        return 0
-    raise SystemExit(f"launcher: unknown mode {mode!r}")
+    mode = MODES.get(config["mode"])
+    if mode is None:
+        raise SystemExit(f"launcher: unknown mode {config['mode']!r}")
+    return mode(config, _libc())
 
 
 if __name__ == "__main__":

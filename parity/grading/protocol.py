@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import select
 import struct
@@ -124,7 +125,7 @@ def _encode(value, arrays, depth, where):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, np.generic):
         return value
-    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+    if isinstance(value, (np.ndarray, np.generic)):
         array = np.asarray(value)
         if array.dtype.hasobject or array.dtype.kind not in "biufc":
             raise ProtocolError(
@@ -277,9 +278,7 @@ def array_from_bytes(data: bytes) -> np.ndarray:
         raise ProtocolError(f"an array of dtype {dtype} was sent; only numeric arrays may be")
     if len(shape) > MAX_NDIM or any(not isinstance(n, int) or n < 0 for n in shape):
         raise ProtocolError(f"an array of shape {shape!r} was sent")
-    count = 1
-    for n in shape:
-        count *= n
+    count = math.prod(shape)
     body = data[stream.tell():]
     if count * dtype.itemsize != len(body):
         raise ProtocolError(f"an array of shape {shape} and dtype {dtype} came with "
@@ -290,7 +289,8 @@ def array_from_bytes(data: bytes) -> np.ndarray:
 
 # -- framing over file descriptors ---------------------------------------------------------------
 class Channel:
-    """Messages over a pair of pipe file descriptors (one to read, one to write)."""
+    """Messages over a pair of pipe file descriptors (one to read, one to write). A deadline is
+    a time.monotonic() value, or None: wait for ever."""
 
     def __init__(self, read_fd: int, write_fd: int, budget: Budget | None = None) -> None:
         self.read_fd = read_fd
@@ -299,10 +299,9 @@ class Channel:
 
     def send(self, message: dict, arrays: list[np.ndarray] = (),
              deadline: float | None = None) -> None:
-        """Send one message; with a deadline (a time.monotonic() value), a reader that stops
-        reading cannot hold the sender past it: the write end must then be non-blocking."""
-        message = dict(message, **{"$n": len(arrays)})
-        data = json.dumps(message, allow_nan=True).encode()
+        """Send one message; with a deadline, a reader that stops reading cannot hold the
+        sender past it: the write end must then be non-blocking."""
+        data = json.dumps(dict(message, **{"$n": len(arrays)}), allow_nan=True).encode()
         chunks = [_LEN.pack(len(data)), data]
         for array in arrays:
             blob = array_to_bytes(array)
@@ -310,19 +309,11 @@ class Channel:
         view = memoryview(b"".join(chunks))
         while view:
             try:
-                written = os.write(self.write_fd, view)
+                view = view[os.write(self.write_fd, view):]
             except BrokenPipeError:
                 raise ChannelClosed("the other side closed the channel") from None
             except BlockingIOError:  # the pipe is full: wait until the reader takes some
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and (left <= 0 or not select.select(
-                        [], [self.write_fd], [], left)[1]):
-                    raise ChannelClosed("the other side stopped reading", timed_out=True) \
-                        from None
-                if left is None:
-                    select.select([], [self.write_fd], [])
-                continue
-            view = view[written:]
+                _wait(self.write_fd, True, deadline, "the other side stopped reading")
 
     def send_value(self, header: dict, value, deadline: float | None = None) -> None:
         """Send ``header`` with ``value`` encoded into it under "value"."""
@@ -330,13 +321,11 @@ class Channel:
         self.send(dict(header, value=doc["body"]), arrays, deadline)
 
     def recv(self, deadline: float | None = None) -> tuple[dict, list[np.ndarray]]:
-        """(message, arrays); deadline is a time.monotonic() value or None (wait forever)."""
-        size = _LEN.unpack(self._read_exact(_LEN.size, deadline))[0]
-        if size > MAX_JSON_BYTES:
-            raise ProtocolError(f"a message of {size} bytes is over the {MAX_JSON_BYTES} limit")
+        """(message, arrays), each length checked against its limit before what it announces
+        is read, and spent from the budget."""
+        size = self._length(MAX_JSON_BYTES, "a message", deadline)
         total = size
-        if self.budget is not None:
-            self.budget.spend(size)
+        self._spend(size)
         try:
             message = json.loads(self._read_exact(size, deadline))
         except (UnicodeDecodeError, ValueError, RecursionError) as error:
@@ -348,16 +337,11 @@ class Channel:
             raise ProtocolError(f"a message announces {count!r} arrays")
         arrays = []
         for _ in range(count):
-            length = _LEN.unpack(self._read_exact(_LEN.size, deadline))[0]
-            if length > MAX_ARRAY_BYTES:
-                raise ProtocolError(
-                    f"an array of {length} bytes is over the {MAX_ARRAY_BYTES} limit"
-                )
+            length = self._length(MAX_ARRAY_BYTES, "an array", deadline)
             total += length
             if total > MAX_MESSAGE_BYTES:
                 raise ProtocolError(f"a message of more than {MAX_MESSAGE_BYTES} bytes")
-            if self.budget is not None:
-                self.budget.spend(length)
+            self._spend(length)
             arrays.append(array_from_bytes(self._read_exact(length, deadline)))
         return message, arrays
 
@@ -372,19 +356,33 @@ class Channel:
                 raise ProtocolError(f"a value could not be decoded: {str(error)[:100]}") from None
         return message, value
 
+    def _length(self, limit: int, what: str, deadline: float | None) -> int:
+        size = _LEN.unpack(self._read_exact(_LEN.size, deadline))[0]
+        if size > limit:
+            raise ProtocolError(f"{what} of {size} bytes is over the {limit} limit")
+        return size
+
+    def _spend(self, size: int) -> None:
+        if self.budget is not None:
+            self.budget.spend(size)
+
     def _read_exact(self, size: int, deadline: float | None) -> bytes:
         parts, remaining = [], size
         while remaining:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise ChannelClosed("no answer before the time limit", timed_out=True)
-                ready, _, _ = select.select([self.read_fd], [], [], left)
-                if not ready:
-                    raise ChannelClosed("no answer before the time limit", timed_out=True)
+            _wait(self.read_fd, False, deadline, "no answer before the time limit")
             chunk = os.read(self.read_fd, min(remaining, 1 << 20))
             if not chunk:
                 raise ChannelClosed("the other side closed the channel")
             parts.append(chunk)
             remaining -= len(chunk)
         return b"".join(parts)
+
+
+def _wait(fd: int, write: bool, deadline: float | None, why: str) -> None:
+    """Until ``fd`` is ready to write (or to read); ChannelClosed, timed out, where the
+    deadline comes first."""
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is not None and left <= 0:
+        raise ChannelClosed(why, timed_out=True)
+    if not any(select.select([] if write else [fd], [fd] if write else [], [], left)):
+        raise ChannelClosed(why, timed_out=True)

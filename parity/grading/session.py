@@ -14,9 +14,11 @@ class or a test; the report then says so on its first line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -36,15 +38,7 @@ from parity.grading.submission import (  # noqa: F401  (as callers know them)
 )
 from parity.grading.walls import (  # noqa: F401  (the walls' names, as callers know them)
     CHILD_ENV,
-    INSTALL_HINT,
-    LEASE_DIR,
-    NOBODY,
-    RUNNER_DIR,
     RUNNER_FILES,
-    SUBMISSION_DIR,
-    UID_COUNT,
-    UID_FIRST,
-    WORK_DIR,
     ChildDirs,
     Limits,
     OneAtATime,
@@ -52,12 +46,9 @@ from parity.grading.walls import (  # noqa: F401  (the walls' names, as callers 
     Wall,
     WallUnavailable,
     clear,
-    describe_wall,
     find_wall,
     numpy_dir,
     python,
-    reap,
-    remove_files_of,
 )
 
 
@@ -112,18 +103,21 @@ class Child:
         self.budget = protocol.Budget()
         self.process: subprocess.Popen | None = None
         self.inner_pid: int | None = None
-        self.lease = UidLease(self.wall.leases_uid)
-        self.turn = OneAtATime() if self.wall.kind == "uid" else None
         self.waited = 0.0  # seconds spent waiting for the uid wall's turn
         self.dirs: ChildDirs | None = None
         self._fds: list[int] = []
+        self._ends = contextlib.ExitStack()  # what close() undoes, last first
         try:
-            if self.turn is not None:
-                began = time.monotonic()
-                self.turn.__enter__()
-                self.waited = time.monotonic() - began
-            self.uid = self.lease.__enter__()
             if self.wall.kind == "uid":
+                began = time.monotonic()
+                self._ends.enter_context(OneAtATime())
+                self.waited = time.monotonic() - began
+            self.uid = self._ends.enter_context(UidLease(self.wall.leases_uid))
+            self._ends.callback(self._remove_dirs)
+            if self.wall.kind == "uid":
+                # cleared before it is used, and again at the end, before the dirs go: the uid
+                # is leased again only once nothing of this child is left
+                self._ends.callback(clear, self.wall, self.uid)
                 clear(self.wall, self.uid)
             self.dirs = ChildDirs(self.wall, self.uid if self.wall.leases_uid else None)
             self._prepare(package)
@@ -145,17 +139,6 @@ class Child:
             self.notes.append(f"skipped {len(skipped) - MAX_SKIPPED_NOTES} more files")
         self.dirs.publish()
 
-    def _config(self, read_fd: int, write_fd: int) -> dict:
-        assert self.dirs is not None
-        runner, sub, work = self.wall.paths(self.dirs.runner, self.dirs.sub, self.dirs.work)
-        return {
-            "read_fd": read_fd, "write_fd": write_fd, "runner_dir": runner,
-            "submission_dir": sub, "work_dir": work,
-            "numpy_parent": os.path.dirname(numpy_dir()), "audit_hooks": self.audit_hooks,
-            "memory_bytes": self.limits.memory_mb << 20, "file_bytes": self.limits.file_mb << 20,
-            "cpu_seconds": int(self.limits.item_seconds + self.limits.start_seconds) + 5,
-        }
-
     def _start(self) -> None:
         assert self.dirs is not None
         to_child_r, to_child_w = os.pipe()
@@ -163,11 +146,16 @@ class Child:
         info_r, info_w = os.pipe()
         self._fds = [to_child_w, from_child_r]
         self.stderr_path = self.dirs.root / "stderr.txt"
-        config = json.dumps(self._config(to_child_r, from_child_w))
-        runner = self.wall.paths(self.dirs.runner, self.dirs.sub, self.dirs.work)[0]
-        argv = self.wall.command([f"{runner}/{RUNNER_FILES['child.py']}", config],
-                                 self.dirs.runner, self.dirs.sub, self.dirs.work, self.uid,
-                                 self.limits, info_w)
+        runner, sub, work = self.dirs.seen
+        config = json.dumps({
+            "read_fd": to_child_r, "write_fd": from_child_w, "runner_dir": runner,
+            "submission_dir": sub, "work_dir": work,
+            "numpy_parent": os.path.dirname(numpy_dir()), "audit_hooks": self.audit_hooks,
+            "memory_bytes": self.limits.memory_mb << 20, "file_bytes": self.limits.file_mb << 20,
+            "cpu_seconds": int(self.limits.item_seconds + self.limits.start_seconds) + 5,
+        })
+        argv = self.wall.command([f"{runner}/{RUNNER_FILES['child.py']}", config], self.dirs,
+                                 self.uid, self.limits, info_w)
         try:
             with open(self.stderr_path, "wb") as stderr:
                 self.process = subprocess.Popen(
@@ -201,20 +189,15 @@ class Child:
         """Kill every process of the child, reap it, remove what it left, end the lease."""
         self.close_process(grace=0.0)
         for fd in self._fds:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._fds = []
-        if self.wall.kind == "uid" and self.lease.fd is not None:
-            # the uid is leased again only once nothing of this child is left
-            clear(self.wall, self.uid)
+        self._ends.close()
+
+    def _remove_dirs(self) -> None:
         if self.dirs is not None:
             self.dirs.remove()
             self.dirs = None
-        self.lease.__exit__()
-        if self.turn is not None:
-            self.turn.__exit__()
 
     def __enter__(self) -> Child:
         return self
@@ -231,7 +214,8 @@ class Child:
         """
         deadline = time.monotonic() + seconds
         allowed = frozenset(oracles)
-        self.case = frozenset(_fingerprint(a) for a in _arrays(value))
+        self.case = frozenset(_fingerprint(a) for a in protocol.arrays_in(value)
+                              if isinstance(a, np.ndarray))
         try:
             self.channel.send_value({"op": op, "oracles": sorted(allowed)}, value, deadline)
             while True:
@@ -259,31 +243,25 @@ class Child:
                       deadline: float) -> None:
         name = message.get("name")
         oracle = self.oracles.get(name) if isinstance(name, str) and name in allowed else None
+        result, error = None, None
         if oracle is None:
-            self.channel.send_value({"op": "oracle_answer", "ok": False,
-                                     "error": "no reference is served for that function here"},
-                                    None, deadline)
-            return
-        if not self._of_this_case(name, payload):
+            error = "no reference is served for that function here"
+        elif not self._of_this_case(name, payload):
             # a stand-in answers for the case being graded, never for arrays from elsewhere
             # (another child's case, relayed to have the grader compute it)
-            self.channel.send_value(
-                {"op": "oracle_answer", "ok": False,
-                 "error": "the reference stands in only for this case's own weights: the "
-                          "weights and biases passed are not the ones this case gave"},
-                None, deadline)
-            return
-        try:
-            result = oracle(payload if isinstance(payload, dict) else {})
-        except Exception as exc:  # the arguments the submission passed did not fit
-            self.channel.send_value(
-                {"op": "oracle_answer", "ok": False,
-                 "error": f"the reference {name.rpartition(':')[2]} could not run on the "
-                          f"arguments the submission passed: {type(exc).__name__}: "
-                          f"{str(exc)[:300]}"},
-                None, deadline)
-            return
-        self.channel.send_value({"op": "oracle_answer", "ok": True}, result, deadline)
+            error = ("the reference stands in only for this case's own weights: the weights "
+                     "and biases passed are not the ones this case gave")
+        else:
+            try:
+                result = oracle(payload if isinstance(payload, dict) else {})
+            except Exception as exc:  # the arguments the submission passed did not fit
+                error = (f"the reference {name.rpartition(':')[2]} could not run on the "
+                         f"arguments the submission passed: {type(exc).__name__}: "
+                         f"{str(exc)[:300]}")
+        header = {"op": "oracle_answer", "ok": error is None}
+        if error is not None:
+            header["error"] = error
+        self.channel.send_value(header, result, deadline)
 
     def _of_this_case(self, name: str, payload) -> bool:
         if self.parameters is None:
@@ -321,27 +299,20 @@ class Child:
         if process is None:
             return None
         code = None
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             code = process.wait(timeout=grace) if grace > 0 else process.poll()
-        except subprocess.TimeoutExpired:
-            pass
         if self.inner_pid is not None:
             # bwrap exits once the namespace's first process has ended, and that one ends
             # only after the kernel has ended every other process of the namespace
-            _kill(self.inner_pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.inner_pid, signal.SIGKILL)
             self.inner_pid = None
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
         return code
 
     def stderr_tail(self, size: int = 2000) -> str:
@@ -354,35 +325,14 @@ class Child:
         return data.decode(errors="replace")
 
 
-def _arrays(value):
-    """Every array in a request's value (dicts, lists, tuples and named tuples of them)."""
-    if isinstance(value, np.ndarray):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _arrays(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _arrays(item)
-
-
 def _fingerprint(array: np.ndarray) -> tuple:
     data = np.ascontiguousarray(array)
     return (data.dtype.str, data.shape, hashlib.sha256(data.tobytes()).digest())
 
 
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def _read_child_pid(fd: int, seconds: float) -> int | None:
     """The pid (in the grader's namespace) of the wall's first process, from bwrap's
     --info-fd; None if bwrap ended before saying."""
-    import select
-
     data = b""
     deadline = time.monotonic() + seconds
     while b"}" not in data and len(data) < 4096:

@@ -89,9 +89,8 @@ def copy_package(source: Path, target: Path) -> list[str]:
                     skipped.append(str(rel / name))
                     continue
                 with os.fdopen(fd, "rb") as handle:
-                    info = os.fstat(handle.fileno())
-                    data = (handle.read(MAX_SOURCE_BYTES + 1) if _is_regular(info.st_mode)
-                            else None)
+                    regular = stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
+                    data = handle.read(MAX_SOURCE_BYTES + 1) if regular else None
                 if data is None or len(data) > MAX_SOURCE_BYTES:
                     skipped.append(str(rel / name))
                     continue
@@ -100,7 +99,3 @@ def copy_package(source: Path, target: Path) -> list[str]:
     finally:
         os.close(top)
     return skipped
-
-
-def _is_regular(mode: int) -> bool:
-    return stat.S_ISREG(mode)

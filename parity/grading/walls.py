@@ -37,6 +37,7 @@ needs, as measured in Docker's default container and its variations (docs/gradin
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -54,6 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from parity.grading.launcher import processes_of
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
@@ -85,14 +88,13 @@ class Limits:
     file_mb: int = 16  # largest file the child may write; size of its /work and /tmp
 
     def __post_init__(self) -> None:
-        for name in ("case_seconds", "item_seconds", "start_seconds"):
+        for name, kind, what in (("case_seconds", (int, float), "number"),
+                                 ("item_seconds", (int, float), "number"),
+                                 ("start_seconds", (int, float), "number"),
+                                 ("memory_mb", int, "int"), ("file_mb", int, "int")):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"limits.{name} must be a positive number, got {value!r}")
-        for name in ("memory_mb", "file_mb"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"limits.{name} must be a positive int, got {value!r}")
+            if not isinstance(value, kind) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"limits.{name} must be a positive {what}, got {value!r}")
 
 
 class WallUnavailable(RuntimeError):
@@ -110,22 +112,21 @@ def numpy_dir() -> str:
     return str(Path(np.__file__).resolve().parent)
 
 
-def readable_by_anyone(path: str | Path) -> bool:
+def readable_by_anyone(path: str | Path, by_name: bool = False) -> bool:
     """Whether a uid with no group of the path's could read ``path``: every directory above
-    it searchable by others, and the path itself readable by others."""
+    it searchable by others, and the path itself readable by others (with ``by_name``, a
+    directory searchable by others counts too: it opens what it holds by name)."""
     path = os.path.realpath(path)
     parts = Path(path).parts
-    for depth in range(1, len(parts)):
-        try:
-            mode = os.stat(os.path.join(*parts[:depth])).st_mode
-        except OSError:
-            return False
-        if not mode & stat.S_IXOTH:
-            return False
     try:
-        return bool(os.stat(path).st_mode & stat.S_IROTH)
+        if not all(os.stat(os.path.join(*parts[:depth])).st_mode & stat.S_IXOTH
+                   for depth in range(1, len(parts))):
+            return False
+        mode = os.stat(path).st_mode
     except OSError:
         return False
+    searchable = stat.S_IXOTH if by_name and stat.S_ISDIR(mode) else 0
+    return bool(mode & (stat.S_IROTH | searchable))
 
 
 def child_python(unprivileged: bool) -> str | None:
@@ -196,32 +197,25 @@ class _Layout:
         self.made: set[str] = set(made)
         self.bound: list[str] = []
 
-    def _parents(self, dest: str) -> None:
+    def _add(self, option: str, src: str, dest: str) -> None:
         missing = []
         parent = os.path.dirname(dest)
         while parent not in self.made:
             missing.append(parent)
             parent = os.path.dirname(parent)
         for directory in reversed(missing):
-            if not any(directory.startswith(b + "/") or directory == b for b in self.bound):
+            if not self.inside_bound(directory):
                 self.args += ["--dir", directory]
             self.made.add(directory)
+        self.args += [option, src, dest]
+        self.made.add(dest)
 
     def bind(self, src: str, dest: str | None = None) -> None:
-        dest = dest or src
-        self._parents(dest)
-        self.args += ["--ro-bind", src, dest]
-        self.made.add(dest)
-        self.bound.append(dest)
+        self._add("--ro-bind", src, dest or src)
+        self.bound.append(dest or src)
 
     def symlink(self, target: str, dest: str) -> None:
-        self._parents(dest)
-        self.args += ["--symlink", target, dest]
-        self.made.add(dest)
-
-    def mask(self, dest: str) -> None:
-        """An empty directory over dest (a site-packages inside a bound tree)."""
-        self.args += ["--tmpfs", dest]
+        self._add("--symlink", target, dest)
 
     def inside_bound(self, path: str) -> bool:
         return any(path == b or path.startswith(b + "/") for b in self.bound)
@@ -278,30 +272,29 @@ class Wall:
         return ("UNSAFE: graded without the wall (--unsafe-no-wall): the submission's "
                 "code runs as a plain process, contained only by Python's audit hooks")
 
-    def command(self, runner_args: list[str], runner: Path, sub: Path, work: Path, uid: int,
-                limits: Limits, info_fd: int) -> list[str]:
-        """The argv that runs ``python -I -S -B RUNNER_ARGS`` behind this wall.
-
-        runner, sub, work: the child's runner copy, submission copy and working directory on
-        the grader's file system (the bwrap walls show the first two at RUNNER_DIR and
-        SUBMISSION_DIR and give it a tmpfs at WORK_DIR)."""
+    def command(self, runner_args: list[str], dirs: ChildDirs, uid: int, limits: Limits,
+                info_fd: int) -> list[str]:
+        """The argv that runs ``python -I -S -B RUNNER_ARGS`` behind this wall, in ``dirs``."""
         child = [self.python, "-I", "-S", "-B", *runner_args]
+        work = str(dirs.work)
         if self.kind == "none":
             return child
-        assert self.launcher is not None
-        launch = [self.launcher, "-I", "-B", str(LAUNCHER)]
         if self.kind == "uid":
-            env = {**CHILD_ENV, "TMPDIR": str(work), "HOME": str(work)}
-            return [*launch, json.dumps({"mode": "uid", "uid": uid, "work": str(work),
-                                         "argv": child, "env": env, "parent": os.getpid()})]
-        argv = self._bwrap(child, runner, sub, uid, limits, info_fd)
+            env = {**CHILD_ENV, "TMPDIR": work, "HOME": work}
+            return self.launch({"mode": "uid", "uid": uid, "work": work, "argv": child,
+                                "env": env, "parent": os.getpid()})
+        argv = self._bwrap(child, dirs.runner, dirs.sub, uid, limits, info_fd)
         drop = uid if self.kind == "bwrap-userns" and self.as_root else None
-        return [*launch, json.dumps({"mode": "bwrap", "argv": argv, "uid": drop})]
+        return self.launch({"mode": "bwrap", "argv": argv, "uid": drop})
+
+    def launch(self, config: dict) -> list[str]:
+        """The argv that runs ``launcher.py`` with ``config``, as root."""
+        assert self.launcher is not None
+        return [self.launcher, "-I", "-B", str(LAUNCHER), json.dumps(config)]
 
     def _bwrap(self, child: list[str], runner: Path, sub: Path, uid: int, limits: Limits,
                info_fd: int) -> list[str]:
         assert self.bwrap is not None
-        size = str(limits.file_mb << 20)
         argv = [self.bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
                 "--unshare-cgroup-try", "--die-with-parent", "--new-session",
                 "--info-fd", str(info_fd), "--hostname", "sandbox", "--clearenv"]
@@ -311,9 +304,9 @@ class Wall:
             argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
                      "--cap-drop", "ALL"]
         # the writable tmpfs mounts first: what is bound later may lie below one of them
-        argv += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
-                 "--perms", "1777", "--size", size, "--tmpfs", WORK_DIR]
+        argv += ["--proc", "/proc", "--dev", "/dev"]
+        for writable in ("/tmp", WORK_DIR):
+            argv += ["--perms", "1777", "--size", str(limits.file_mb << 20), "--tmpfs", writable]
         for masked in PROC_MASKED:
             if os.path.exists(masked):
                 argv += ["--ro-bind", "/dev/null", masked]
@@ -339,8 +332,8 @@ class Wall:
             if not layout.inside_bound(path):
                 layout.bind(path)
         for directory in sorted(_site_dirs()):
-            if layout.inside_bound(directory):
-                layout.mask(directory)
+            if layout.inside_bound(directory):  # an empty directory over a site-packages
+                layout.args += ["--tmpfs", directory]
         numpy = numpy_dir()
         layout.bind(numpy)
         libs = os.path.join(os.path.dirname(numpy), "numpy.libs")
@@ -354,16 +347,12 @@ class Wall:
                      "--inh-caps=-all", "--bounding-set=-all", "--"]
         return argv + child
 
-    def paths(self, runner: Path, sub: Path, work: Path) -> tuple[str, str, str]:
-        """Where the child sees its runner, submission and working directory."""
-        if self.kind in ("bwrap", "bwrap-userns"):
-            return RUNNER_DIR, SUBMISSION_DIR, WORK_DIR
-        return str(runner), str(sub), str(work)
-
 
 class ChildDirs:
     """A child's directories on the grader's side: ``runner`` (a copy of the runner's files),
-    ``sub`` (where the submission's copy goes) and ``work``, under a fresh ``root``.
+    ``sub`` (where the submission's copy goes) and ``work``, under a fresh ``root``; ``seen``,
+    where the child sees the three (the bwrap walls show the first two at RUNNER_DIR and
+    SUBMISSION_DIR, and give it a tmpfs at WORK_DIR).
 
     Behind a wall that runs the child as a uid of its own, ``root`` can be passed through but
     not listed, the runner and the submission are readable and not writable, and ``work`` is
@@ -373,6 +362,9 @@ class ChildDirs:
         self.root = Path(tempfile.mkdtemp(prefix="grading-"))
         self.runner, self.sub, self.work = (self.root / "runner", self.root / "sub",
                                             self.root / "work")
+        self.seen = ((RUNNER_DIR, SUBMISSION_DIR, WORK_DIR)
+                     if wall.kind in ("bwrap", "bwrap-userns")
+                     else (str(self.runner), str(self.sub), str(self.work)))
         self.runner.mkdir()
         for source, name in RUNNER_FILES.items():
             shutil.copyfile(HERE / source, self.runner / name)
@@ -393,18 +385,39 @@ class ChildDirs:
 
 
 # -- the uid's lease, and what it leaves -------------------------------------------------------
-class UidLease:
+class _Lock:
+    """An exclusive lock on a file of the root-only lease directory, held while ``fd`` is
+    open: released when it closes, also if the grader dies."""
+
+    fd: int | None = None
+
+    def _take(self, name: str, wait: bool) -> bool:
+        fd = os.open(LEASE_DIR / name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as error:
+            os.close(fd)
+            if not wait and error.errno in (errno.EAGAIN, errno.EACCES):
+                return False  # another holds it
+            raise
+        self.fd = fd
+        return True
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class UidLease(_Lock):
     """A uid no other child of any grader on this machine holds while this one runs.
 
     Grading as root, each child runs as its own uid from UID_FIRST..UID_FIRST+UID_COUNT-1,
-    leased through an exclusive lock on a file in a root-only directory (released when the
-    lease's file descriptor closes, also if the grader dies). Not as root, the uid is the
-    user namespace's ``nobody``.
+    leased through its lock. Not as root, the uid is the user namespace's ``nobody``.
     """
 
     def __init__(self, as_root: bool) -> None:
         self.as_root = as_root
-        self.fd: int | None = None
         self.uid = NOBODY
 
     def __enter__(self) -> int:
@@ -414,24 +427,10 @@ class UidLease:
         start = random.randrange(UID_COUNT)
         for offset in range(UID_COUNT):
             uid = UID_FIRST + (start + offset) % UID_COUNT
-            if (LEASE_DIR / f"{uid}.tainted").exists():
-                continue
-            fd = os.open(LEASE_DIR / str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                os.close(fd)
-                if error.errno in (errno.EAGAIN, errno.EACCES):
-                    continue
-                raise
-            self.fd, self.uid = fd, uid
-            return uid
+            if not (LEASE_DIR / f"{uid}.tainted").exists() and self._take(str(uid), wait=False):
+                self.uid = uid
+                return uid
         raise WallUnavailable(f"all {UID_COUNT} grading uids are in use")
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
 
 def _lease_dir() -> Path:
@@ -442,37 +441,14 @@ def _lease_dir() -> Path:
     return LEASE_DIR
 
 
-class OneAtATime:
+class OneAtATime(_Lock):
     """The uid wall's machine-wide turn: children behind it share /proc, /tmp and the
-    machine, so no two run at once (an exclusive lock, released if the grader dies)."""
-
-    def __init__(self) -> None:
-        self.fd: int | None = None
+    machine, so no two run at once."""
 
     def __enter__(self) -> OneAtATime:
-        self.fd = os.open(_lease_dir() / "uid-wall.turn", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW,
-                          0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        _lease_dir()
+        self._take("uid-wall.turn", wait=True)
         return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def running(uid: int) -> bool:
-    """Whether any process of the machine runs as ``uid`` (its real or effective uid)."""
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/status", "rb") as handle:
-                    uids = next(line for line in handle if line.startswith(b"Uid:")).split()
-            except (OSError, StopIteration):
-                continue
-            if str(uid).encode() in uids[1:3]:
-                return True
-    return False
 
 
 def clear(wall: Wall, uid: int) -> None:
@@ -480,17 +456,15 @@ def clear(wall: Wall, uid: int) -> None:
     Run after each child, and before a uid is used (a grader that died mid-item left its
     child's files; the child itself died with it). A uid that cannot be cleared is tainted:
     never leased again."""
-    if running(uid) and not reap(wall, uid) or not remove_files_of(uid):
+    if processes_of(uid) and not reap(wall, uid) or not remove_files_of(uid):
         # something of it may be left: the uid is never leased again on this machine
         (_lease_dir() / f"{uid}.tainted").touch(mode=0o600)
 
 
 def reap(wall: Wall, uid: int) -> bool:
     """Kill every process of ``uid``, the kill sent as that uid until none is left."""
-    assert wall.launcher is not None
     try:
-        done = subprocess.run([wall.launcher, "-I", "-B", str(LAUNCHER),
-                               json.dumps({"mode": "reap", "uid": uid, "seconds": 10})],
+        done = subprocess.run(wall.launch({"mode": "reap", "uid": uid, "seconds": 10}),
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return False
@@ -531,10 +505,8 @@ def remove_files_of(uid: int, directories=SHARED_WRITABLE) -> bool:
                     if stat.S_ISDIR(info.st_mode):
                         shutil.rmtree(entry.path, ignore_errors=True)
                     else:
-                        try:
+                        with contextlib.suppress(OSError):
                             os.unlink(entry.path)
-                        except OSError:
-                            continue
                 elif stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_IWOTH:
                     stack.append(entry.path)  # where else could a groupless uid write?
     return complete
@@ -623,22 +595,6 @@ def check_secrets(wall: Wall) -> None:
             "install torch where other users cannot read it")
 
 
-def reachable_by_anyone(path: str | Path) -> bool:
-    """Whether a uid with no group of the path's could open ``path``: every directory above it
-    searchable by others, and the path readable by them (a directory: readable or searchable,
-    which opens what it holds by name)."""
-    path = os.path.realpath(path)
-    parts = Path(path).parts
-    try:
-        if not all(os.stat(os.path.join(*parts[:depth])).st_mode & stat.S_IXOTH
-                   for depth in range(1, len(parts))):
-            return False
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return bool(mode & (stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)))
-
-
 def check_hidden(wall: Wall, paths=(), seed_on_command_line: bool = False) -> None:
     """The uid wall shows a child every process's command line: what the grader names there
     (a rubric and its seed, a directory of other students' submissions) must be root's alone,
@@ -649,7 +605,7 @@ def check_hidden(wall: Wall, paths=(), seed_on_command_line: bool = False) -> No
         raise WallUnavailable(
             "the uid wall shows every process's command line to the submissions: give the "
             "course seed in a rubric file readable by root alone, not with --seed")
-    shown = [str(p) for p in paths if p is not None and reachable_by_anyone(p)]
+    shown = [str(p) for p in paths if p is not None and readable_by_anyone(p, by_name=True)]
     if shown:
         raise WallUnavailable(
             "the uid wall shows every process's command line to the submissions, and these "
@@ -683,42 +639,28 @@ def probe(wall: Wall) -> None:
     machine refuses on the way (a root without capabilities cannot hand a directory to the
     child's uid) means that this wall does not start here."""
     try:
-        _probe(wall)
+        with UidLease(wall.leases_uid) as uid:
+            dirs = ChildDirs(wall, uid if wall.leases_uid else None)
+            read_info, write_info = os.pipe()
+            try:
+                dirs.sub.mkdir()
+                dirs.publish()
+                runner = dirs.seen[0] + "/" + RUNNER_FILES["child.py"]
+                code = (f"import sys; sys.path.append({os.path.dirname(numpy_dir())!r}); "
+                        f"import numpy; open({runner!r}).read()")
+                argv = wall.command(["-c", code], dirs, uid, Limits(), write_info)
+                done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                      timeout=60, pass_fds=(write_info,), cwd="/")
+            except (OSError, subprocess.SubprocessError) as error:
+                raise WallUnavailable(f"it could not be run: {error}") from None
+            finally:
+                os.close(read_info)
+                os.close(write_info)
+                if wall.kind == "uid":
+                    clear(wall, uid)
+                dirs.remove()
     except OSError as error:
         raise WallUnavailable(f"the machine refused what it needs: {error}") from None
-
-
-def _probe(wall: Wall) -> None:
-    with UidLease(wall.leases_uid) as uid:
-        dirs = ChildDirs(wall, uid if wall.leases_uid else None)
-        read_info, write_info = os.pipe()
-        try:
-            dirs.sub.mkdir()
-            dirs.publish()
-            runner, _, _ = wall.paths(dirs.runner, dirs.sub, dirs.work)
-            code = (f"import sys; sys.path.append({os.path.dirname(numpy_dir())!r}); "
-                    f"import numpy; open({runner + '/' + RUNNER_FILES['child.py']!r}).read()")
-            argv = wall.command(["-c", code], dirs.runner, dirs.sub, dirs.work, uid, Limits(),
-                                write_info)
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=60, pass_fds=(write_info,), cwd="/")
-        except (OSError, subprocess.SubprocessError) as error:
-            raise WallUnavailable(f"it could not be run: {error}") from None
-        finally:
-            os.close(read_info)
-            os.close(write_info)
-            if wall.kind == "uid":
-                clear(wall, uid)
-            dirs.remove()
     if done.returncode != 0:
         said = done.stderr.decode(errors="replace").strip()[-300:]
         raise WallUnavailable(f"it did not start ({said})")
-
-
-def describe_wall(wall: Wall | None = None) -> str:
-    """How children run on this machine, in one sentence (for the instructor's report)."""
-    try:
-        wall = wall or find_wall()
-    except WallUnavailable as error:
-        return f"no wall: {error}"
-    return wall.describe()
