@@ -121,27 +121,58 @@ def failure_text(failure: Failure, item: spec.ItemSpec) -> str:
 
 
 # -- one cell, one direction ---------------------------------------------------------------------
+def places(function: spec.Function) -> tuple[str, ...]:
+    """Which of a case's values fills each argument of a study function, by position. The
+    arguments' names are scratch's (or a student's) to choose; their places are not, so a
+    renamed argument changes nothing here."""
+    name, cell = function.name, function.name.partition("_")[0]
+    if name == "direction_forward":
+        return ("mode", "x_proj", "h0", "c0", "weights", "valid", "reverse")
+    if name == "direction_backward":
+        return ("doutput", "dh_n", "dc_n", "cache", "weights")
+    lstm = cell == "lstm"
+    if name.endswith("backward"):
+        upstream = ("dh", "dc_next") if lstm else ("dh",)
+        weights = (("W_hh", "W_hr") if lstm else ("W_hh",)) if function.level == "step" else ()
+        return (*upstream, "cache", *weights)
+    last = {"rnn": ("nonlinearity",), "lstm": ("W_hr",), "gru": ()}[cell]
+    inputs = ("x_proj",) if function.level == "step" else ("x",)
+    state = ("h_prev", "c_prev") if lstm else ("h_prev",)
+    weights = ("W_hh", "b_hh") if function.level == "step" else ("W_ih", "W_hh", "b_ih", "b_hh")
+    return (*inputs, *state, *weights, *last)
+
+
+def arguments(name: str, values: dict) -> tuple:
+    """A study function's arguments, in order, from a case's values."""
+    return tuple(values[place] for place in places(spec.BY_NAME[name]))
+
+
+def cell_values(mode: str, d) -> dict:
+    """The values of a case's first step (d: its ``make_function_data``), by place."""
+    return dict(vars(d), mode=mode, nonlinearity=spec.MODES[mode].nonlinearity,
+                x=d.x[0], x_proj=d.x_proj[0], h_prev=d.h0, c_prev=d.c0, dh=d.doutput[0],
+                dc_next=d.dc_n)
+
+
 def calls_of(item: spec.ItemSpec, case: FunctionCase, way: str,
              reference: Reference) -> list[Call]:
     """The item's calls of one way on a case of one cell (its first step) or one direction:
-    each function it grades there, with its arguments taken from the case's arrays by name."""
+    each function it grades there, with its arguments taken from the case's arrays by place."""
     level = "cell" if any(o["level"] == "cell" for o in item.cases) else "sequence"
     d = make_function_data(case)
-    values = dict(vars(d), mode=case.mode, reverse=case.reverse,
-                  nonlinearity=spec.MODES[case.mode].nonlinearity)
     if level == "cell":
-        values.update(x=d.x[0], x_proj=d.x_proj[0], h_prev=d.h0, c_prev=d.c0,
-                      dh=d.doutput[0], dc_next=d.dc_n)
+        values = cell_values(case.mode, d)
     else:
         weights = spec.BY_NAME["direction_forward"].namespace().DirectionWeights
-        values.update(x_proj=d.x_proj, weights=weights(d.W_hh, d.b_hh, d.W_hr))
+        values = dict(vars(d), mode=case.mode, reverse=case.reverse, x_proj=d.x_proj,
+                      weights=weights(d.W_hh, d.b_hh, d.W_hr))
     graded = [f.name for f in item.grades if f.case_level == level and f.name.endswith(way)]
     calls = []
     for name in graded:
         if way == "backward":
             forward = name.replace("backward", "forward")
-            values["cache"] = reference.function(forward)(*_arguments(forward, values))[-1]
-        args = _arguments(name, values)
+            values["cache"] = reference.function(forward)(*arguments(forward, values))[-1]
+        args = arguments(name, values)
         expected = reference.function(name)(*args)
         if name == "direction_forward" and d.valid is not None:
             # what a step's cache holds for a sequence past its length is the loop's own
@@ -150,10 +181,6 @@ def calls_of(item: spec.ItemSpec, case: FunctionCase, way: str,
         calls.append(Call(name, spec.BY_NAME[name].target, args, {}, expected,
                           spec.output_names()[name]))
     return calls
-
-
-def _arguments(name: str, values: dict) -> tuple:
-    return tuple(values[argument] for argument in spec.BY_NAME[name].arguments())
 
 
 # -- a layer -------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from parity.calls import (
     judge,
     judge_layer,
     layer_request,
+    places,
 )
 from parity.case import Case, make_data, public_cases
 from parity.diff import ANYTHING, numerical_gradient
@@ -135,11 +136,13 @@ def _dot(outs, grads):
 
 
 class Reference:
-    """Every study function, bound by your function's signature. A forward's cache is
+    """Every study function, bound by your function's signature, its arguments then known by
+    their places (``calls.places``: your names for them are yours). A forward's cache is
     remembered with the arguments it came from; a backward function finds them under the id
     of the cache it is handed and answers the gradients of sum(output * upstream) for its
-    forward's arguments, each named "d" + the argument (or ALIASES), in your own NamedTuple
-    classes. A subclass says how a forward is answered and how its gradients are found."""
+    forward's arguments, each named "d" + your name for the argument (or ALIASES), in your
+    own NamedTuple classes. A subclass says how a forward is answered and how its gradients
+    are found."""
 
     def __init__(self) -> None:
         self.saved: dict[int, tuple] = {}
@@ -159,7 +162,9 @@ class Reference:
         def reference(*args, **kwargs):
             call = signature.bind(*args, **kwargs)
             call.apply_defaults()
-            return answer(function, dict(call.arguments))
+            if function.level == "layer":
+                return answer(function, dict(call.arguments))
+            return answer(function, dict(zip(places(function), call.arguments.values())))
 
         return reference
 
@@ -175,6 +180,9 @@ class Reference:
         upstream = [a[name] for name in list(a)[:list(a).index("cache")]]
         grads = self.gradients(forward, dict(inputs), upstream)
         grads.update({alias: grads.get(name) for alias, name in ALIASES.items()})
+        yours = self.signature(forward.name).parameters
+        grads.update({"d" + mine: grads.get("d" + place)
+                      for mine, place in zip(yours, places(forward))})
         cls, names = _named(function, "Grads"), spec.output_names()[function.name]
         if names is None:
             return build(cls, grads)
@@ -247,7 +255,7 @@ class TorchReference(Reference):
         caches = []
         for values in steps:
             values = {k: _array(v) for k, v in values.items()}
-            inputs = {name: values[name] for name in self.signature(step.name).parameters}
+            inputs = {place: values[place] for place in places(step)}
             caches.append(self.save(build(_named(step, "Cache"), values), step, inputs))
         values = dict(a, has_bias=a.get("b_ih") is not None, step=caches[0], steps=caches)
         cache = caches[0] if function.level == "step" else build(_named(function, "Cache"),
@@ -308,13 +316,13 @@ class FiniteDifferences(Reference):
     """Your own forward functions, and the gradients of their loss by central differences."""
 
     def forward(self, function: spec.Function, a: dict):
-        out = function.resolve()(**a)
+        out = function.resolve()(*a.values())
         self.save(out[-1], function, a)
         return out
 
     def gradients(self, forward: spec.Function, inputs: dict, upstream: list) -> dict:
         def loss() -> float:
-            return float(_dot(forward.resolve()(**inputs)[:-1], upstream))
+            return float(_dot(forward.resolve()(*inputs.values())[:-1], upstream))
 
         grads = {"d" + k: numerical_gradient(loss, v) if _floats(v) else None
                  for k, v in _flat(inputs).items()}

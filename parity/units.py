@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from parity import spec, tolerances
-from parity.calls import cell_args
+from parity.calls import arguments, cell_values
 from parity.case import FunctionCase, FunctionData, make_function_data
 from parity.compare import CaseResult, TensorCheck, compare_tensor, crash_words, param_checks
 from parity.impl import copied
@@ -269,10 +269,10 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
     The arrays are a one-step FunctionCase's (parity.case), as the grader's."""
     mode, d = _cell_data(case)
     cell = spec.MODES[mode].cell
-    args = tuple(_arr(a, case) if isinstance(a, np.ndarray) else a
-                 for a in cell_args(mode, d, d.x[0], d.h0))
-    upstream = tuple(_arr(g, case) for g in (d.doutput[0], d.dc_n) if g is not None)
     forward = spec.BY_NAME[f"{cell}_cell_forward"]
+    args = tuple(_arr(a, case) if isinstance(a, np.ndarray) else a
+                 for a in arguments(forward.name, cell_values(mode, d)))
+    upstream = tuple(_arr(g, case) for g in (d.doutput[0], d.dc_n) if g is not None)
     stage.append(f"{forward.name}()")
     got = forward.resolve(impl)(*copied(args))
     leaves = _leaf(args)
