@@ -86,6 +86,13 @@ def describe(dtype, seq_len: int, num_layers: int) -> str:
 # Central differences (``parity.diff.numerical_gradient``) of a float64 function, step FD_EPS:
 # their own error is ~eps^2 * f''' + roundoff / eps, about 1e-9 at eps = 1e-6, so a
 # gradient is held to FD_TOL = 1e-6 * max(1, max |differences|) against them; a wrong
-# gradient is off by 1e-3 or more.
+# gradient is off by 1e-3 or more. The student's check uses these, on a student's functions.
 FD_EPS = 1e-6
 FD_TOL = 1e-6
+
+# The project's tests hold scratch's own gradients tighter, on their tiny cases: at step
+# FD_TEST_EPS the truncation error is ~FD_TEST_EPS^2 * |L'''| / 6 (~1e-11) and the rounding
+# error ~2^-52 * |L| / FD_TEST_EPS (~1e-10; the largest seen is 3e-10), and FD_TEST_TOL leaves
+# a margin of a hundred over both, where a wrong term of the chain rule is off by 1e-3 or more.
+FD_TEST_EPS = 1e-5
+FD_TEST_TOL = 1e-7

@@ -10,11 +10,8 @@ element:
 * against torch: parity/tolerances.py, the project's one place for them. float64 is the exact
   oracle, rel = F64_REL (its FLOAT64_TOL); float32 is the looser second check,
   rel = f32_rel(T, num_layers), which grows with the depth of the unrolled graph.
-* float64 analytic gradients against central differences: rel = FD_REL. With step FD_EPS
-  the truncation error is about FD_EPS**2 * |L'''| / 6 (~1e-11 here) and the rounding error
-  about 2**-52 * |L| / FD_EPS (~1e-10 for the losses of these tiny cases; the largest seen is
-  3e-10); FD_REL leaves a margin of a hundred over both, while a wrong term of the chain rule
-  is off by 1e-3 or more.
+* float64 analytic gradients against central differences: rel = FD_REL at step FD_EPS, the
+  tests' pair derived in parity/tolerances.py (FD_TEST_TOL, FD_TEST_EPS).
 """
 
 from __future__ import annotations
@@ -28,11 +25,11 @@ import scratch
 from parity.diff import numerical_gradient as _central_differences
 from parity.spec import MODES as SPEC_MODES
 from parity.spec import layer_options
-from parity.tolerances import FLOAT64_TOL, tolerance
+from parity.tolerances import FD_TEST_EPS, FD_TEST_TOL, FLOAT64_TOL, tolerance
 
 F64_REL = FLOAT64_TOL
-FD_EPS = 1e-5
-FD_REL = 1e-7
+FD_EPS = FD_TEST_EPS
+FD_REL = FD_TEST_TOL
 
 MODES = tuple(SPEC_MODES)
 
