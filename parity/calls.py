@@ -158,7 +158,7 @@ def calls_of(item: spec.ItemSpec, case: FunctionCase, way: str,
              reference: Reference) -> list[Call]:
     """The item's calls of one way on a case of one cell (its first step) or one direction:
     each function it grades there, with its arguments taken from the case's arrays by place."""
-    level = "cell" if any(o["level"] == "cell" for o in item.cases) else "sequence"
+    level = item.level
     d = make_function_data(case)
     if level == "cell":
         values = cell_values(case.mode, d)

@@ -429,11 +429,10 @@ def run_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, 
     if torch is None:
         return fd_item(item, package, root)
     reference = TorchReference()
-    level = "cell" if any(o["level"] == "cell" for o in item.cases) else "sequence"
+    level = item.level
     for count, case in enumerate(public_cases(item), start=1):
         if isinstance(case, Case):
-            twice = "RNNBase._accumulate" in {f.name for f in item.grades}
-            request, expected = layer_request(case, reference, twice)
+            request, expected = layer_request(case, reference, item.twice)
             with standing_in(reference, item.stand_ins("layer")):
                 reached, error = drive_layer(package, request, root)
             failure = judge_layer(case, request, expected, reached, error)

@@ -217,6 +217,17 @@ class ItemSpec:
         """The study functions it grades, in the table's order."""
         return tuple(f for f in FUNCTIONS if self.id in f.items)
 
+    @property
+    def level(self) -> str:
+        """The level of its function cases: "cell" (one step) or "sequence" (a direction)."""
+        return "cell" if any(o["level"] == "cell" for o in self.cases) else "sequence"
+
+    @property
+    def twice(self) -> bool:
+        """Whether its layers run forward and backward twice: it grades ``_accumulate``,
+        which adds the gradients up."""
+        return "RNNBase._accumulate" in {f.name for f in self.grades}
+
     def stand_ins(self, level: str) -> tuple[str, ...]:
         """On cases of ``level``: the targets the reference answers for, the study functions
         that what it grades there calls but it does not grade there."""

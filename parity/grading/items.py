@@ -11,7 +11,6 @@ in, new arrays out, so an item compares what it returns and nothing else.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,9 +51,6 @@ class ScratchReference:
 
     def function(self, name: str):
         return spec.BY_NAME[name].resolve()
-
-    def named(self, module: str, name: str) -> type:
-        return getattr(importlib.import_module(module), name)
 
     def layer(self, case: Case):
         args, kwargs = layer_arguments(case)
@@ -97,13 +93,12 @@ def item_check(item: spec.ItemSpec) -> Callable[[Child, object, float], Failure 
 
     def check(child: Child, case, seconds: float) -> Failure | None:
         if isinstance(case, Case):
-            twice = "RNNBase._accumulate" in {f.name for f in item.grades}
-            request, expected = layer_request(case, REFERENCE, twice)
+            request, expected = layer_request(case, REFERENCE, item.twice)
             answer = child.request("module", request, seconds,
                                    oracles=item.stand_ins("layer"))
             return judge_layer(case, request, expected, answer.value, answer.error,
                                answer.notes)
-        level = "cell" if any(o["level"] == "cell" for o in item.cases) else "sequence"
+        level = item.level
         for way in ("forward", "backward"):
             calls = calls_of(item, case, way, REFERENCE)
             failure = calls and run_calls(child, calls, seconds, case.describe(),
