@@ -103,35 +103,14 @@ class Run:
     found_by: str = ""  # "pinned case '...'" or "Hypothesis (shrunk)"
 
 
-def hypothesis_settings(profile: Profile, examples: int) -> settings:
-    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if profile.shrink else [])
-    return settings(
-        max_examples=examples,
-        derandomize=False,  # a fixed profile is made repeatable by mode_seed instead
-        database=None,
-        deadline=None,
-        phases=phases,
-        print_blob=False,
-        report_multiple_bugs=False,
-        suppress_health_check=list(HealthCheck),
-        verbosity=Verbosity.normal,
-    )
-
-
-def mode_seed(profile: Profile, mode: str, device: str, seed: int | None) -> int | None:
-    """Hypothesis's seed for one mode and device: fixed for a derandomized profile (the same
-    cases every run, but different ones for each mode), from --seed when given, else None
-    (a fresh exploration)."""
-    if seed is None and not profile.derandomize:
-        return None
-    return zlib.crc32(f"{profile.name}/{mode}/{device}/{seed}".encode())
-
-
-def search(outcome, pinned, run, draw, record, settings_: settings, seed: int | None, skip,
-           shrink: bool):
-    """The pinned cases (label, case) in order, then Hypothesis's cases ``draw(data)``, each
-    ``run`` and ``record``ed, until the first failure (kept in ``outcome`` with what found
-    it); a drawn result that ``skip`` says is no verdict is rejected. Returns ``outcome``."""
+def search(outcome: Run, pinned, run, draw, record, skip, profile: Profile, examples: int,
+           seed: int | None) -> Run:
+    """The pinned cases (label, case) in order, then ``examples`` of Hypothesis's cases
+    ``draw(data)``, each ``run`` and ``record``ed, until the first failure (kept in ``outcome``
+    with what found it); a drawn result that ``skip`` says is no verdict is rejected.
+    Hypothesis's seed is fixed for a derandomized profile (the same cases every run, but
+    different ones for each mode or group and device), from ``seed`` when given, else none
+    (a fresh exploration). Returns ``outcome``."""
     start = time.perf_counter()
     for label, case in pinned:
         result = run(case)
@@ -142,8 +121,12 @@ def search(outcome, pinned, run, draw, record, settings_: settings, seed: int | 
             return outcome
         record(result)
     explored = Counter()
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if profile.shrink else [])
 
-    @settings_
+    @settings(max_examples=examples, derandomize=False,  # repeatable by the seed below instead
+              database=None, deadline=None, phases=phases, print_blob=False,
+              report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
+              verbosity=Verbosity.normal)
     @given(data=st.data())
     def explore(data) -> None:
         result = run(draw(data))
@@ -154,8 +137,9 @@ def search(outcome, pinned, run, draw, record, settings_: settings, seed: int | 
             raise ParityFailure(result)
         record(result)
 
-    if seed is not None:
-        explore = hypothesis_seed(seed)(explore)
+    if seed is not None or profile.derandomize:
+        key = f"{profile.name}/{outcome.name}/{outcome.device}/{seed}"
+        explore = hypothesis_seed(zlib.crc32(key.encode()))(explore)
     try:
         explore()
     except ParityFailure as failure:
@@ -164,7 +148,7 @@ def search(outcome, pinned, run, draw, record, settings_: settings, seed: int | 
         outcome.failure.story = [line for note in notes for line in str(note).splitlines()
                                  if line.strip()]
         outcome.found_by = "Hypothesis" + (" (shrunk to the simplest failing case it found)"
-                                           if shrink else "")
+                                           if profile.shrink else "")
     outcome.explored = explored["n"]
     outcome.seconds = time.perf_counter() - start
     return outcome
@@ -182,7 +166,6 @@ def run_mode(mode: str, device: str, profile: Profile, impl: ModuleType, impl_na
     cases = [(f"pinned case '{name}'", case) for name, case in pinned_cases(mode, device)]
     return search(Run(mode, device, stats), cases if pinned else [],
                   lambda case: run_case(case, impl, impl_name),
-                  lambda data: draw_case(data, mode, profile, device), stats.record,
-                  hypothesis_settings(profile, profile.examples),
-                  mode_seed(profile, mode, device, seed), skip, profile.shrink)
+                  lambda data: draw_case(data, mode, profile, device), stats.record, skip,
+                  profile, profile.examples, seed)
 

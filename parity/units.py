@@ -35,7 +35,7 @@ from parity.case import FunctionCase, FunctionData, make_function_data
 from parity.compare import CaseResult, TensorCheck, compare_tensor, crash_words, param_checks
 from parity.impl import copied
 from parity.reference import TORCH_DTYPE
-from parity.runner import Run, Stats, hypothesis_settings, mode_seed, search
+from parity.runner import Run, Stats, search
 from parity.strategies import DTYPES, Profile
 from torch_impl import equations
 
@@ -74,11 +74,8 @@ class UnitCase:
 
 
 def make_case(group: str, options: dict, dtype: str, seed: int) -> UnitCase:
-    def plain(v):
-        return list(v) if isinstance(v, tuple) else v
-
-    return UnitCase(group, tuple(sorted((k, plain(v)) for k, v in options.items())), dtype,
-                    int(seed))
+    pairs = ((k, list(v) if isinstance(v, tuple) else v) for k, v in options.items())
+    return UnitCase(group, tuple(sorted(pairs)), dtype, int(seed))
 
 
 # how the summary counts a case's options: one column per value, or whether it is set
@@ -109,10 +106,6 @@ def _arr(a, case: UnitCase) -> np.ndarray:
     return np.asarray(a, dtype=np.float64).astype(case.dtype)
 
 
-def _t(a: np.ndarray, grad: bool = False) -> torch.Tensor:
-    return torch.tensor(a).requires_grad_(grad)
-
-
 def _np(t: torch.Tensor | None) -> np.ndarray | None:
     return None if t is None else t.detach().cpu().numpy()
 
@@ -122,7 +115,9 @@ def _leaf(a):
     tensor; tuples alike, anything else as it is."""
     if isinstance(a, tuple):
         return tuple(_leaf(v) for v in a)
-    return _t(a, a.dtype.kind == "f") if isinstance(a, np.ndarray) else a
+    if isinstance(a, np.ndarray):
+        return torch.tensor(a).requires_grad_(a.dtype.kind == "f")
+    return a
 
 
 def _backward(outputs, upstream) -> None:
@@ -131,32 +126,34 @@ def _backward(outputs, upstream) -> None:
         ).backward()
 
 
-def _torch_module(cls: str, params: dict, case: UnitCase, *args, **kwargs) -> nn.Module:
+def _pair(impl: ModuleType, cls: str, params: dict, case: UnitCase, stage: list[str], *args,
+          **kwargs) -> tuple:
+    """The implementation's ``<cls>`` and ``nn.<cls>``, built alike (``args``, ``kwargs``, the
+    case's dtype) and loaded with ``params``."""
     ref = getattr(nn, cls)(*args, dtype=TORCH_DTYPE[case.dtype], **kwargs)
     with torch.no_grad():
         for name, p in ref.named_parameters():
             p.copy_(torch.tensor(params[name]))
-    return ref
+    stage.append(f"constructing the {cls}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mine = getattr(impl, cls)(*args, dtype=np.dtype(case.dtype), **kwargs)
+    stage.append("load_state_dict()")
+    mine.load_state_dict({k: v.copy() for k, v in params.items()})
+    return mine, ref
 
 
 def _modules(impl: ModuleType, case: UnitCase, stage: list[str], params: dict, inputs: tuple,
              upstream: tuple, *args, **kwargs):
-    """``nn.<group>`` and the implementation's ``<group>``, built alike (``args``, ``kwargs``,
-    the case's dtype) and loaded with ``params``, run on ``inputs`` and back-propagated from
+    """The pair of ``<group>`` modules (_pair) run on ``inputs`` and back-propagated from
     ``upstream`` (one per output); the implementation's forward() and backward() twice
     without zero_grad(). Returns (torch's outputs, torch's input leaves, the implementation's
     first forward and backward results, the checks of the parameters' gradients)."""
-    ref = _torch_module(case.group, params, case, *args, **kwargs)
+    mine, ref = _pair(impl, case.group, params, case, stage, *args, **kwargs)
     leaves = _leaf(inputs)
     out = ref(*leaves)
     outs = out if isinstance(out, tuple) else (out,)
     _backward(outs, upstream)
-    stage.append(f"constructing the {case.group}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mine = getattr(impl, case.group)(*args, dtype=np.dtype(case.dtype), **kwargs)
-    stage.append("load_state_dict()")
-    mine.load_state_dict({k: v.copy() for k, v in params.items()})
     mine.zero_grad()
     runs = []
     for words in ("", "a second forward() and backward() without zero_grad(): "):
@@ -303,10 +300,15 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
 
 
 # -- Linear and Embedding ----------------------------------------------------------------------
+def _draw_features(draw, top: int) -> dict:
+    """A Linear's sizes (up to ``top``) and whether it has a bias."""
+    return {"in_features": draw(st.integers(1, top), "in_features"),
+            "out_features": draw(st.integers(1, top), "out_features"),
+            "bias": draw(st.booleans(), "bias")}
+
+
 def _draw_linear(draw, profile: Profile, group: str) -> dict:
-    return {"in_features": draw(st.integers(1, 6), "in_features"),
-            "out_features": draw(st.integers(1, 6), "out_features"),
-            "bias": draw(st.booleans(), "bias"),
+    return {**_draw_features(draw, 6),
             "lead": draw(st.lists(st.integers(1, 4), max_size=2), "leading axes of the input")}
 
 
@@ -399,7 +401,7 @@ def run_loss(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorC
     upstream = None
     if o["upstream"]:
         upstream = _arr(rng.standard_normal(loss_shape if reduction == "none" else ()), case)
-    tx = _t(x, True)
+    tx = _leaf(x)
     tl = getattr(nn, case.group)(**kwargs)(tx, torch.tensor(target))
     tl.backward(torch.ones((), dtype=tl.dtype) if upstream is None else torch.tensor(upstream))
 
@@ -420,9 +422,7 @@ NORM_TYPES = (2.0, 1.0, math.inf, 3.0, 0.5)
 
 
 def _draw_clip(draw, profile: Profile, group: str) -> dict:
-    o = {"in_features": draw(st.integers(1, 5), "in_features"),
-         "out_features": draw(st.integers(1, 5), "out_features"),
-         "bias": draw(st.booleans(), "bias"),
+    o = {**_draw_features(draw, 5),
          "scale": draw(st.sampled_from([0.05, 0.5, 1.5]), "limit / the gradients' size")}
     if group == "clip_grad_norm_":
         o["norm_type"] = draw(st.sampled_from(NORM_TYPES), "norm_type")
@@ -433,16 +433,18 @@ def _draw_clip(draw, profile: Profile, group: str) -> dict:
 
 
 def _linear_pair(impl: ModuleType, case: UnitCase, rng, stage: list[str]):
-    """torch's Linear and the implementation's, with the same parameters."""
+    """The implementation's Linear and torch's (_pair), and their parameters."""
     o = case.opts
     params = _linear_params(case, rng)
-    ref = _torch_module("Linear", params, case, o["in_features"], o["out_features"],
-                        bias=o["bias"])
-    stage.append("constructing a Linear")
-    mine = impl.Linear(o["in_features"], o["out_features"], bias=o["bias"],
-                       dtype=np.dtype(case.dtype))
-    mine.load_state_dict({n: v.copy() for n, v in params.items()})
-    return mine, ref, params
+    return (*_pair(impl, "Linear", params, case, stage, o["in_features"], o["out_features"],
+                   bias=o["bias"]), params)
+
+
+def _give_grads(mine, ref: nn.Module, grads: dict) -> None:
+    """The same gradients to both Linears' parameters."""
+    for n, p in ref.named_parameters():
+        mine.grads[n][...] = grads[n]
+        p.grad = torch.tensor(grads[n])
 
 
 def _run_both(torch_call, impl_call):
@@ -465,9 +467,7 @@ def run_clip(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorC
     if o.get("infinite"):
         grads["weight"].reshape(-1)[-1] = np.inf
     mine.zero_grad()
-    for n, p in ref.named_parameters():
-        mine.grads[n][...] = grads[n]
-        p.grad = torch.tensor(grads[n])
+    _give_grads(mine, ref, grads)
     c = _Checks(case)
     if case.group == "clip_grad_value_":
         limit = o["scale"] * max(float(np.max(np.abs(g))) for g in grads.values())
@@ -494,9 +494,7 @@ def run_clip(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorC
 
 
 def _draw_optimizer(draw, profile: Profile, group: str) -> dict:
-    o = {"in_features": draw(st.integers(1, 4), "in_features"),
-         "out_features": draw(st.integers(1, 4), "out_features"),
-         "bias": draw(st.booleans(), "bias"),
+    o = {**_draw_features(draw, 4),
          "steps": draw(st.integers(1, 3), "steps"),
          "lr": draw(st.sampled_from([0.1, 0.01]), "lr")}
     if group == "SGD":
@@ -526,13 +524,10 @@ def run_optimizer(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[Te
     opt = getattr(impl, case.group)(mine, **options)
     for step in range(o["steps"]):
         grads = {n: _arr(rng.standard_normal(v.shape), case) for n, v in params.items()}
-        for n, p in ref.named_parameters():
-            p.grad = torch.tensor(grads[n])
-        ref_opt.step()
         stage.append(f"step() {step + 1}")
         opt.zero_grad()
-        for n, g in grads.items():
-            mine.grads[n][...] = g
+        _give_grads(mine, ref, grads)
+        ref_opt.step()
         opt.step()
     c = _Checks(case)
     mine_params = dict(mine.named_parameters())
@@ -551,75 +546,62 @@ class UnitGroup:
     pinned: tuple[dict, ...] = ()  # options run before Hypothesis, whatever it draws
 
 
-def _cell_pins(group: str) -> tuple[dict, ...]:
-    base = {"input_size": 3, "hidden_size": 4, "batch": 2, "unbatched": False, "hx": True,
-            "bias": True}
-    extra: dict = {"RNNCell": {"nonlinearity": "tanh"}, "LSTMCell": {"grad": "both"}}.get(
-        group, {})
-    pins = [dict(base, **extra), dict(base, **extra, hx=False, bias=False),
-            dict(base, **extra, unbatched=True, batch=1)]
-    if group == "RNNCell":
-        pins.append(dict(base, nonlinearity="relu"))
-    if group == "LSTMCell":
-        pins += [dict(base, grad="h"), dict(base, grad="c")]
-    return tuple(pins)
+def _pins(base: dict, keys: str, *rows: tuple) -> tuple[dict, ...]:
+    """Pinned options, one per row: ``base`` with the row's values of the named ``keys``."""
+    return tuple(dict(base, **dict(zip(keys.split(), row))) for row in rows)
 
 
-def _function_pins(cell: str) -> tuple[dict, ...]:
-    base = {"input_size": 3, "hidden_size": 4, "batch": 2, "bias": True}
-    if cell == "rnn":
-        return (dict(base, nonlinearity="tanh"), dict(base, nonlinearity="relu", bias=False))
-    if cell == "lstm":
-        return (dict(base, proj_size=0), dict(base, proj_size=2, bias=False))
-    return (base, dict(base, bias=False))
+def _cell_pins(first: dict, *more: dict) -> tuple[dict, ...]:
+    """A cell module's pins: ``first`` (batched, with hx and bias), then without hx and bias,
+    unbatched, and ``more``."""
+    base = dict(_CELL, unbatched=False, hx=True, **first)
+    changes = ({}, {"hx": False, "bias": False}, {"unbatched": True, "batch": 1}, *more)
+    return tuple(dict(base, **change) for change in changes)
 
 
-def _linear_pins(**options) -> dict:
-    return {"in_features": 3, "out_features": 2, "bias": True, **options}
-
+_CELL = {"input_size": 3, "hidden_size": 4, "batch": 2, "bias": True}
+_FUNCTION_PINS = {"rnn": _pins(_CELL, "nonlinearity bias", ("tanh", True), ("relu", False)),
+                  "lstm": _pins(_CELL, "proj_size bias", (0, True), (2, False)),
+                  "gru": _pins(_CELL, "bias", (True,), (False,))}
+_LINEAR = {"in_features": 3, "out_features": 2, "bias": True}
+_ADAM = dict(_LINEAR, steps=3, lr=0.01, betas=[0.8, 0.99])
 
 GROUPS: tuple[UnitGroup, ...] = (
-    *(UnitGroup(name, (name,), _draw_cell, run_cell_module, _cell_pins(name))
-      for name in ("RNNCell", "LSTMCell", "GRUCell")),
-    *(UnitGroup(f.name, (f"functional.{f.name.replace('backward', 'forward')}",)
-                + ((f"functional.{f.name}",) if f.name.endswith("backward") else ()),
-                _draw_cell, run_cell_function, _function_pins(f.name.partition("_")[0]))
+    UnitGroup("RNNCell", ("RNNCell",), _draw_cell, run_cell_module,
+              _cell_pins({"nonlinearity": "tanh"}, {"nonlinearity": "relu"})),
+    UnitGroup("LSTMCell", ("LSTMCell",), _draw_cell, run_cell_module,
+              _cell_pins({"grad": "both"}, {"grad": "h"}, {"grad": "c"})),
+    UnitGroup("GRUCell", ("GRUCell",), _draw_cell, run_cell_module, _cell_pins({})),
+    *(UnitGroup(f.name, tuple(dict.fromkeys((f"functional.{f.name.replace('backward', 'forward')}",
+                                             f"functional.{f.name}"))),
+                _draw_cell, run_cell_function, _FUNCTION_PINS[f.name.partition("_")[0]])
       for f in spec.FUNCTIONS if f.level == "cell"),
     UnitGroup("Linear", ("Linear",), _draw_linear, run_linear,
-              (_linear_pins(lead=[4]),
-               {"in_features": 2, "out_features": 3, "bias": False, "lead": [2, 3]},
-               _linear_pins(lead=[]))),
+              _pins({}, "in_features out_features bias lead", (3, 2, True, [4]),
+                    (2, 3, False, [2, 3]), (3, 2, True, []))),
     UnitGroup("Embedding", ("Embedding",), _draw_embedding, run_embedding,
-              tuple({"num_embeddings": 5, "embedding_dim": 3, "padding_idx": pad, "shape": shape}
-                    for pad, shape in ((None, [4, 2]), (1, [6]), (-1, [3, 3])))),
+              _pins({"num_embeddings": 5, "embedding_dim": 3}, "padding_idx shape",
+                    (None, [4, 2]), (1, [6]), (-1, [3, 3]))),
     UnitGroup("MSELoss", ("MSELoss",), _draw_loss, run_loss,
-              tuple({"reduction": r, "shape": [3, 2], "upstream": u}
-                    for r, u in (("mean", False), ("sum", True), ("none", True)))),
+              _pins({"shape": [3, 2]}, "reduction upstream",
+                    ("mean", False), ("sum", True), ("none", True))),
     UnitGroup("CrossEntropyLoss", ("CrossEntropyLoss",), _draw_loss, run_loss,
-              tuple({"single": s, "classes": 4, "reduction": r, "batch": 1 if s else 5,
-                     "ignore_index": i, "upstream": u}
-                    for s, r, i, u in ((False, "mean", None, False), (False, "sum", 0, True),
-                                       (False, "none", -100, True), (True, "mean", 3, True),
-                                       (False, "mean", 2, True)))),
+              _pins({"classes": 4}, "single batch reduction ignore_index upstream",
+                    (False, 5, "mean", None, False), (False, 5, "sum", 0, True),
+                    (False, 5, "none", -100, True), (True, 1, "mean", 3, True),
+                    (False, 5, "mean", 2, True))),
     UnitGroup("clip_grad_norm_", ("clip_grad_norm_", "Linear"), _draw_clip, run_clip,
-              tuple(_linear_pins(scale=s, norm_type=p, infinite=inf, error_if_nonfinite=err)
-                    for s, p, inf, err in ((0.5, 2.0, False, False),
-                                           (1.5, 2.0, False, False),
-                                           (0.5, math.inf, False, False),
-                                           (0.5, 1.0, False, False),
-                                           (0.5, 2.0, True, False),
-                                           (0.5, 2.0, True, True)))),
+              _pins(_LINEAR, "scale norm_type infinite error_if_nonfinite",
+                    (0.5, 2.0, False, False), (1.5, 2.0, False, False),
+                    (0.5, math.inf, False, False), (0.5, 1.0, False, False),
+                    (0.5, 2.0, True, False), (0.5, 2.0, True, True))),
     UnitGroup("clip_grad_value_", ("clip_grad_value_", "Linear"), _draw_clip, run_clip,
-              (_linear_pins(scale=0.5),)),
+              _pins(_LINEAR, "scale", (0.5,))),
     UnitGroup("SGD", ("SGD", "Linear"), _draw_optimizer, run_optimizer,
-              tuple(_linear_pins(steps=3, lr=0.1, momentum=m, nesterov=n, dampening=d,
-                                 weight_decay=wd)
-                    for m, n, d, wd in ((0.0, False, 0.0, 0.0), (0.9, True, 0.0, 0.01),
-                                        (0.9, False, 0.3, 0.0)))),
+              _pins(dict(_LINEAR, steps=3, lr=0.1), "momentum nesterov dampening weight_decay",
+                    (0.0, False, 0.0, 0.0), (0.9, True, 0.0, 0.01), (0.9, False, 0.3, 0.0))),
     *(UnitGroup(name, (name, "Linear"), _draw_optimizer, run_optimizer,
-                tuple(_linear_pins(steps=3, lr=0.01, betas=[0.8, 0.99], eps=eps,
-                                   weight_decay=wd, amsgrad=ams)
-                      for eps, wd, ams in ((1e-8, 0.0, False), (1e-3, 0.1, True))))
+                _pins(_ADAM, "eps weight_decay amsgrad", (1e-8, 0.0, False), (1e-3, 0.1, True)))
       for name in ("Adam", "AdamW")),
 )
 GROUPS_BY_NAME = {g.name: g for g in GROUPS}
@@ -653,8 +635,6 @@ def run_unit_group(group: UnitGroup, profile: Profile, impl: ModuleType, impl_na
                    seed: int | None = None) -> Run:
     """Pinned cases in both dtypes, then Hypothesis, for one group (like a mode, on the CPU);
     the run's ``stats`` are the group's own."""
-    settings = hypothesis_settings(profile, profile.group_examples)
-
     def draw_case(data) -> UnitCase:
         def draw(strategy, label):
             return data.draw(strategy, label=label)
@@ -668,5 +648,5 @@ def run_unit_group(group: UnitGroup, profile: Profile, impl: ModuleType, impl_na
               for i, options in enumerate(group.pinned) for dtype in DTYPES]
     run = Run(group.name, stats=Stats(key="group", columns=unit_columns))
     return search(run, pinned, lambda case: run_unit_case(case, impl, impl_name), draw_case,
-                  run.stats.record, settings, mode_seed(profile, group.name, "cpu", seed),
-                  lambda result: not result.checks and result.crash is None, profile.shrink)
+                  run.stats.record, lambda result: not result.checks and result.crash is None,
+                  profile, profile.group_examples, seed)
