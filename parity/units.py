@@ -172,13 +172,18 @@ def _tol(case: UnitCase) -> float:
 
 
 class _Checks(list):
-    """The checks of one case, each against the tolerance of one step."""
+    """The checks of one case, each against the tolerance of one step; ``rows`` are the
+    arguments of add()."""
 
-    def __init__(self, case: UnitCase) -> None:
+    def __init__(self, case: UnitCase, *rows: tuple) -> None:
         super().__init__()
         self.tol = _tol(case)
+        for row in rows:
+            self.add(*row)
 
     def add(self, name: str, impl, ref, quantity: str = "value") -> None:
+        """``impl`` against torch's ``ref`` (a tensor, an array, or None: impl must be too)."""
+        ref = _np(ref) if isinstance(ref, torch.Tensor) else ref
         if ref is None:
             self.append(TensorCheck(name, quantity, self.tol, problem=None if impl is None else
                                     f"returned {type(impl).__name__}, torch has None here"))
@@ -247,14 +252,14 @@ def run_cell_module(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[
 
     c = _Checks(case)
     for name, mine, ref in zip(("h'", "c'"), got if lstm else (got,), outs):
-        c.add(name, mine, _np(ref), "output")
+        c.add(name, mine, ref, "output")
     grad_input, grad_hx = back
-    c.add("grad_input", grad_input, _np(tx.grad), "grad_input")
+    c.add("grad_input", grad_input, tx.grad, "grad_input")
     if lstm and o["hx"]:
         for i, name in enumerate(("grad_h0", "grad_c0")):
-            c.add(name, None if grad_hx is None else grad_hx[i], _np(thx[i].grad), "grad_hx")
+            c.add(name, None if grad_hx is None else grad_hx[i], thx[i].grad, "grad_hx")
     else:
-        c.add("grad_hx", grad_hx, None if thx is None else _np(thx.grad), "grad_hx")
+        c.add("grad_hx", grad_hx, None if thx is None else thx.grad, "grad_hx")
     return c + grads
 
 
@@ -283,7 +288,7 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
                 f"should return ({', '.join(outputs)}, cache), got {type(got).__name__} of "
                 f"{len(got) if isinstance(got, tuple) else 1}"))]
         for name, mine, ref in zip(outputs, got, ref_out):
-            c.add(name, mine, _np(ref), "output")
+            c.add(name, mine, ref, "output")
         return c
     _backward(ref_out, upstream)
     backward = spec.BY_NAME[f"{cell}_cell_backward"]
@@ -293,7 +298,7 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
     fields = getattr(forward.namespace(impl), f"{cell.upper()}CellGrads")._fields
     for i, name in enumerate(fields):  # by name, or by position in a plain tuple
         leaf = leaf_of.get(name[1:])
-        want = _np(leaf.grad) if isinstance(leaf, torch.Tensor) else None
+        want = leaf.grad if isinstance(leaf, torch.Tensor) else None
         c.add(name, getattr(grads, name) if hasattr(grads, "_fields") else grads[i], want,
               "grad")
     return c
@@ -329,10 +334,8 @@ def run_linear(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[Tenso
     dy = _arr(rng.standard_normal(lead + (Out,)), case)
     (ty,), (tx,), y, dx, grads = _modules(impl, case, stage, params, (x,), (dy,), In, Out,
                                           bias=o["bias"])
-    c = _Checks(case)
-    c.add("output", y, _np(ty), "output")
-    c.add("grad_input", dx, _np(tx.grad), "grad_input")
-    return c + grads
+    return _Checks(case, ("output", y, ty, "output"),
+                   ("grad_input", dx, tx.grad, "grad_input")) + grads
 
 
 def _draw_embedding(draw, profile: Profile, group: str) -> dict:
@@ -356,9 +359,7 @@ def run_embedding(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[Te
     dy = _arr(rng.standard_normal(shape + (dim,)), case)
     (ty,), _, y, _, grads = _modules(impl, case, stage, {"weight": weight}, (idx,), (dy,), num,
                                      dim, padding_idx=pad)
-    c = _Checks(case)
-    c.add("output", y, _np(ty), "output")
-    return c + grads
+    return _Checks(case, ("output", y, ty, "output")) + grads
 
 
 # -- losses ------------------------------------------------------------------------------------
@@ -411,10 +412,7 @@ def run_loss(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorC
     loss = mine(x.copy(), target.copy())
     stage.append("backward()")
     dx = mine.backward() if upstream is None else mine.backward(upstream.copy())
-    c = _Checks(case)
-    c.add("loss", loss, _np(tl), "output")
-    c.add("grad_input", dx, _np(tx.grad), "grad_input")
-    return c
+    return _Checks(case, ("loss", loss, tl, "output"), ("grad_input", dx, tx.grad, "grad_input"))
 
 
 # -- clipping and optimizers, on a Linear's gradients and parameters ---------------------------
@@ -447,18 +445,6 @@ def _give_grads(mine, ref: nn.Module, grads: dict) -> None:
         p.grad = torch.tensor(grads[n])
 
 
-def _run_both(torch_call, impl_call):
-    """(torch's result, the implementation's): a RuntimeError (a non-finite norm) as the
-    result of the side that raised it."""
-    results = []
-    for call in (torch_call, impl_call):
-        try:
-            results.append(call())
-        except RuntimeError as error:
-            results.append(error)
-    return results
-
-
 def run_clip(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorCheck]:
     o, rng = case.opts, _rng(case)
     mine, ref, params = _linear_pair(impl, case, rng, stage)
@@ -478,10 +464,15 @@ def run_clip(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorC
         limit = o["scale"] * float(np.linalg.norm(finite))
         kwargs = {"norm_type": o["norm_type"], "error_if_nonfinite": o["error_if_nonfinite"]}
         stage.append("clip_grad_norm_()")
-        ref_norm, norm = _run_both(
-            lambda: nn.utils.clip_grad_norm_(ref.parameters(), limit, **kwargs),
-            lambda: impl.clip_grad_norm_(mine, limit, **kwargs))
-        raised = [isinstance(r, RuntimeError) for r in (ref_norm, norm)]
+        results = []  # torch's, the implementation's: a RuntimeError (a non-finite norm) as one
+        for call in (lambda: nn.utils.clip_grad_norm_(ref.parameters(), limit, **kwargs),
+                     lambda: impl.clip_grad_norm_(mine, limit, **kwargs)):
+            try:
+                results.append(call())
+            except RuntimeError as error:
+                results.append(error)
+        ref_norm, norm = results
+        raised = [isinstance(r, RuntimeError) for r in results]
         if any(raised):
             said = ["raised" if r else "did not raise" for r in raised]
             return [TensorCheck("RuntimeError for a non-finite norm", "value", c.tol, problem=(
@@ -489,7 +480,7 @@ def run_clip(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorC
         c.add("total_norm", np.asarray(norm, dtype=np.float64),
               _np(ref_norm).astype(np.float64), "value")
     for n, p in ref.named_parameters():
-        c.add(f"grad[{n}]", copied(mine.grads[n]), _np(p.grad), "grad_param")
+        c.add(f"grad[{n}]", copied(mine.grads[n]), p.grad, "grad_param")
     return c
 
 
@@ -532,7 +523,7 @@ def run_optimizer(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[Te
     c = _Checks(case)
     mine_params = dict(mine.named_parameters())
     for n, p in ref.named_parameters():
-        c.add(f"{n} after {o['steps']} step(s)", copied(mine_params.get(n)), _np(p), "param")
+        c.add(f"{n} after {o['steps']} step(s)", copied(mine_params.get(n)), p, "param")
     return c
 
 
