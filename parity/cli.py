@@ -209,20 +209,17 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
         if training_note:
             skipped.append(training_note)
 
-    if runs:
-        print("\n== cases compared, per mode and option ==")
-        print(summary.cases_table(stats, args.modes))
-        print("\n== largest error seen, per tensor (error = max|impl - torch| / max(1, "
-              "max|torch|)) ==")
-        print(summary.errors_table(stats))
-        print("\n== per mode and device ==")
-        print(summary.modes_table(runs))
-    if unit_runs:
-        print("\n== other public functions: cases per group and option, largest error ==")
-        print(summary.units_table(unit_runs))
-    if training_rows:
-        print("\n== training parity (parity.training) ==")
-        print(summary.training_table(training_rows))
+    for shown, title, text in (
+            (runs, "cases compared, per mode and option", summary.cases_table(stats, args.modes)),
+            (runs, "largest error seen, per tensor (error = max|impl - torch| / max(1, "
+                   "max|torch|))", summary.errors_table(stats)),
+            (runs, "per mode and device", summary.modes_table(runs)),
+            (unit_runs, "other public functions: cases per group and option, largest error",
+             summary.units_table(unit_runs)),
+            (training_rows, "training parity (parity.training)",
+             summary.training_table(training_rows))):
+        if shown:
+            print(f"\n== {title} ==\n{text}")
     non_finite = sum(stats.non_finite.values())
     if non_finite:
         skipped.append(f"{non_finite} drawn cases where torch's result overflowed (no verdict)")
