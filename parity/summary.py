@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import chain
+
 from parity.compare import QUANTITIES
 from parity.runner import OPTION_COLUMNS, Run, Stats
 from parity.spec import ALL_MODES
@@ -40,19 +42,12 @@ def errors_table(stats: Stats) -> str:
     header = ["tensor", "float64 error", "tol", "float32 error", "tol", "worst error/tol"]
     rows = []
     for quantity in QUANTITIES:
-        row = [quantity]
-        ratios = []
-        for dtype in DTYPES:
-            entry = stats.errors.get((quantity, dtype))
-            if entry is None:
-                row += ["-", "-"]
-            else:
-                row += [f"{entry.error:.2e}", f"{entry.tol:.1e}"]
-                ratios.append(entry.ratio)
-        if not ratios:
-            continue
-        row.append(f"{max(ratios):.2e}")
-        rows.append(row)
+        seen = {d: stats.errors[quantity, d] for d in DTYPES if (quantity, d) in stats.errors}
+        if seen:
+            cells = [[f"{seen[d].error:.2e}", f"{seen[d].tol:.1e}"] if d in seen else ["-", "-"]
+                     for d in DTYPES]
+            ratio = max(e.ratio for e in seen.values())
+            rows.append([quantity, *chain.from_iterable(cells), f"{ratio:.2e}"])
     return table(header, rows)
 
 
