@@ -416,14 +416,11 @@ def run_loss(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorC
 
 
 # -- clipping and optimizers, on a Linear's gradients and parameters ---------------------------
-NORM_TYPES = (2.0, 1.0, math.inf, 3.0, 0.5)
-
-
 def _draw_clip(draw, profile: Profile, group: str) -> dict:
     o = {**_draw_features(draw, 5),
          "scale": draw(st.sampled_from([0.05, 0.5, 1.5]), "limit / the gradients' size")}
     if group == "clip_grad_norm_":
-        o["norm_type"] = draw(st.sampled_from(NORM_TYPES), "norm_type")
+        o["norm_type"] = draw(st.sampled_from([2.0, 1.0, math.inf, 3.0, 0.5]), "norm_type")
         o["infinite"] = draw(st.sampled_from([False, False, False, True]),
                              "an infinite gradient entry")
         o["error_if_nonfinite"] = o["infinite"] and draw(st.booleans(), "error_if_nonfinite")
@@ -626,6 +623,7 @@ def run_unit_group(group: UnitGroup, profile: Profile, impl: ModuleType, impl_na
                    seed: int | None = None) -> Run:
     """Pinned cases in both dtypes, then Hypothesis, for one group (like a mode, on the CPU);
     the run's ``stats`` are the group's own."""
+
     def draw_case(data) -> UnitCase:
         def draw(strategy, label):
             return data.draw(strategy, label=label)
