@@ -1,8 +1,6 @@
-"""Parity of every other public function: cells, cell functions, layers, losses, clipping,
-optimizers. Each is a named *group*, run like a mode in parity.runner: pinned cases, then
-Hypothesis, the first failure shrunk and reported with the group's name.
-
-The groups: the cell modules (``RNNCell``...), scratch.functional's cell functions
+"""Parity of every other public function, each a named *group* run like a mode in
+parity.runner (pinned cases, then Hypothesis, the first failure shrunk and reported with the
+group's name): the cell modules (``RNNCell``...), scratch.functional's cell functions
 (``rnn_cell_forward``..., against torch autograd of torch_impl.equations; a backward is handed
 the implementation's own forward's cache), ``Linear``, ``Embedding``, the losses, the clipping
 functions on a Linear's gradients and the optimizers on its parameters. What each compares and
@@ -267,8 +265,7 @@ def run_cell_module(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[
 def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[TensorCheck]:
     """A cell function (parity.spec) against torch_impl.equations' step, which takes the same
     arguments in the same order; its gradients by autograd, each field ``d<argument>`` of the
-    returned grads (the argument named by the function's signature) against that argument's.
-    The arrays are a one-step FunctionCase's (parity.case), as the grader's."""
+    returned grads (the argument named by the function's signature) against that argument's."""
     mode, d = _cell_data(case)
     cell = spec.MODES[mode].cell
     forward = spec.BY_NAME[f"{cell}_cell_forward"]
