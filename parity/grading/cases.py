@@ -32,11 +32,10 @@ class HypothesisDraws(NamedTuple):
 
     draw: Callable[..., Any]
 
-    def size(self, label: str, low: int, high: int) -> int:
+    def size(self, label: str, low: int, high: int, **fixed: int) -> int:
         return self.draw(st.integers(low, high), label=label)
 
-    def integer(self, label: str, low: int, high: int, **fixed: int) -> int:
-        return self.size(label, low, high)
+    integer = size  # a public case fixes an integer only at its low end, where this shrinks
 
     def integers(self, label: str, low: int, high: int, count: int) -> tuple[int, ...]:
         return tuple(self.draw(st.lists(st.integers(low, high), min_size=count,
@@ -49,11 +48,7 @@ class HypothesisDraws(NamedTuple):
 
 
 @st.composite
-def _cases(draw, options: dict):
+def strategy(draw, options: dict):
+    """The strategy of one of an item's case options (``parity.spec.ItemSpec.cases``)."""
     mode = draw(st.sampled_from(options.get("modes", ALL_MODES)), label="mode")
     return draw_case(options, mode, HypothesisDraws(draw))
-
-
-def strategy(options: dict) -> st.SearchStrategy:
-    """The strategy of one of an item's case options (``parity.spec.ItemSpec.cases``)."""
-    return _cases(options)
