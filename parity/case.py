@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -365,14 +366,12 @@ class PublicDraws(NamedTuple):
         return int(self.rng.integers((low + high + 1) // 2, high + 1))  # the upper half
 
     def integer(self, label: str, low: int, high: int, **fixed: int) -> int:
-        if self.how in fixed:
-            return fixed[self.how]
-        return int(self.rng.integers(low, high + 1))
+        return self.choice(label, range(low, high + 1), **fixed)
 
     def integers(self, label: str, low: int, high: int, count: int) -> tuple[int, ...]:
         return tuple(int(n) for n in self.rng.integers(low, high + 1, size=count))
 
-    def choice(self, label: str, options: tuple, **fixed):
+    def choice(self, label: str, options: Sequence, **fixed):
         if self.how in fixed:
             return fixed[self.how]
         return options[int(self.rng.integers(len(options)))]
