@@ -348,12 +348,10 @@ SEED_RANGE = 2**16
 
 
 class PublicDraws(NamedTuple):
-    """The choices of one public case, from NumPy's generator. ``how`` is "small" (the
-    smallest sizes, the simplest values), "next" (the next larger sizes; biases and initial
-    states as a case fixes for it) or "drawn" (sizes from the upper half of each range). A
-    value a case fixes for ``how`` (``**fixed``: how -> value) is taken; the rest is drawn
-    from ``rng``. The grader's Hypothesis twin (``parity.grading.cases``) answers the same
-    calls, so one builder states the cases of both."""
+    """The choices of one public case. ``how`` is "small" (the smallest sizes, the simplest
+    values), "next" (the next larger sizes) or "drawn" (sizes from the upper half of each
+    range); a value the builder fixes for ``how`` (``**fixed``) is taken, the rest is drawn
+    from ``rng``. The grader's strategy (``parity.grading.cases``) answers the same calls."""
 
     rng: np.random.Generator
     how: str

@@ -1,17 +1,13 @@
 """The cases a submission is graded on: small, random, non-zero, and the same for everyone.
 
-The cases themselves (``parity.case``: ``FunctionCase`` for one cell and one direction,
-``Case`` for a whole layer), each item's options for them (``parity.spec``) and the one
-builder of a case from its choices (``parity.case.draw_case``) ship with the handout; here
-Hypothesis makes the choices, where the public cases take them from NumPy's generator.
-
-Hypothesis draws the configuration (sizes, flags, a seed); every array is then drawn from
-``numpy.random.default_rng(seed)`` in float64, weights near torch's init scale and everything
-else from N(0, 1), so no number is zero and no two are tied. Shrinking makes the sizes and
-the seed small, never the numbers degenerate; flags are drawn so that the simplest case has
-biases, an initial state and an upstream gradient into it (what hides the fewest bugs).
-Grading seeds Hypothesis with the item and the course seed (``grade.run_item``): every
-submission of a course meets the same cases, in the same order, until one fails.
+``parity.case`` builds a case from its choices (``draw_case``) and ships with the handout:
+the public cases take the choices from NumPy's generator, and here Hypothesis makes them. It
+draws only the configuration (sizes, flags, a seed; the arrays come from the seed, as
+``parity.case`` says), so shrinking makes the sizes and the seed small, never the numbers
+degenerate; and a choice shrinks toward the simplest case: biases, an initial state and an
+upstream gradient into it (what hides the fewest bugs). Grading seeds Hypothesis with the item
+and the course seed (``grade.run_item``): every submission of a course meets the same cases, in
+the same order, until one fails.
 """
 
 from __future__ import annotations
