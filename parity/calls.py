@@ -61,24 +61,25 @@ class Reference(Protocol):
 
 
 # -- words ---------------------------------------------------------------------------------------
+def error_site(error: dict) -> str:
+    """Where an exception was raised, from its last frame [path, line, function, source line]:
+    " (at PATH line N, in FUNCTION: `SOURCE`)", or "" without frames."""
+    frames = error.get("frames") or []
+    if not frames:
+        return ""
+    path, line, name, text = frames[-1]
+    return f" (at {path} line {line}, in {name}" + (f": `{text}`)" if text else ")")
+
+
 def describe_error(error: dict | None, function: str) -> tuple[str, str]:
-    """(cause, words) for an exception the submission raised: {"type", "message", "frames"},
-    each frame [path, line, function, source line]."""
+    """(cause, words) for an exception the submission raised: {"type", "message", "frames"}."""
     if not error:
         return "error", f"{function} failed without saying why"
-    cause = "missing" if error.get("type") == "NotImplementedError" else "error"
-    frames = error.get("frames") or []
-    where = ""
-    if frames:
-        path, line, name, text = frames[-1]
-        where = f" (at {path} line {line}, in {name}"
-        where += f": `{text}`)" if text else ")"
-        if cause == "missing":
-            return cause, f"{name} is not written yet: it raises NotImplementedError{where}"
-    if cause == "missing":
-        return cause, f"{function} is not written yet: it raises NotImplementedError"
-    message = error.get("message") or ""
-    return cause, f"{function} raised {error.get('type')}: {message}{where}"
+    where = error_site(error)
+    if error.get("type") == "NotImplementedError":
+        name = error["frames"][-1][2] if where else function
+        return "missing", f"{name} is not written yet: it raises NotImplementedError{where}"
+    return "error", f"{function} raised {error.get('type')}: {error.get('message') or ''}{where}"
 
 
 def compare_named(expected, actual, names, tol: float = TOL) -> Divergence | None:

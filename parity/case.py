@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -341,60 +342,86 @@ def make_function_data(case: FunctionCase) -> FunctionData:
                         d.grad_output, d.grad_h_n[0], dc_n, valid)
 
 
-# -- the public cases --------------------------------------------------------------------------
+# -- drawing cases ------------------------------------------------------------------------------
 PUBLIC_SEED = 20240917  # the cases every grading runs first and the student's check runs
 SEED_RANGE = 2**16
 
 
-def _pick(rng, bounds: tuple[int, int], how: str) -> int:
-    low, high = bounds
-    if how == "small":
-        return low
-    if how == "next":
-        return min(low + 1, high)
-    return int(rng.integers((low + high + 1) // 2, high + 1))  # the upper half
+class PublicDraws(NamedTuple):
+    """The choices of one public case. ``how`` is "small" (the smallest sizes, the simplest
+    values), "next" (the next larger sizes) or "drawn" (sizes from the upper half of each
+    range); a value the builder fixes for ``how`` (``**fixed``) is taken, the rest is drawn
+    from ``rng``. The grader's strategy (``parity.grading.cases``) answers the same calls."""
+
+    rng: np.random.Generator
+    how: str
+
+    def size(self, label: str, low: int, high: int) -> int:
+        if self.how == "small":
+            return low
+        if self.how == "next":
+            return min(low + 1, high)
+        return int(self.rng.integers((low + high + 1) // 2, high + 1))  # the upper half
+
+    def integer(self, label: str, low: int, high: int, **fixed: int) -> int:
+        return self.choice(label, range(low, high + 1), **fixed)
+
+    def integers(self, label: str, low: int, high: int, count: int) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.rng.integers(low, high + 1, size=count))
+
+    def choice(self, label: str, options: Sequence, **fixed):
+        if self.how in fixed:
+            return fixed[self.how]
+        return options[int(self.rng.integers(len(options)))]
 
 
-def _function_case(options: dict, mode: str, rng, how: str) -> FunctionCase:
-    T_range = options.get("T", (1, 1))
-    if options.get("lengths"):
-        T_range = (max(T_range[0], 2), T_range[1])
-    H_range = options.get("H", (1, 5))
-    if options.get("proj"):
-        H_range = (max(H_range[0], 2), H_range[1])
-    T, B = _pick(rng, T_range, how), _pick(rng, options.get("B", (1, 3)), how)
-    H = _pick(rng, H_range, how)
+def function_case(options: dict, mode: str, draw) -> FunctionCase:
+    """A FunctionCase of one of an item's case options (``parity.spec.ItemSpec.cases``)."""
+    low, high = options.get("T", (1, 1))
+    T = draw.size("T", max(low, 2) if options.get("lengths") else low, high)
+    B = draw.size("B", *options.get("B", (1, 3)))
+    low, high = options.get("H", (1, 5))
+    H = draw.size("hidden_size", max(low, 2) if options.get("proj") else low, high)
     lengths = None
     if options.get("lengths"):
-        lengths = tuple(int(n) for n in rng.integers(1, T + 1, size=B))
+        lengths = draw.integers("lengths", 1, T, B)
         if min(lengths) == T:  # at least one sequence shorter than T
             lengths = (T - 1,) + lengths[1:]
     reverse = options.get("reverse", False)
     return FunctionCase(
-        mode, T, B, _pick(rng, options.get("I", (1, 4)), how), H,
-        P=(1 if how == "small" else int(rng.integers(1, H))) if options.get("proj") else 0,
-        bias=how != "next" if how != "drawn" else bool(rng.integers(2)),
-        reverse=bool(rng.integers(2)) if reverse is None else reverse,
-        lengths=lengths, seed=int(rng.integers(SEED_RANGE)))
+        mode, T, B, draw.size("input_size", *options.get("I", (1, 4))), H,
+        P=draw.integer("proj_size", 1, H - 1, small=1) if options.get("proj") else 0,
+        bias=draw.choice("bias", (False, True), small=True, next=False),
+        reverse=draw.choice("reverse", (False, True)) if reverse is None else reverse,
+        lengths=lengths, seed=draw.integer("seed", 0, SEED_RANGE - 1))
 
 
-def _layer_case(options: dict, mode: str, rng, how: str) -> Case:
-    H = _pick(rng, (1, 4), how)
+def layer_case(options: dict, mode: str, draw) -> Case:
+    """A whole layer's Case (time-major, batched, float64 on the CPU) of one of an item's case
+    options."""
+    H = draw.size("hidden_size", 1, 4)
     proj = 0
-    if options.get("proj", True) and mode == "LSTM" and H > 1 and how == "drawn":
-        proj = int(rng.integers(1, H))
+    if options.get("proj", True) and mode == "LSTM" and H > 1 and draw.choice(
+            "projection", (False, True), small=False, next=False, drawn=True):
+        proj = draw.integer("proj_size", 1, H - 1)
     grads = ("h", "both", "c", "none") if mode == "LSTM" else ("h", "none")
     dropout = options.get("dropout", False)
     return Case(
-        mode=mode, input_size=_pick(rng, (1, 4), how), hidden_size=H,
-        num_layers=_pick(rng, options.get("layers", (1, 1)), how), proj_size=proj,
+        mode=mode, input_size=draw.size("input_size", 1, 4), hidden_size=H,
+        num_layers=draw.size("num_layers", *options.get("layers", (1, 1))), proj_size=proj,
         bidirectional=options.get("bidirectional", False),
-        bias=how != "next" if how != "drawn" else bool(rng.integers(2)),
-        seq_len=_pick(rng, (1, 4), how), batch=_pick(rng, (1, 3), how),
-        hx=how != "next", state_grad=grads[0] if how == "small" else str(rng.choice(grads)),
+        bias=draw.choice("bias", (False, True), small=True, next=False),
+        seq_len=draw.size("seq_len", 1, 4), batch=draw.size("batch", 1, 3),
+        hx=draw.choice("hx", (True, False), small=True, next=False, drawn=True),
+        state_grad=draw.choice("state_grad", grads, small=grads[0]),
         dropout_mode="train_masks" if dropout else "eval",
-        dropout=float(rng.choice((0.25, 0.5))) if dropout else 0.0,
-        seed=int(rng.integers(SEED_RANGE)))
+        dropout=draw.choice("dropout", (0.25, 0.5)) if dropout else 0.0,
+        seed=draw.integer("seed", 0, SEED_RANGE - 1))
+
+
+def draw_case(options: dict, mode: str, draw) -> Case | FunctionCase:
+    make = layer_case if options["level"] == "layer" else function_case
+    return make(options, mode, draw)
 
 
 def case_size(case: Case | FunctionCase) -> int:
@@ -411,8 +438,7 @@ def public_cases(item: ItemSpec) -> list[Case | FunctionCase]:
     rng = np.random.default_rng([PUBLIC_SEED, len(item.id), sum(map(ord, item.id))])
     found: list[Case | FunctionCase] = [Case(**pinned) for pinned in item.pinned]
     for options in item.cases:
-        make = _layer_case if options["level"] == "layer" else _function_case
         for mode in options.get("modes", ALL_MODES):
             for how in ("small", "next", "drawn"):
-                found.append(make(options, mode, rng, how))
+                found.append(draw_case(options, mode, PublicDraws(rng, how)))
     return sorted(dict.fromkeys(found), key=case_size)

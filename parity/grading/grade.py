@@ -36,6 +36,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, Verbosity, example, given, seed, settings
 
+from parity.calls import error_site
 from parity.grading import oracles, protocol
 from parity.grading.items import ITEMS_BY_ID, Failure, Item
 from parity.grading.rubric import Entry, Rubric, default_rubric
@@ -295,13 +296,9 @@ def _start_failure(error: ChildFailure, wall: Wall) -> Failure:
 
 def _import_failure(error: dict | None) -> Failure:
     error = error or {}
-    frames = error.get("frames") or []
-    where = ""
-    if frames:
-        path, line, name, text = frames[-1]
-        where = f" (at {path} line {line}" + (f": `{text}`)" if text else ")")
     return Failure("import scratch", f"your scratch package could not be imported: "
-                   f"{error.get('type', 'Error')}: {error.get('message', '')}{where}",
+                   f"{error.get('type', 'Error')}: {error.get('message', '')}"
+                   f"{error_site(error)}",
                    "(before any case)", "import", shrunk=False)
 
 
