@@ -140,15 +140,18 @@ def parity_throughput(tree: Path) -> dict:
                           capture_output=True, text=True, cwd=tree, env=run_env, check=False)
     wall = time.perf_counter() - start
     groups = re.findall(r"(\d+) pinned \+ (\d+) explored cases in ([\d.]+) s", done.stdout)
-    total = re.search(r"\((\d+) cases compared, ([\d.]+) s\)", done.stdout)
+    # "(N cases compared, T s)", or "(N layer cases and M function cases compared, T s)"
+    total = re.search(r"\((\d+)(?: layer cases and (\d+) function)? cases compared, ([\d.]+) s\)",
+                      done.stdout)
     if not groups or total is None:
         return {"skipped": f"could not read the harness's report (exit {done.returncode})",
                 "tail": done.stdout[-1500:] + done.stderr[-1500:]}
     cases = sum(int(p) + int(e) for p, e, _ in groups)
     seconds = sum(float(s) for _, _, s in groups)
     return {"exit_status": done.returncode, "cases": cases, "seconds": seconds,
-            "cases_per_second": cases / seconds, "report_cases": int(total.group(1)),
-            "report_seconds": float(total.group(2)), "wall_seconds": wall}
+            "cases_per_second": cases / seconds,
+            "report_cases": int(total.group(1)) + int(total.group(2) or 0),
+            "report_seconds": float(total.group(3)), "wall_seconds": wall}
 
 
 def _quick_subset(args) -> tuple[list[str], list[str]]:
