@@ -126,6 +126,8 @@ def places(function: spec.Function) -> tuple[str, ...]:
     arguments' names are scratch's (or a student's) to choose; their places are not, so a
     renamed argument changes nothing here."""
     name, cell = function.name, function.name.partition("_")[0]
+    if name.endswith("._accumulate"):
+        return ("self", "layer", "direction", "X", "dx_proj", "rec")
     if name == "direction_forward":
         return ("mode", "x_proj", "h0", "c0", "weights", "valid", "reverse")
     if name == "direction_backward":

@@ -162,8 +162,6 @@ class Reference:
         def reference(*args, **kwargs):
             call = signature.bind(*args, **kwargs)
             call.apply_defaults()
-            if function.level == "layer":
-                return answer(function, dict(call.arguments))
             return answer(function, dict(zip(places(function), call.arguments.values())))
 
         return reference
@@ -429,7 +427,6 @@ def run_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, 
     if torch is None:
         return fd_item(item, package, root)
     reference = TorchReference()
-    level = item.level
     for count, case in enumerate(public_cases(item), start=1):
         if isinstance(case, Case):
             request, expected = layer_request(case, reference, item.twice)
@@ -440,7 +437,7 @@ def run_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, 
             failure = None
             for way in ("forward", "backward"):
                 calls = calls_of(item, case, way, reference)
-                with standing_in(reference, item.stand_ins(level)):
+                with standing_in(reference, item.stand_ins(item.level)):
                     failure = failure or run_calls(calls, reference, root, case.describe())
         if failure is not None:
             return failure, count
