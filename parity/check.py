@@ -329,22 +329,18 @@ class FiniteDifferences(Reference):
         return grads
 
 
-def fd_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, int]:
-    """An item of backward functions only, against central differences of your forwards."""
-    if any(f.name.endswith("forward") or f.level == "layer" for f in item.grades):
-        raise NotJudged(CONVENTIONS)
-    for count, case in enumerate(public_cases(item), start=1):
-        try:
-            calls = calls_of(item, case, "backward", FiniteDifferences())
-        except Exception as exc:
-            raise NotJudged(f"its arguments come from your own forward functions, which "
-                            f"raised {type(exc).__name__}: {exc}") from None
-        failure = run_calls(calls, None, root, case.describe(), tolerances.FD_TOL)
-        if failure is not None:
-            failure.problem += (" (against central differences of your own forward, "
-                                f"allowed {tolerances.FD_TOL:g} * max(1, max |value|))")
-            return failure, count
-    return None, count
+def fd_case(item: spec.ItemSpec, case, root: Path) -> Failure | None:
+    """A case of an item of backward functions, against central differences of your forwards."""
+    try:
+        calls = calls_of(item, case, "backward", FiniteDifferences())
+    except Exception as exc:
+        raise NotJudged(f"its arguments come from your own forward functions, which "
+                        f"raised {type(exc).__name__}: {exc}") from None
+    failure = run_calls(calls, None, root, case.describe(), tolerances.FD_TOL)
+    if failure is not None:
+        failure.problem += (" (against central differences of your own forward, "
+                            f"allowed {tolerances.FD_TOL:g} * max(1, max |value|))")
+    return failure
 
 
 # -- stand-ins -----------------------------------------------------------------------------------
@@ -424,11 +420,14 @@ def drive_layer(package, request: dict, root: Path) -> tuple[dict, dict | None]:
 # -- an item -------------------------------------------------------------------------------------
 def run_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, int]:
     """(the first failure or None, how many cases ran) of an item on its public cases."""
-    if torch is None:
-        return fd_item(item, package, root)
-    reference = TorchReference()
+    if torch is None and any(f.name.endswith("forward") or f.level == "layer"
+                             for f in item.grades):
+        raise NotJudged(CONVENTIONS)
+    reference = None if torch is None else TorchReference()
     for count, case in enumerate(public_cases(item), start=1):
-        if isinstance(case, Case):
+        if reference is None:
+            failure = fd_case(item, case, root)
+        elif isinstance(case, Case):
             request, expected = layer_request(case, reference, item.twice)
             with standing_in(reference, item.stand_ins("layer")):
                 reached, error = drive_layer(package, request, root)
