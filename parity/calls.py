@@ -127,6 +127,8 @@ def places(function: spec.Function) -> tuple[str, ...]:
     arguments' names are scratch's (or a student's) to choose; their places are not, so a
     renamed argument changes nothing here."""
     name, cell = function.name, function.name.partition("_")[0]
+    if name.endswith("._accumulate"):
+        return ("self", "layer", "direction", "X", "dx_proj", "rec")
     if name == "direction_forward":
         return ("mode", "x_proj", "h0", "c0", "weights", "valid", "reverse")
     if name == "direction_backward":
@@ -227,19 +229,15 @@ def layer_request(case: Case, reference: Reference, twice: bool = False):
 
 def _named_outputs(mode: str, stage: str, value) -> tuple[dict, str | None]:
     """{name: value} of a forward's (output, h_n) or a backward's (grad_input, grad_hx)."""
-    first, second = ("output", "h_n") if stage == "forward" else ("grad_input", "grad_h0")
+    first, second, cell = (("output", "h_n", "c_n") if stage == "forward" else
+                           ("grad_input", "grad_h0", "grad_c0"))
     if not isinstance(value, tuple) or len(value) != 2:
         return {}, f"should return a pair ({first}, {second}), got {type(value).__name__}"
-    named = {first: value[0]}
-    if mode == "LSTM" and value[1] is not None:
-        pair = value[1]
-        if not isinstance(pair, tuple) or len(pair) != 2:
-            return {}, f"should return {second} as a pair for LSTM"
-        names = ("h_n", "c_n") if stage == "forward" else ("grad_h0", "grad_c0")
-        named.update(zip(names, pair))
-    else:
-        named[second] = value[1]
-    return named, None
+    if mode != "LSTM" or value[1] is None:
+        return {first: value[0], second: value[1]}, None
+    if not isinstance(value[1], tuple) or len(value[1]) != 2:
+        return {}, f"should return {second} as a pair for LSTM"
+    return {first: value[0], second: value[1][0], cell: value[1][1]}, None
 
 
 def judge_layer(case: Case, request: dict, expected: dict, reached, error: dict | None,

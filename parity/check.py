@@ -162,8 +162,6 @@ class Reference:
         def reference(*args, **kwargs):
             call = signature.bind(*args, **kwargs)
             call.apply_defaults()
-            if function.level == "layer":
-                return answer(function, dict(call.arguments))
             return answer(function, dict(zip(places(function), call.arguments.values())))
 
         return reference
@@ -331,22 +329,18 @@ class FiniteDifferences(Reference):
         return grads
 
 
-def fd_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, int]:
-    """An item of backward functions only, against central differences of your forwards."""
-    if any(f.name.endswith("forward") or f.level == "layer" for f in item.grades):
-        raise NotJudged(CONVENTIONS)
-    for count, case in enumerate(public_cases(item), start=1):
-        try:
-            calls = calls_of(item, case, "backward", FiniteDifferences())
-        except Exception as exc:
-            raise NotJudged(f"its arguments come from your own forward functions, which "
-                            f"raised {type(exc).__name__}: {exc}") from None
-        failure = run_calls(calls, None, root, case.describe(), tolerances.FD_TOL)
-        if failure is not None:
-            failure.problem += (" (against central differences of your own forward, "
-                                f"allowed {tolerances.FD_TOL:g} * max(1, max |value|))")
-            return failure, count
-    return None, count
+def fd_case(item: spec.ItemSpec, case, root: Path) -> Failure | None:
+    """A case of an item of backward functions, against central differences of your forwards."""
+    try:
+        calls = calls_of(item, case, "backward", FiniteDifferences())
+    except Exception as exc:
+        raise NotJudged(f"its arguments come from your own forward functions, which "
+                        f"raised {type(exc).__name__}: {exc}") from None
+    failure = run_calls(calls, None, root, case.describe(), tolerances.FD_TOL)
+    if failure is not None:
+        failure.problem += (" (against central differences of your own forward, "
+                            f"allowed {tolerances.FD_TOL:g} * max(1, max |value|))")
+    return failure
 
 
 # -- stand-ins -----------------------------------------------------------------------------------
@@ -426,12 +420,14 @@ def drive_layer(package, request: dict, root: Path) -> tuple[dict, dict | None]:
 # -- an item -------------------------------------------------------------------------------------
 def run_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, int]:
     """(the first failure or None, how many cases ran) of an item on its public cases."""
-    if torch is None:
-        return fd_item(item, package, root)
-    reference = TorchReference()
-    level = item.level
+    if torch is None and any(f.name.endswith("forward") or f.level == "layer"
+                             for f in item.grades):
+        raise NotJudged(CONVENTIONS)
+    reference = None if torch is None else TorchReference()
     for count, case in enumerate(public_cases(item), start=1):
-        if isinstance(case, Case):
+        if reference is None:
+            failure = fd_case(item, case, root)
+        elif isinstance(case, Case):
             request, expected = layer_request(case, reference, item.twice)
             with standing_in(reference, item.stand_ins("layer")):
                 reached, error = drive_layer(package, request, root)
@@ -440,7 +436,7 @@ def run_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, 
             failure = None
             for way in ("forward", "backward"):
                 calls = calls_of(item, case, way, reference)
-                with standing_in(reference, item.stand_ins(level)):
+                with standing_in(reference, item.stand_ins(item.level)):
                     failure = failure or run_calls(calls, reference, root, case.describe())
         if failure is not None:
             return failure, count

@@ -56,16 +56,15 @@ def first_divergence(expected, actual, name: str = "result",
         return Divergence(name, f"expected None, got {_what(actual)}")
     if isinstance(expected, np.ndarray):
         return _compare_array(expected, actual, name, tol)
-    if isinstance(expected, (bool, np.bool_, str)):
-        if type(actual) is type(expected) and actual == expected:
-            return None
-        if isinstance(expected, (bool, np.bool_)) and isinstance(actual, (bool, np.bool_)) \
-                and bool(actual) == bool(expected):
+    if isinstance(expected, (bool, np.bool_, str)):  # a str of its own type; bool or np.bool_
+        kinds = (type(expected),) if isinstance(expected, str) else (bool, np.bool_)
+        if type(actual) in kinds and actual == expected:
             return None
         return Divergence(name, f"expected {expected!r}, got {_what(actual)}")
     if isinstance(expected, (int, float, np.number)):
-        return _compare_array(np.asarray(expected, dtype=float), _as_number(actual), name,
-                              tol)
+        if isinstance(actual, (int, float, np.number)) and not isinstance(actual, bool):
+            actual = np.asarray(actual, dtype=float)
+        return _compare_array(np.asarray(expected, dtype=float), actual, name, tol)
     if isinstance(expected, tuple) and hasattr(type(expected), "_fields"):
         fields = type(expected)._fields
         if not isinstance(actual, tuple) or len(actual) != len(fields):
@@ -92,14 +91,6 @@ def first_divergence(expected, actual, name: str = "result",
         if found:
             return found
     return None
-
-
-def _as_number(value):
-    if isinstance(value, (bool, np.bool_)) or value is None:
-        return value
-    if isinstance(value, (int, float, np.number)):
-        return np.asarray(value, dtype=float)
-    return value
 
 
 def array_problem(expected: np.ndarray, actual) -> str | None:
