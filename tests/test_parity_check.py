@@ -128,6 +128,33 @@ def test_the_check_says_what_the_grader_says(tmp_path, what):
         assert "\nSmallest failing case: GRU, B=1, input_size=1, hidden_size=1" in text
 
 
+# a student's own names for the arguments of a cell function and of the layer's _accumulate
+RENAMED = (("functional/gru_cell.py", "def gru_cell_forward(x, h_prev,",
+            "def gru_cell_forward(inputs, h_prev,"),
+           ("functional/gru_cell.py", "    x_proj = x @ W_ih.T  # (B, 3H)  {#gru-cell-x-proj}",
+            "    x_proj = inputs @ W_ih.T  # (B, 3H)  {#gru-cell-x-proj}"),
+           ("functional/gru_cell.py", "GRUCellCache(x, W_ih", "GRUCellCache(inputs, W_ih"),
+           ("recurrent.py", "def _accumulate(self, layer, direction, X, dx_proj, rec)",
+            "def _accumulate(self, lay, direction, inputs, dx_proj, loop_grads)"),
+           ("recurrent.py", "sfx = self._suffix(layer, direction)\n        grads = self._grads",
+            "sfx = self._suffix(lay, direction)\n        grads = self._grads"),
+           ("recurrent.py", "@ flatten_steps(X)", "@ flatten_steps(inputs)"),
+           ("recurrent.py", "rec.dW_hh", "loop_grads.dW_hh"),
+           ("recurrent.py", "rec.db_hh", "loop_grads.db_hh"),
+           ("recurrent.py", "rec.dW_hr", "loop_grads.dW_hr"))
+
+
+def test_arguments_are_handed_over_by_place_whatever_their_names(tmp_path):
+    """A student who names an argument otherwise than the skeleton is graded on their code:
+    the check, as the grader, hands each argument its value by its place, and stands in for a
+    function (here _accumulate, under the loop and the layer) by its place too."""
+    root = handout_with(tmp_path, *RENAMED)
+    run = run_check(root, torch=True)
+    found = assert_check_agrees_with_grader(root, run)
+    assert {k for k, (status, _) in found.items() if status != "PASS"} == set(), run.stdout
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_without_torch_backward_items_are_judged_by_finite_differences(tmp_path):
     root = handout_with(tmp_path, WRONG)
     run = run_check(root, torch=False)
