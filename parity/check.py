@@ -156,8 +156,10 @@ class Reference:
 
     def function(self, name: str):
         function, signature = spec.BY_NAME[name], self.signature(name)
-        answer = (self.accumulate if function.level == "layer" else  # the one layer stand-in
-                  self.backward if name.endswith("backward") else self.forward)
+        if function.level == "layer":  # the one layer stand-in
+            answer = self.accumulate
+        else:
+            answer = self.backward if name.endswith("backward") else self.forward
 
         def reference(*args, **kwargs):
             call = signature.bind(*args, **kwargs)

@@ -232,7 +232,8 @@ def run_all(args, impl, name: str, devices: list[str], cuda: bool) -> int:
     parts = [f"{len(names)} {what} ({', '.join(names)})" for what, names in failed.items()
              if names]
     unit_cases = sum(r.stats.cases[r.name] for r in unit_runs)
-    print(f"\n{'FAIL: ' + ', '.join(parts) + ' differ from torch' if parts else 'PASS'} "
+    verdict = f"FAIL: {', '.join(parts)} differ from torch" if parts else "PASS"
+    print(f"\n{verdict} "
           f"({sum(stats.cases.values())} layer cases and {unit_cases} function cases compared, "
           f"{time.perf_counter() - start:.1f} s)")
     return 1 if parts else 0

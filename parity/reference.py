@@ -69,7 +69,8 @@ def _tensor(array, case: Case, requires_grad: bool = False):
     return t.requires_grad_(requires_grad)
 
 
-def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
+def as_array(t: torch.Tensor | None) -> np.ndarray | None:
+    """A tensor as a NumPy array (None stays None)."""
     return None if t is None else t.detach().cpu().numpy()
 
 
@@ -123,19 +124,24 @@ def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:
         named = dict(module.named_parameters())
 
     h_n, c_n = state if case.mode == "LSTM" else (state, None)
-    given = [(t, _tensor(g, case)) for t, g in ((output, data.grad_output),
-                                                (h_n, data.grad_h_n), (c_n, data.grad_c_n))
-             if g is not None]
-    torch.autograd.backward([t for t, _ in given], [g for _, g in given])
+    pairs = ((output, data.grad_output), (h_n, data.grad_h_n), (c_n, data.grad_c_n))
+    given = [(t, g) for t, g in pairs if g is not None]  # the outputs with an upstream gradient
+    torch.autograd.backward([t for t, _ in given], [_tensor(g, case) for _, g in given])
 
     missing = [name for name, p in named.items() if p.grad is None]
     missing += [name for name, t in (("input", x), ("h0", h0), ("c0", c0))
                 if t is not None and t.grad is None]
     if missing:
         raise HarnessError(f"torch produced no gradient for {missing} ({case.describe()})")
-    return Outcome(_numpy(output), _numpy(h_n), _numpy(c_n),
-                   *(_numpy(None if t is None else t.grad) for t in (x, h0, c0)),
-                   {name: _numpy(p.grad) for name, p in named.items()})
+    return Outcome(
+        output=as_array(output),
+        h_n=as_array(h_n),
+        c_n=as_array(c_n),
+        grad_input=as_array(x.grad),
+        grad_h0=None if h0 is None else as_array(h0.grad),
+        grad_c0=None if c0 is None else as_array(c0.grad),
+        grads={name: as_array(p.grad) for name, p in named.items()},
+    )
 
 
 def _run_nn(case: Case, module: nn.Module, x, hx):

@@ -86,8 +86,8 @@ def units_table(runs: list[Run]) -> str:
         stats = o.stats
         options = ", ".join(f"{k} {n}" for (_, k), n in sorted(stats.options.items())
                             if k not in DTYPES)
-        errors = [f"{stats.max_error(d).error:.1e}" if any(dt == d for _, dt in stats.errors)
-                  else "-" for d in DTYPES]
+        seen = {dt for _, dt in stats.errors}  # the dtypes with a measured error
+        errors = [f"{stats.max_error(d).error:.1e}" if d in seen else "-" for d in DTYPES]
         ratio = max((e.ratio for e in stats.errors.values()), default=0.0)
         rows.append([o.name, str(stats.cases[o.name]),
                      *[str(stats.options[o.name, d]) for d in DTYPES], options or "-", *errors,

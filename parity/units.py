@@ -33,6 +33,7 @@ from parity.case import FunctionCase, FunctionData, make_function_data
 from parity.compare import CaseResult, TensorCheck, compare_tensor, crash_words, param_checks
 from parity.impl import copied
 from parity.reference import TORCH_DTYPE
+from parity.reference import as_array as _np
 from parity.runner import Run, Stats, search
 from parity.strategies import DTYPES, Profile
 from torch_impl import equations
@@ -102,10 +103,6 @@ def _rng(case: UnitCase) -> np.random.Generator:
 
 def _arr(a, case: UnitCase) -> np.ndarray:
     return np.asarray(a, dtype=np.float64).astype(case.dtype)
-
-
-def _np(t: torch.Tensor | None) -> np.ndarray | None:
-    return None if t is None else t.detach().cpu().numpy()
 
 
 def _leaf(a):
@@ -239,10 +236,16 @@ def run_cell_module(impl: ModuleType, case: UnitCase, stage: list[str]) -> list[
     params = {n: _arr(v, case) for n, v in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"),
                                                (d.W_ih, d.W_hh, d.b_ih, d.b_hh))
               if v is not None}
-    x, h0, c0, gh, gc = (None if a is None else _arr(a[0] if o["unbatched"] else a, case)
-                         for a in (d.x[0], d.h0, d.c0, d.doutput[0], d.dc_n))
-    hx = ((h0, c0) if lstm else h0) if o["hx"] else None
-    upstream = (None if o.get("grad") == "c" else gh, None if o.get("grad") == "h" else gc)
+    def user(a):  # one row of the step's arrays, without its batch axis when unbatched
+        return None if a is None else _arr(a[0] if o["unbatched"] else a, case)
+
+    x, h0, c0, gh, gc = (user(a) for a in (d.x[0], d.h0, d.c0, d.doutput[0], d.dc_n))
+    hx = None
+    if o["hx"]:
+        hx = (h0, c0) if lstm else h0
+    gh = None if o.get("grad") == "c" else gh  # LSTMCell: the gradient into h, c or both
+    gc = None if o.get("grad") == "h" else gc
+    upstream = (gh, gc)
     kwargs = {"nonlinearity": o["nonlinearity"]} if "nonlinearity" in o else {}
     outs, (tx, thx), got, back, grads = _modules(
         impl, case, stage, params, (x, hx), upstream if lstm else (gh,), o["input_size"],
