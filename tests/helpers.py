@@ -1,5 +1,6 @@
-"""Shared test helpers: test cases of the recurrent layers, random data, the comparison
-criteria, central finite differences, and a runner of the torch.nn twin.
+"""Shared test helpers: test cases of the recurrent layers (parity.case.Case at the tests'
+sizes, with short ids), random data, the comparison criteria, central finite differences,
+and a runner of the torch.nn twin.
 
 Every number a test feeds in is drawn at random and non-zero (weights, biases, h0, c0 and the
 upstream gradients of output *and* h_n/c_n): zeros and all-ones gradients hide bias, state
@@ -16,12 +17,13 @@ element:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
 import scratch
+from parity.case import Case
 from parity.diff import numerical_gradient as _central_differences
 from parity.spec import MODES as SPEC_MODES
 from parity.spec import layer_options
@@ -56,66 +58,52 @@ def assert_close(actual, expected, name: str, rel: float = F64_REL) -> None:
 
 
 # -- test cases of the layers ---------------------------------------------------------------
-@dataclass(frozen=True)
-class Case:
-    """One configuration of a recurrent layer and of the call made to it."""
+TEST_SIZES = {"input_size": 2, "hidden_size": 3}  # the tests' layer sizes unless a case says
 
-    mode: str
-    num_layers: int = 1
-    bidirectional: bool = False
-    batch_first: bool = False
-    bias: bool = True
-    proj_size: int = 0
-    lengths: tuple[int, ...] | None = None
-    hx_given: bool = True
-    batched: bool = True
-    T: int = 3
-    B: int = 2
-    input_size: int = 2
-    hidden_size: int = 3
-    dropout: float = 0.0
 
-    @property
-    def D(self) -> int:
-        return 2 if self.bidirectional else 1
+def layer_case(mode: str, **options) -> Case:
+    """parity's layer Case at the tests' sizes (input_size 2, hidden_size 3 unless given).
 
-    @property
-    def H_out(self) -> int:
-        return self.proj_size or self.hidden_size
+    The helpers below read its layer and call fields only (mode, sizes, layers, directions,
+    layout, bias, proj_size, dropout, unbatched, seq_len, batch, lengths, hx): the tests draw
+    their own arrays from a Generator, with every upstream gradient non-zero, and pass dtype
+    and seed themselves, so state_grad, dropout_mode, zero_input_steps, dtype, device and
+    seed keep their defaults here."""
+    return Case(mode, **{**TEST_SIZES, **options})
 
-    def with_(self, **changes) -> Case:
-        return replace(self, **changes)
 
-    def __str__(self) -> str:
-        default = Case(self.mode)
-        parts = [self.mode] + [
-            f"{k}={getattr(self, k)}" for k in self.__dataclass_fields__
-            if k != "mode" and getattr(self, k) != getattr(default, k)
-        ]
-        return ",".join(parts)
+def case_id(case: Case) -> str:
+    """A short test id: the mode and every field that differs from layer_case(mode)."""
+    default = layer_case(case.mode)
+    parts = [case.mode] + [
+        f"{f.name}={getattr(case, f.name)}" for f in fields(case)
+        if f.name != "mode" and getattr(case, f.name) != getattr(default, f.name)
+    ]
+    return ",".join(parts)
 
 
 def option_cases(mode: str) -> list[Case]:
     """Every option of the layers, one at a time or in small groups, for one mode."""
-    base = Case(mode)
+    base = layer_case(mode)
     cases = [
         base,
-        base.with_(num_layers=2, bidirectional=True),
-        base.with_(num_layers=3, hidden_size=2),
-        base.with_(batch_first=True, bidirectional=True),
-        base.with_(bias=False, num_layers=2),
-        base.with_(B=3, T=4, lengths=(4, 1, 2), num_layers=2, bidirectional=True),
-        base.with_(B=3, T=4, lengths=(2, 4, 1), batch_first=True),
-        base.with_(hx_given=False, num_layers=2, bidirectional=True),
-        base.with_(batched=False, num_layers=2, bidirectional=True, batch_first=True),
-        base.with_(T=1, B=1),
+        replace(base, num_layers=2, bidirectional=True),
+        replace(base, num_layers=3, hidden_size=2),
+        replace(base, batch_first=True, bidirectional=True),
+        replace(base, bias=False, num_layers=2),
+        replace(base, batch=3, seq_len=4, lengths=(4, 1, 2), num_layers=2, bidirectional=True),
+        replace(base, batch=3, seq_len=4, lengths=(2, 4, 1), batch_first=True),
+        replace(base, hx=False, num_layers=2, bidirectional=True),
+        replace(base, unbatched=True, batch=1, num_layers=2, bidirectional=True,
+                batch_first=True),
+        replace(base, seq_len=1, batch=1),
     ]
     if mode == "LSTM":
         cases += [
-            base.with_(proj_size=2),
-            base.with_(proj_size=1, num_layers=2, bidirectional=True, B=3, T=4,
-                       lengths=(1, 4, 3)),
-            base.with_(proj_size=2, batched=False, bias=False, hidden_size=4),
+            replace(base, proj_size=2),
+            replace(base, proj_size=1, num_layers=2, bidirectional=True, batch=3, seq_len=4,
+                    lengths=(1, 4, 3)),
+            replace(base, proj_size=2, unbatched=True, batch=1, bias=False, hidden_size=4),
         ]
     return cases
 
@@ -144,16 +132,16 @@ class Data:
 
 def user_shape(case: Case, width: int) -> tuple[int, ...]:
     """The shape of a (T, B, width) sequence in the case's layout."""
-    if not case.batched:
-        return (case.T, width)
+    if case.unbatched:
+        return (case.seq_len, width)
     if case.batch_first:
-        return (case.B, case.T, width)
-    return (case.T, case.B, width)
+        return (case.batch, case.seq_len, width)
+    return (case.seq_len, case.batch, width)
 
 
 def state_shape(case: Case, width: int) -> tuple[int, ...]:
-    rows = case.num_layers * case.D
-    return (rows, case.B, width) if case.batched else (rows, width)
+    rows = case.num_layers * case.num_directions
+    return (rows, width) if case.unbatched else (rows, case.batch, width)
 
 
 def make_data(case: Case, rng: np.random.Generator, dtype=np.float64) -> Data:
@@ -161,14 +149,14 @@ def make_data(case: Case, rng: np.random.Generator, dtype=np.float64) -> Data:
         return rng.uniform(low, high, size=shape).astype(dtype)
 
     x = draw(user_shape(case, case.input_size), -2.0, 2.0)
-    grad_output = draw(user_shape(case, case.D * case.H_out))
-    h_shape = state_shape(case, case.H_out)
+    grad_output = draw(user_shape(case, case.num_directions * case.h_out))
+    h_shape = state_shape(case, case.h_out)
     c_shape = state_shape(case, case.hidden_size)
     if case.mode == "LSTM":
-        hx = (draw(h_shape), draw(c_shape)) if case.hx_given else None
+        hx = (draw(h_shape), draw(c_shape)) if case.hx else None
         grad_state = (draw(h_shape), draw(c_shape))
     else:
-        hx = draw(h_shape) if case.hx_given else None
+        hx = draw(h_shape) if case.hx else None
         grad_state = draw(h_shape)
     lengths = None if case.lengths is None else list(case.lengths)
     return Data(x, hx, lengths, grad_output, grad_state)
@@ -207,11 +195,12 @@ def run_scratch(module, data: Data, dropout_masks=None) -> Result:
     return Result(output, as_list(state), grad_input, as_list(grad_hx), grads)
 
 
-def run_torch(module, case: Case, data: Data) -> Result:
-    """The same call on the torch.nn twin (weights, dtype and mode copied), with autograd.
+def run_torch(module, data: Data) -> Result:
+    """The same call on the torch.nn twin (weights, dtype, mode and layout copied), with
+    autograd.
 
     Variable lengths go through pack_padded_sequence(..., enforce_sorted=False) and
-    pad_packed_sequence(..., total_length=T)."""
+    pad_packed_sequence(..., total_length=T), T read from the input."""
     import torch
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -222,15 +211,16 @@ def run_torch(module, case: Case, data: Data) -> Result:
     hx_parts = [torch.tensor(h, requires_grad=True) for h in as_list(data.hx)]
     hx = None
     if hx_parts:
-        hx = tuple(hx_parts) if case.mode == "LSTM" else hx_parts[0]
+        hx = tuple(hx_parts) if module.mode == "LSTM" else hx_parts[0]
     if data.lengths is None:
         output, state = twin(x, hx)
     else:
+        batch_first = module.batch_first
         packed = pack_padded_sequence(x, torch.tensor(data.lengths, dtype=torch.int64),
-                                      batch_first=case.batch_first, enforce_sorted=False)
+                                      batch_first=batch_first, enforce_sorted=False)
         packed_output, state = twin(packed, hx)
-        output, _ = pad_packed_sequence(packed_output, batch_first=case.batch_first,
-                                        total_length=case.T)
+        output, _ = pad_packed_sequence(packed_output, batch_first=batch_first,
+                                        total_length=x.shape[1 if batch_first else 0])
     state_parts = list(state) if isinstance(state, tuple) else [state]
     loss = (output * torch.tensor(data.grad_output)).sum()
     for g, s in zip(as_list(data.grad_state), state_parts):
@@ -298,7 +288,8 @@ def check_module_against_fd(module, data: Data, dropout_masks=None) -> None:
 
 # -- Hypothesis strategy of cases -------------------------------------------------------------
 def cases(modes=MODES, max_layers: int = 3, max_T: int = 5):
-    """A strategy of small Cases covering every option together, for one of the modes."""
+    """A strategy of small layer Cases (parity.case.Case) covering every option together,
+    for one of the modes."""
     from hypothesis import strategies as st
 
     @st.composite
@@ -308,13 +299,13 @@ def cases(modes=MODES, max_layers: int = 3, max_T: int = 5):
         proj_size = 0
         if mode == "LSTM" and hidden_size > 1:
             proj_size = draw(st.integers(0, hidden_size - 1), label="proj_size")
-        T = draw(st.integers(1, max_T), label="T")
+        seq_len = draw(st.integers(1, max_T), label="seq_len")
         batched = draw(st.booleans(), label="batched")
-        B = draw(st.integers(1, 3), label="B") if batched else 1
+        batch = draw(st.integers(1, 3), label="batch") if batched else 1
         lengths = None
         if batched and draw(st.booleans(), label="use lengths"):
-            lengths = tuple(draw(st.lists(st.integers(1, T), min_size=B, max_size=B),
-                                 label="lengths"))
+            lengths = tuple(draw(st.lists(st.integers(1, seq_len), min_size=batch,
+                                          max_size=batch), label="lengths"))
         return Case(
             mode=mode,
             num_layers=draw(st.integers(1, max_layers), label="num_layers"),
@@ -323,10 +314,10 @@ def cases(modes=MODES, max_layers: int = 3, max_T: int = 5):
             bias=draw(st.booleans(), label="bias"),
             proj_size=proj_size,
             lengths=lengths,
-            hx_given=draw(st.booleans(), label="hx_given"),
-            batched=batched,
-            T=T,
-            B=B,
+            hx=draw(st.booleans(), label="hx"),
+            unbatched=not batched,
+            seq_len=seq_len,
+            batch=batch,
             input_size=draw(st.integers(1, 3), label="input_size"),
             hidden_size=hidden_size,
         )

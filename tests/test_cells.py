@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 from helpers import (
-    Case,
     assert_close,
     assert_matches_fd,
     f32_rel,
+    layer_case,
     make_module,
 )
 
@@ -260,7 +260,8 @@ def test_cell_unrolled_over_time_equals_the_one_layer_module(kind, bias):
     mode = {"RNNCell-tanh": "RNN_TANH", "RNNCell-relu": "RNN_RELU"}.get(kind, kind[:-4])
     T, B = 4, 3
     cell = make_cell(kind, bias, seed=8)
-    layer = make_module(Case(mode, bias=bias, input_size=I, hidden_size=H, T=T, B=B))
+    layer = make_module(layer_case(mode, bias=bias, input_size=I, hidden_size=H, seq_len=T,
+                                   batch=B))
     layer.load_state_dict({f"{name}_l0": value for name, value in cell.state_dict().items()})
     rng = np.random.default_rng(8)
     xs = rng.uniform(-2, 2, size=(T, B, I))

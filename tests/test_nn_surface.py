@@ -17,10 +17,10 @@ import torch
 from helpers import (
     F64_REL,
     MODES,
-    Case,
     assert_close,
     assert_results_close,
     f32_rel,
+    layer_case,
     make_data,
     make_module,
     run_scratch,
@@ -30,9 +30,11 @@ from torch import nn
 
 import scratch
 import torch_impl
+from parity.case import Case
 
 LAYER_CASES = [
-    Case(mode, num_layers=layers, bidirectional=bidirectional, bias=bias, proj_size=proj)
+    layer_case(mode, num_layers=layers, bidirectional=bidirectional, bias=bias,
+               proj_size=proj)
     for mode, layers, bidirectional, bias in itertools.product(MODES, (1, 2), (False, True),
                                                                (True, False))
     for proj in ((0, 2) if mode == "LSTM" else (0,))
@@ -125,7 +127,7 @@ def test_a_missing_attribute_is_still_an_attribute_error():
 
 def test_changing_the_array_read_by_attribute_changes_what_forward_computes():
     """In place, through the attribute, as torch.no_grad(): lstm.weight_hh_l0 *= 0.5."""
-    case = Case("LSTM", num_layers=2, bidirectional=True, proj_size=2)
+    case = layer_case("LSTM", num_layers=2, bidirectional=True, proj_size=2)
     ours = make_module(case)
     twin = torch_impl.to_torch(ours)
     ours.weight_hh_l0 *= 0.5
@@ -147,11 +149,11 @@ def test_assigning_a_parameter_to_itself_keeps_its_gradient():
 
 
 LAYER_ASSIGN_CASES = [
-    Case("RNN_TANH", num_layers=2, bidirectional=True),
-    Case("RNN_RELU", bias=False, batch_first=True),
-    Case("GRU", num_layers=2, batch_first=True, bidirectional=True),
-    Case("LSTM", num_layers=2, bidirectional=True, proj_size=2),
-    Case("LSTM", batched=False, bias=False),
+    layer_case("RNN_TANH", num_layers=2, bidirectional=True),
+    layer_case("RNN_RELU", bias=False, batch_first=True),
+    layer_case("GRU", num_layers=2, batch_first=True, bidirectional=True),
+    layer_case("LSTM", num_layers=2, bidirectional=True, proj_size=2),
+    layer_case("LSTM", unbatched=True, batch=1, bias=False),
 ]
 
 
@@ -164,7 +166,7 @@ def test_after_assigning_every_weight_by_attribute_the_layer_computes_what_torch
     assert_same_results(ours(data.x, data.hx), twin(torch.tensor(data.x), as_tensors(data.hx)),
                         "forward")
     # the gradients land on the assigned arrays, and agree with torch's
-    assert_results_close(run_scratch(ours, data), run_torch(ours, case, data))
+    assert_results_close(run_scratch(ours, data), run_torch(ours, data))
 
 
 @pytest.mark.parametrize("kind", CELL_KINDS)
@@ -269,7 +271,7 @@ def test_other_attributes_stay_plain_and_copies_still_work():
 def test_all_weights_is_torchs_lists_of_the_modules_own_arrays(case):
     ours = make_module(case)
     twin = torch_impl.to_torch(ours)
-    assert len(ours.all_weights) == len(twin.all_weights) == case.num_layers * case.D
+    assert len(ours.all_weights) == len(twin.all_weights) == case.num_layers * case.num_directions
     own = dict(ours.named_parameters())
     for ours_list, theirs_list, names in zip(ours.all_weights, twin.all_weights,
                                              twin._all_weights):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import (
-    Case,
     Result,
     as_list,
     assert_results_close,
+    layer_case,
     make_data,
     make_module,
     run_scratch,
@@ -78,26 +78,27 @@ def test_construction_refusals(build, error, message):
 @pytest.mark.parametrize("mode", ["RNN_TANH", "LSTM", "GRU"])
 def test_dropout_with_one_layer_warns(mode):
     with pytest.warns(UserWarning, match="dropout.*num_layers greater than 1"):
-        make_module(Case(mode, dropout=0.5))
+        make_module(layer_case(mode, dropout=0.5))
 
 
 @pytest.mark.filterwarnings("error")
 def test_dropout_with_two_layers_does_not_warn():
-    make_module(Case("LSTM", num_layers=2, dropout=0.5))
+    make_module(layer_case("LSTM", num_layers=2, dropout=0.5))
 
 
 # -- forward of the layers --------------------------------------------------------------------
 def lstm():
-    return make_module(Case("LSTM", num_layers=2, bidirectional=True, input_size=3,
-                            hidden_size=4, proj_size=2))
+    return make_module(layer_case("LSTM", num_layers=2, bidirectional=True, input_size=3,
+                                  hidden_size=4, proj_size=2))
 
 
 def gru():
-    return make_module(Case("GRU", num_layers=2, input_size=3, hidden_size=4, dropout=0.5))
+    return make_module(layer_case("GRU", num_layers=2, input_size=3, hidden_size=4,
+                                  dropout=0.5))
 
 
 def rnn():
-    return make_module(Case("RNN_TANH", input_size=3, hidden_size=4, batch_first=True))
+    return make_module(layer_case("RNN_TANH", input_size=3, hidden_size=4, batch_first=True))
 
 
 # T = 5, B = 2; lstm: h0 (4, 2, 2), c0 (4, 2, 4); gru: h0 (2, 2, 4); rnn (batch_first): h0 (1, 2, 4)
@@ -176,10 +177,11 @@ def test_refused_forward_keeps_the_last_forward_and_the_generator(build, call, e
     """A refused forward changes nothing: the previous forward can still be gone back
     through, with the same result, and no dropout mask was drawn."""
     module = build().train()
-    data = make_data(Case("LSTM", num_layers=2, bidirectional=True, T=5, B=2, input_size=3,
-                          hidden_size=4, proj_size=2) if module.mode == "LSTM" else
-                     Case(module.mode, num_layers=module.num_layers, T=5, B=2, input_size=3,
-                          hidden_size=4, batch_first=module.batch_first),
+    data = make_data(layer_case("LSTM", num_layers=2, bidirectional=True, seq_len=5, batch=2,
+                                input_size=3, hidden_size=4, proj_size=2)
+                     if module.mode == "LSTM" else
+                     layer_case(module.mode, num_layers=module.num_layers, seq_len=5, batch=2,
+                                input_size=3, hidden_size=4, batch_first=module.batch_first),
                      np.random.default_rng(1))
     output, state = module(data.x, data.hx)
     masks = module.last_dropout_masks
@@ -241,8 +243,8 @@ BACKWARD = [
                          ids=[c[0] for c in BACKWARD])
 def test_backward_refusals_leave_grads_and_cache_untouched(grads, error, message):
     module = gru()
-    data = make_data(Case("GRU", num_layers=2, T=5, B=2, input_size=3, hidden_size=4),
-                     np.random.default_rng(2))
+    data = make_data(layer_case("GRU", num_layers=2, seq_len=5, batch=2, input_size=3,
+                                hidden_size=4), np.random.default_rng(2))
     reference = run_scratch(module, data, dropout_masks=[np.full((5, 2, 4), 2.0)])
     module.zero_grad()
     module(data.x, data.hx, dropout_masks=[np.full((5, 2, 4), 2.0)])

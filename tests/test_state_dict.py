@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import MODES, Case, make_module, option_cases
+from helpers import MODES, layer_case, make_module, option_cases
 from torch import nn
 
 import scratch
@@ -32,8 +32,8 @@ def config_id(config) -> str:
 def build_pair(config, dtype=np.float64, seed=0):
     """The scratch layer and torch.nn's layer of one configuration, built independently."""
     mode, layers, bidirectional, bias, proj = config
-    case = Case(mode, num_layers=layers, bidirectional=bidirectional, bias=bias,
-                proj_size=proj, input_size=3, hidden_size=4)
+    case = layer_case(mode, num_layers=layers, bidirectional=bidirectional, bias=bias,
+                      proj_size=proj, input_size=3, hidden_size=4)
     kw = dict(num_layers=layers, bidirectional=bidirectional, bias=bias)
     theirs = getattr(nn, spec.MODES[mode].cls)(3, 4, **spec.layer_options(mode, proj), **kw)
     theirs = theirs.to(torch.float64 if dtype == np.float64 else torch.float32)
@@ -81,7 +81,8 @@ def test_init_is_uniform_within_one_over_sqrt_hidden_size(build):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_same_seed_same_weights_different_seeds_differ(mode):
-    case = Case(mode, num_layers=2, bidirectional=True, proj_size=2 if mode == "LSTM" else 0)
+    case = layer_case(mode, num_layers=2, bidirectional=True,
+                      proj_size=2 if mode == "LSTM" else 0)
     a, b, c = (make_module(case, seed=s) for s in (5, 5, 6))
     for (name, pa), (_, pb), (_, pc) in zip(a.named_parameters(), b.named_parameters(),
                                             c.named_parameters(), strict=True):
@@ -102,7 +103,7 @@ def test_cell_seeds(kind):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_parameters_grads_and_state_dict_have_the_modules_dtype(dtype):
-    module = make_module(Case("LSTM", proj_size=1, num_layers=2), dtype=dtype)
+    module = make_module(layer_case("LSTM", proj_size=1, num_layers=2), dtype=dtype)
     cell = scratch.GRUCell(2, 3, dtype=dtype)
     for m in (module, cell):
         for array in [*m.state_dict().values(), *m.grads.values(), *m.parameters()]:
@@ -110,7 +111,7 @@ def test_parameters_grads_and_state_dict_have_the_modules_dtype(dtype):
 
 
 def test_state_dict_is_a_copy_and_named_parameters_are_live():
-    module = make_module(Case("GRU"))
+    module = make_module(layer_case("GRU"))
     state = module.state_dict()
     state["weight_hh_l0"][...] = 7.0
     assert not np.any(module.state_dict()["weight_hh_l0"] == 7.0)
@@ -192,7 +193,7 @@ REFUSALS = [
 @pytest.mark.parametrize("kind", ["LSTM", "GRUCell"])
 def test_load_state_dict_refuses_and_copies_nothing(kind, how, error, message):
     if kind == "LSTM":
-        module = make_module(Case("LSTM", num_layers=2, bidirectional=True, proj_size=1))
+        module = make_module(layer_case("LSTM", num_layers=2, bidirectional=True, proj_size=1))
     else:
         module = scratch.GRUCell(3, 4)
     before = module.state_dict()
@@ -209,7 +210,7 @@ def test_option_cases_cover_every_mode():
     # the helpers' case list feeds several test files: make sure it stays complete
     for mode in MODES:
         cases = option_cases(mode)
-        assert any(c.lengths for c in cases) and any(not c.batched for c in cases)
+        assert any(c.lengths for c in cases) and any(c.unbatched for c in cases)
         assert any(c.bidirectional for c in cases) and any(not c.bias for c in cases)
-        assert any(c.num_layers == 3 for c in cases) and any(not c.hx_given for c in cases)
+        assert any(c.num_layers == 3 for c in cases) and any(not c.hx for c in cases)
         assert mode != "LSTM" or any(c.proj_size for c in cases)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MODES, Case, make_data, make_module, option_cases
+from helpers import MODES, case_id, layer_case, make_data, make_module, option_cases
 
 import scratch
 from scratch.sequence import DirectionWeights, direction_backward, direction_forward
@@ -101,20 +102,21 @@ LAYER_CASES = [case for mode in MODES for case in option_cases(mode)
                if case.num_layers > 1 or case.lengths or case.proj_size][:: 2]
 
 
-@pytest.mark.parametrize("case", LAYER_CASES, ids=str)
+@pytest.mark.parametrize("case", LAYER_CASES, ids=case_id)
 def test_layer_backward_never_writes_into_the_forward_pass(case):
-    module = make_module(case.with_(dropout=0.5 if case.num_layers > 1 else 0.0))
+    module = make_module(replace(case, dropout=0.5 if case.num_layers > 1 else 0.0))
     module.train()
     data = make_data(case, np.random.default_rng(3))
     output, state = module.forward(data.x, data.hx, data.lengths)
     forward = snapshot([data.x, data.hx, output, state, module._saved,
                         dict(module.named_parameters())])
     module.backward(data.grad_output, data.grad_state)
-    assert_unchanged(forward, f"{case}: the forward's arrays after backward")
+    assert_unchanged(forward, f"{case_id(case)}: the forward's arrays after backward")
 
 
 def test_a_second_forward_leaves_the_first_calls_results_alone():
-    case = Case("LSTM", num_layers=2, bidirectional=True, B=3, T=4, lengths=(4, 1, 2))
+    case = layer_case("LSTM", num_layers=2, bidirectional=True, batch=3, seq_len=4,
+                      lengths=(4, 1, 2))
     module = make_module(case)
     data = make_data(case, np.random.default_rng(5))
     output, (h_n, c_n) = module.forward(data.x, data.hx, data.lengths)
