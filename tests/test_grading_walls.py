@@ -7,6 +7,7 @@ child's audit hook off, so that what holds is the kernel's.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import stat
@@ -449,3 +450,39 @@ def test_a_wall_the_machine_refuses_on_the_way_does_not_start(monkeypatch):
         pytest.skip("handing a directory to another uid needs root")
     with pytest.raises(walls.WallUnavailable, match="refused what it needs"):
         walls.probe(uid_wall)
+
+
+def test_a_uid_whose_clean_up_fails_is_not_handed_on(monkeypatch, leased):
+    """Where clearing the uid raises as a child ends, the error reaches the grader and the
+    grader keeps the uid's lease and the uid wall's turn: no other child runs as that uid, or
+    beside what it may have left. The grader's own directories are removed all the same."""
+    if "uid" not in WALLS:
+        pytest.skip("the uid wall does not start here (grading as root needed)")
+    from parity.grading import session
+
+    real_clear = session.clear
+    calls: list[int] = []
+
+    def clear(wall, uid):  # the first clear is before the child runs, the second after it
+        calls.append(uid)
+        if len(calls) == 2:
+            raise OSError("the clean-up failed")
+        real_clear(wall, uid)
+
+    monkeypatch.setattr(session, "clear", clear)
+    package = Path(__file__).resolve().parents[1] / "scratch"
+    child = session.Child(package, session.Limits(), wall=WALLS["uid"], audit_hooks=False)
+    dirs = child.dirs.root
+    try:
+        with pytest.raises(OSError, match="the clean-up failed"):
+            child.close()
+        assert not dirs.exists()
+        for name in (str(leased[-1]), "uid-wall.turn"):
+            other = walls._Lock()
+            assert not other._take(name, wait=False), f"{name} was handed on"
+    finally:  # let the rest of the session grade: clear the uid, drop the locks it kept
+        real_clear(WALLS["uid"], leased[-1])
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/self/fd/{fd}").startswith(str(walls.LEASE_DIR)):
+                    os.close(int(fd))

@@ -110,9 +110,9 @@ class Child:
         try:
             if self.wall.kind == "uid":
                 began = time.monotonic()
-                self._ends.enter_context(OneAtATime())
+                self._hold(OneAtATime())
                 self.waited = time.monotonic() - began
-            self.uid = self._ends.enter_context(UidLease(self.wall.leases_uid))
+            self.uid = self._hold(UidLease(self.wall.leases_uid))
             self._ends.callback(self._remove_dirs)
             if self.wall.kind == "uid":
                 # cleared before it is used, and again at the end, before the dirs go: the uid
@@ -193,6 +193,20 @@ class Child:
                 os.close(fd)
         self._fds = []
         self._ends.close()
+
+    def _hold(self, lock):
+        """Take a lock (the uid wall's turn, the uid's lease) until close(). A clean-up step
+        that raises on the way keeps both: this grader then never hands the uid, or the
+        turn, to another child, as nothing says the uid holds nothing any more."""
+        taken = lock.__enter__()
+
+        def release(exc_type, exc, tb) -> bool:
+            if exc_type is None:
+                lock.__exit__(None, None, None)
+            return False  # never swallows the clean-up's error
+
+        self._ends.push(release)
+        return taken
 
     def _remove_dirs(self) -> None:
         if self.dirs is not None:
