@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from test_grading_hostile import make_submission, processes, wall_processes
 
 import scratch
+from parity import calls
 from parity.grading import cli, oracles, protocol, session
 from parity.grading.batch import grade_all
 from parity.grading.grade import grade_submission
@@ -710,3 +711,19 @@ def test_memory_files_are_refused(tmp_path):
     """
     text = assert_contained(make_submission(tmp_path, body), "memfds=")
     assert "memfds=0 PermissionError" in text, text
+
+
+def test_an_exceptions_frames_cannot_forge_report_lines_or_swell_it():
+    """A child describes its exception itself: a function name (or path, or source line) with
+    newlines would write lines of its own into the report (a forged "pass"), and a line number
+    has no length of its own. Names come back on one line; an absurd line number drops its
+    frame."""
+    forged = "_f\n\n  pass  RNN cell forward   4 / 4"
+    error = protocol.clean_error({
+        "type": "ValueError", "message": "see below",
+        "frames": [["scratch/__init__.py", 3, forged, "raise\nValueError"],
+                   ["scratch/__init__.py", int("9" * 4000), "g", "x"]]})
+    assert len(error["frames"]) == 1
+    path, line, name, text = error["frames"][0]
+    assert "\n" not in name + text + path and line == 3
+    assert "\n" not in calls.describe_error(error, "rnn_cell_forward")[1]

@@ -49,6 +49,7 @@ MAX_ARRAYS = 4096
 MAX_NDIM = 8
 MAX_DEPTH = 32
 MAX_NOTES, MAX_NOTE_CHARS = 20, 300  # what of a child's notes reaches a report
+MAX_LINE_NUMBER = 10**7  # a frame's line number (no source file here is that long)
 MAX_MESSAGE_CHARS = 500  # of an exception's message, as the student's feedback shows it
 _LEN = struct.Struct(">Q")
 
@@ -70,10 +71,12 @@ class Budget:
             raise ProtocolError(f"the child sent more than {self.limit >> 20} MiB in all")
 
 
-def clean_text(value, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """A child's text as a report may show it: printable, and at most ``limit`` characters."""
+def clean_text(value, limit: int = MAX_MESSAGE_CHARS, lines: bool = True) -> str:
+    """A child's text as a report may show it: printable, at most ``limit`` characters, and
+    on one line unless ``lines`` (a message may have several; a path or a name has one)."""
     text = value if isinstance(value, str) else ""
-    text = "".join(c if c.isprintable() or c == "\n" else "?" for c in text[: limit + 1])
+    keep = "\n" if lines else ""
+    text = "".join(c if c.isprintable() or c in keep else "?" for c in text[: limit + 1])
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -93,13 +96,15 @@ def clean_error(value) -> dict | None:
     frames = []
     for frame in value.get("frames") if isinstance(value.get("frames"), list) else []:
         if (isinstance(frame, (list, tuple)) and len(frame) == 4
-                and isinstance(frame[1], int) and not isinstance(frame[1], bool)):
-            frames.append([clean_text(frame[0], 100), frame[1], clean_text(frame[2], 100),
-                           clean_text(frame[3], 200)])
-    kind = clean_text(value.get("type"), 80)
+                and isinstance(frame[1], int) and not isinstance(frame[1], bool)
+                and 0 <= frame[1] <= MAX_LINE_NUMBER):
+            frames.append([clean_text(frame[0], 100, lines=False), frame[1],
+                           clean_text(frame[2], 100, lines=False),
+                           clean_text(frame[3], 200, lines=False)])
+    kind = clean_text(value.get("type"), 80, lines=False)
     return {"type": kind if kind.isidentifier() else "Error",
             "message": clean_text(value.get("message")),
-            "where": clean_text(value.get("where"), 120), "frames": frames[-8:]}
+            "where": clean_text(value.get("where"), 120, lines=False), "frames": frames[-8:]}
 
 
 class ChannelClosed(ProtocolError):
