@@ -37,7 +37,8 @@ import torch.nn.functional as F
 
 import scratch
 import torch_impl
-from parity.tolerances import TRAINING_TOL, scale
+from parity.diff import measure
+from parity.tolerances import TRAINING_TOL
 from scratch import tbptt
 from scratch.losses import flat_cross_entropy
 from scratch.tbptt import split_chunks
@@ -163,12 +164,12 @@ class RunResult:
 
 
 def _rel_diff(a, b) -> float:
+    """parity.diff's measure of scratch's ``a`` against torch's ``b``; infinite where the two
+    cannot be compared (other shapes, or anything but finite numbers on either side)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
+    if a.shape != b.shape or not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("inf")
-    with np.errstate(invalid="ignore"):
-        diff = float(np.max(np.abs(a - b))) / scale(b) if b.size else 0.0
-    return diff if np.isfinite(diff) else float("inf")
+    return measure(b, a).error if b.size else 0.0
 
 
 # -- data -------------------------------------------------------------------------------------
