@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from parity.calls import layer_arguments
+from parity.calls import layer_arguments, layer_inputs
 from parity.case import Case, CaseData
 from parity.reference import Outcome
 from parity.spec import MODES
@@ -169,15 +169,7 @@ def run_impl(case: Case, data: CaseData, module, stage: list[str]) -> ImplOutcom
     ``stage`` is appended with what is being done, so that a crash can be told apart.
     """
     lstm = case.mode == "LSTM"
-    hx = None if data.h0 is None else ((data.h0, data.c0) if lstm else data.h0)
-    grad_state = data.grad_h_n
-    if lstm and case.state_grad != "none":
-        grad_state = (data.grad_h_n, data.grad_c_n)
-    kwargs: dict = {}  # only what the case uses: an implementation may not know the others
-    if case.lengths is not None:
-        kwargs["lengths"] = list(case.lengths)
-    if data.masks is not None:
-        kwargs["dropout_masks"] = data.masks
+    hx, grad_state, kwargs = layer_inputs(case, data)
 
     stage.append("zero_grad()")
     module.zero_grad()
