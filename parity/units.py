@@ -31,7 +31,7 @@ from parity import spec, tolerances
 from parity.calls import arguments, cell_values
 from parity.case import FunctionCase, FunctionData, make_function_data
 from parity.compare import CaseResult, TensorCheck, compare_tensor, crash_words, param_checks
-from parity.impl import copied
+from parity.impl import copied, run_twice
 from parity.reference import TORCH_DTYPE
 from parity.reference import as_array as _np
 from parity.runner import Run, Stats, search
@@ -149,15 +149,7 @@ def _modules(impl: ModuleType, case: UnitCase, stage: list[str], params: dict, i
     out = ref(*leaves)
     outs = out if isinstance(out, tuple) else (out,)
     _backward(outs, upstream)
-    mine.zero_grad()
-    runs = []
-    for words in ("", "a second forward() and backward() without zero_grad(): "):
-        stage.append(words + "forward()")
-        got = mine(*copied(inputs))
-        stage.append(words + "backward()")
-        runs.append((got, mine.backward(*copied(upstream)),
-                     {k: np.array(v, copy=True) for k, v in mine.grads.items()}))
-    (got, back, grads), (_, _, twice) = runs
+    (got, back, grads), (_, _, twice) = run_twice(mine, inputs, upstream, stage)
     ref_grads = {n: _np(p.grad) for n, p in ref.named_parameters()}
     return outs, leaves, got, back, param_checks(grads, twice, ref_grads, _tol(case))
 
