@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from parity import spec
-from parity.case import Case, FunctionCase, make_data, make_function_data
+from parity.case import Case, CaseData, FunctionCase, make_data, make_function_data
 from parity.diff import ANYTHING, TOL, Divergence, first_divergence
 
 
@@ -195,21 +195,32 @@ def layer_arguments(case: Case):
     return (case.input_size, case.hidden_size), kwargs
 
 
+def layer_inputs(case: Case, data: CaseData) -> tuple:
+    """(hx, grad_state, forward_kwargs) of a layer Case with its arrays: the initial state
+    given to forward() (None, h0, or (h0, c0) for the LSTM), the final state's upstream
+    gradient given to backward() beside grad_output (alike, with None where a state has
+    none), and forward()'s keyword arguments, only those the case uses (``lengths``,
+    ``dropout_masks``): a layer need not know the others."""
+    lstm = case.mode == "LSTM"
+    hx = None if data.h0 is None else ((data.h0, data.c0) if lstm else data.h0)
+    grad_state = data.grad_h_n
+    if lstm and case.state_grad != "none":
+        grad_state = (data.grad_h_n, data.grad_c_n)
+    forward_kwargs: dict = {}
+    if case.lengths is not None:
+        forward_kwargs["lengths"] = list(case.lengths)
+    if data.masks is not None:
+        forward_kwargs["dropout_masks"] = data.masks
+    return hx, grad_state, forward_kwargs
+
+
 def layer_request(case: Case, reference: Reference, twice: bool = False):
     """(what to run on the submission's layer, the reference's answer to it). twice: run
     forward and backward a second time without zero_grad; every gradient must then be
     doubled."""
     data = make_data(case)
     args, kwargs = layer_arguments(case)
-    lstm = case.mode == "LSTM"
-    hx = ((data.h0, data.c0) if lstm else data.h0) if case.hx else None
-    grad_state = data.grad_h_n
-    if lstm:
-        grad_state = None if data.grad_h_n is None and data.grad_c_n is None else (
-            data.grad_h_n, data.grad_c_n)
-    forward_kwargs = {"lengths": None if case.lengths is None else list(case.lengths)}
-    if data.masks is not None:
-        forward_kwargs["dropout_masks"] = data.masks
+    hx, grad_state, forward_kwargs = layer_inputs(case, data)
     request = {
         "cls": spec.MODES[case.mode].cls, "args": args, "kwargs": kwargs,
         "state": data.params, "train": case.training,

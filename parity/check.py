@@ -108,14 +108,6 @@ ALIASES = {"dpre": "dx_proj", "dgates": "dx_proj", "dgh": "db_hh", "dh_next": "d
            "dc_next": "dc0"}
 
 
-def _named(function: spec.Function, what: str) -> type:
-    """The NamedTuple class ``what`` ("Cache", "Grads") of a study function of your package:
-    RNNStepCache, LSTMCellGrads, DirectionCache."""
-    cell = function.name.partition("_")[0]
-    prefix = "" if cell == function.level else cell.upper()
-    return getattr(function.namespace(), prefix + function.level.capitalize() + what)
-
-
 def _floats(value) -> bool:
     return isinstance(value, np.ndarray) and value.dtype.kind == "f"
 
@@ -183,7 +175,7 @@ class Reference:
         yours = self.signature(forward.name).parameters
         grads.update({"d" + mine: grads.get("d" + place)
                       for mine, place in zip(yours, places(forward))})
-        cls, names = _named(function, "Grads"), spec.output_names()[function.name]
+        cls, names = function.named_tuple("Grads"), spec.output_names()[function.name]
         if names is None:
             return build(cls, grads)
         grads["grads"] = build(cls, grads)
@@ -256,10 +248,10 @@ class TorchReference(Reference):
         for values in steps:
             values = {k: _array(v) for k, v in values.items()}
             inputs = {place: values[place] for place in places(step)}
-            caches.append(self.save(build(_named(step, "Cache"), values), step, inputs))
+            caches.append(self.save(build(step.named_tuple("Cache"), values), step, inputs))
         values = dict(a, has_bias=a.get("b_ih") is not None, step=caches[0], steps=caches)
-        cache = caches[0] if function.level == "step" else build(_named(function, "Cache"),
-                                                                 values)
+        cache = caches[0] if function.level == "step" else build(
+            function.named_tuple("Cache"), values)
         names = spec.output_names()[function.name][:-1]
         return (*(_array(produced[name]) for name in names), self.save(cache, function, a))
 

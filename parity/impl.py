@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from parity.calls import layer_arguments
+from parity.calls import layer_arguments, layer_inputs
 from parity.case import Case, CaseData
 from parity.reference import Outcome
 from parity.spec import MODES
@@ -163,33 +163,35 @@ def copied(value):
     return value.copy() if isinstance(value, np.ndarray) else value
 
 
-def run_impl(case: Case, data: CaseData, module, stage: list[str]) -> ImplOutcome:
-    """Forward and backward through the implementation, twice without zero_grad between.
-
-    ``stage`` is appended with what is being done, so that a crash can be told apart.
-    """
-    lstm = case.mode == "LSTM"
-    hx = None if data.h0 is None else ((data.h0, data.c0) if lstm else data.h0)
-    grad_state = data.grad_h_n
-    if lstm and case.state_grad != "none":
-        grad_state = (data.grad_h_n, data.grad_c_n)
-    kwargs: dict = {}  # only what the case uses: an implementation may not know the others
-    if case.lengths is not None:
-        kwargs["lengths"] = list(case.lengths)
-    if data.masks is not None:
-        kwargs["dropout_masks"] = data.masks
-
+def run_twice(module, inputs: tuple, upstream: tuple, stage: list[str],
+              kwargs: dict | None = None) -> list[tuple]:
+    """``module(*inputs, **kwargs)`` and ``module.backward(*upstream)`` twice without
+    zero_grad() between (from zeroed gradients, each call on fresh copies of its arguments):
+    for each run, (what forward() returned, what backward() returned, a copy of the
+    gradients). ``stage`` is appended with what is being done, so that a crash can be told
+    apart."""
     stage.append("zero_grad()")
     module.zero_grad()
     runs = []
     for words in ("", "a second forward() and backward() without zero_grad(): "):
         stage.append(words + "forward()")
-        output, state = module(*copied((data.input, hx)), **copied(kwargs))
+        got = module(*copied(inputs), **copied(kwargs or {}))
         stage.append(words + "backward()")
-        grad_input, grad_hx = module.backward(*copied((data.grad_output, grad_state)))
-        runs.append((output, state, grad_input, grad_hx,
-                     {k: np.array(v, copy=True) for k, v in module.grads.items()}))
-    (output, state, grad_input, grad_hx, grads), grads_twice = runs[0], runs[1][-1]
+        back = module.backward(*copied(upstream))
+        runs.append((got, back, {k: np.array(v, copy=True) for k, v in module.grads.items()}))
+    return runs
+
+
+def run_impl(case: Case, data: CaseData, module, stage: list[str]) -> ImplOutcome:
+    """Forward and backward through the implementation, twice without zero_grad between.
+
+    ``stage`` is appended with what is being done, so that a crash can be told apart.
+    """
+    hx, grad_state, kwargs = layer_inputs(case, data)
+    runs = run_twice(module, (data.input, hx), (data.grad_output, grad_state), stage, kwargs)
+    stage.append("reading forward()'s (output, h_n) and backward()'s (grad_input, grad_hx)")
+    ((output, state), (grad_input, grad_hx), grads), grads_twice = runs[0], runs[1][-1]
+    lstm = case.mode == "LSTM"
     h_n, c_n = state if lstm else (state, None)
     grad_h0, grad_c0 = grad_hx if lstm and grad_hx is not None else (grad_hx, None)
     return ImplOutcome(Outcome(output, h_n, c_n, grad_input, grad_h0, grad_c0, grads),

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from parity.calls import layer_arguments
+from parity.calls import layer_arguments, layer_inputs
 from parity.case import Case, CaseData
 from parity.spec import MODES
 from torch_impl import equations
@@ -63,8 +63,12 @@ def cuda_available() -> bool:
 
 
 def _tensor(array, case: Case, requires_grad: bool = False):
+    """An array as a tensor of the case's dtype on its device; a tuple of arrays (an LSTM's
+    state) as a tuple of tensors; None as None."""
     if array is None:
         return None
+    if isinstance(array, tuple):
+        return tuple(_tensor(a, case, requires_grad) for a in array)
     t = torch.tensor(array, dtype=TORCH_DTYPE[case.dtype], device=case.device)
     return t.requires_grad_(requires_grad)
 
@@ -94,8 +98,9 @@ def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:
     if via == "nn" and case.dropout_mode == "train_masks":
         raise ValueError("torch.nn cannot take explicit dropout masks: use via='equations'")
     use_equations = via == "equations" or case.dropout_mode == "train_masks"
-    x, h0, c0 = (_tensor(a, case, requires_grad=True) for a in (data.input, data.h0, data.c0))
-    hx = None if h0 is None else ((h0, c0) if case.mode == "LSTM" else h0)
+    hx, grad_state, _ = layer_inputs(case, data)
+    x, hx = (_tensor(a, case, requires_grad=True) for a in (data.input, hx))
+    h0, c0 = hx if isinstance(hx, tuple) else (hx, None)
 
     if use_equations:
         params = {k: _tensor(v, case, requires_grad=True) for k, v in data.params.items()}
@@ -124,8 +129,8 @@ def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:
         named = dict(module.named_parameters())
 
     h_n, c_n = state if case.mode == "LSTM" else (state, None)
-    pairs = ((output, data.grad_output), (h_n, data.grad_h_n), (c_n, data.grad_c_n))
-    given = [(t, g) for t, g in pairs if g is not None]  # the outputs with an upstream gradient
+    # the upstream gradients a layer's backward() is given, each with its output
+    given = _with_gradients((output, state), (data.grad_output, grad_state))
     torch.autograd.backward([t for t, _ in given], [_tensor(g, case) for _, g in given])
 
     missing = [name for name, p in named.items() if p.grad is None]
@@ -142,6 +147,17 @@ def torch_outcome(case: Case, data: CaseData, via: str = "auto") -> Outcome:
         grad_c0=None if c0 is None else as_array(c0.grad),
         grads={name: as_array(p.grad) for name, p in named.items()},
     )
+
+
+def _with_gradients(outputs, upstream) -> list[tuple]:
+    """(output tensor, its upstream gradient) of each output that has one; ``outputs`` and
+    ``upstream`` alike nested (a state (h_n, c_n) beside (grad_h_n, grad_c_n)), an upstream
+    None where an output, or a whole state, has no gradient."""
+    if upstream is None:
+        return []
+    if isinstance(outputs, tuple):
+        return [pair for o, g in zip(outputs, upstream) for pair in _with_gradients(o, g)]
+    return [(outputs, upstream)]
 
 
 def _run_nn(case: Case, module: nn.Module, x, hx):

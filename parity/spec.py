@@ -122,6 +122,13 @@ class Function:
             obj = getattr(obj, part)
         return obj
 
+    def named_tuple(self, what: str, package=None) -> type:
+        """The NamedTuple class ``what`` ("Cache", "Grads") of its level, in its module (see
+        ``namespace``): RNNStepCache, LSTMCellGrads, DirectionCache."""
+        cell = self.name.partition("_")[0]
+        prefix = "" if cell == self.level else cell.upper()
+        return getattr(self.namespace(package), prefix + self.level.capitalize() + what)
+
     def arguments(self, package=None) -> tuple[str, ...]:
         """Its argument names, in order, from its signature (``self`` left out)."""
         names = tuple(inspect.signature(self.resolve(package)).parameters)

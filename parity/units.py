@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from torch import nn
 
 from parity import spec, tolerances
-from parity.calls import arguments, cell_values
+from parity.calls import arguments, cell_values, places
 from parity.case import FunctionCase, FunctionData, make_function_data
 from parity.compare import CaseResult, TensorCheck, compare_tensor, crash_words, param_checks
-from parity.impl import copied
+from parity.impl import copied, run_twice
 from parity.reference import TORCH_DTYPE
 from parity.reference import as_array as _np
 from parity.runner import Run, Stats, search
@@ -149,15 +149,7 @@ def _modules(impl: ModuleType, case: UnitCase, stage: list[str], params: dict, i
     out = ref(*leaves)
     outs = out if isinstance(out, tuple) else (out,)
     _backward(outs, upstream)
-    mine.zero_grad()
-    runs = []
-    for words in ("", "a second forward() and backward() without zero_grad(): "):
-        stage.append(words + "forward()")
-        got = mine(*copied(inputs))
-        stage.append(words + "backward()")
-        runs.append((got, mine.backward(*copied(upstream)),
-                     {k: np.array(v, copy=True) for k, v in mine.grads.items()}))
-    (got, back, grads), (_, _, twice) = runs
+    (got, back, grads), (_, _, twice) = run_twice(mine, inputs, upstream, stage)
     ref_grads = {n: _np(p.grad) for n, p in ref.named_parameters()}
     return outs, leaves, got, back, param_checks(grads, twice, ref_grads, _tol(case))
 
@@ -272,9 +264,9 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
     mode, d = _cell_data(case)
     cell = spec.MODES[mode].cell
     forward = spec.BY_NAME[f"{cell}_cell_forward"]
-    args = tuple(_arr(a, case) if isinstance(a, np.ndarray) else a
-                 for a in arguments(forward.name, cell_values(mode, d)))
-    upstream = tuple(_arr(g, case) for g in (d.doutput[0], d.dc_n) if g is not None)
+    values = {place: _arr(v, case) if isinstance(v, np.ndarray) else v
+              for place, v in cell_values(mode, d).items()}
+    args = arguments(forward.name, values)
     stage.append(f"{forward.name}()")
     got = forward.resolve(impl)(*copied(args))
     leaves = _leaf(args)
@@ -282,20 +274,21 @@ def run_cell_function(impl: ModuleType, case: UnitCase, stage: list[str]) -> lis
     ref_out = ref_out if isinstance(ref_out, tuple) else (ref_out,)
     c = _Checks(case)
     if case.group.endswith("_forward"):
-        outputs = ("h", "c") if cell == "lstm" else ("h",)
-        if not isinstance(got, tuple) or len(got) != len(outputs) + 1:
+        names = spec.output_names()[forward.name]  # its outputs, then the cache
+        if not isinstance(got, tuple) or len(got) != len(names):
             return [TensorCheck(case.group, "output", c.tol, problem=(
-                f"should return ({', '.join(outputs)}, cache), got {type(got).__name__} of "
+                f"should return ({', '.join(names)}), got {type(got).__name__} of "
                 f"{len(got) if isinstance(got, tuple) else 1}"))]
-        for name, mine, ref in zip(outputs, got, ref_out):
+        for name, mine, ref in zip(names[:-1], got, ref_out):
             c.add(name, mine, ref, "output")
         return c
-    _backward(ref_out, upstream)
     backward = spec.BY_NAME[f"{cell}_cell_backward"]
+    back_args = arguments(backward.name, dict(copied(values), cache=got[-1]))
+    _backward(ref_out, back_args[:places(backward).index("cache")])  # the upstream gradients
     stage.append(f"{backward.name}()")
-    grads = backward.resolve(impl)(*copied(upstream), got[-1])
+    grads = backward.resolve(impl)(*back_args)
     leaf_of = dict(zip(forward.arguments(impl), leaves))
-    fields = getattr(forward.namespace(impl), f"{cell.upper()}CellGrads")._fields
+    fields = forward.named_tuple("Grads", impl)._fields
     for i, name in enumerate(fields):  # by name, or by position in a plain tuple
         leaf = leaf_of.get(name[1:])
         want = leaf.grad if isinstance(leaf, torch.Tensor) else None
