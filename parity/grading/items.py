@@ -35,11 +35,10 @@ from parity.grading.session import Child, ChildFailure
 
 @dataclass(frozen=True)
 class Item:
-    id: str
-    title: str
-    grades: tuple[str, ...]  # the functions this item grades, as a student reads them
-    weight: float
-    about: str  # one sentence for the student: what has to be right
+    """An item of ``parity.spec`` (its id, title, weight, words and graded functions) and how
+    the grader runs it."""
+
+    spec: spec.ItemSpec
     strategy: Callable[[], st.SearchStrategy]
     check: Callable[[Child, object, float], Failure | None]
     pinned: tuple = ()  # cases every grading runs first, before the drawn ones: the public ones
@@ -105,8 +104,7 @@ def item_check(item: spec.ItemSpec) -> Callable[[Child, object, float], Failure 
 
 
 ITEMS: tuple[Item, ...] = tuple(
-    Item(s.id, s.title, tuple(f.name for f in s.grades), s.weight, s.about,
-         (lambda s=s: st.one_of(*(strategy(options) for options in s.cases))),
+    Item(s, (lambda s=s: st.one_of(*(strategy(options) for options in s.cases))),
          item_check(s), tuple(public_cases(s)))
     for s in spec.ITEMS)
-ITEMS_BY_ID = {item.id: item for item in ITEMS}
+ITEMS_BY_ID = {item.spec.id: item for item in ITEMS}
