@@ -741,7 +741,8 @@ def expected_points(rubric: dict) -> tuple[float, float]:
     from parity.grading.items import ITEMS
 
     weights = {name: entry["weight"] for name, entry in rubric["items"].items()}
-    cells = sum(weights[item.id] for item in ITEMS if set(item.grades) <= set(CELL_FUNCTIONS))
+    cells = sum(weights[item.spec.id] for item in ITEMS
+                if {f.name for f in item.spec.grades} <= set(CELL_FUNCTIONS))
     return sum(weights.values()), cells
 
 

@@ -4,8 +4,9 @@ The grader and the student's check both build their calls here, from ``parity.sp
 study functions an item grades on a case, their arguments, the reference's answer and the
 names of its parts. They differ only in the reference (the grader's is the real ``scratch``,
 the check's is torch's equations) and in where the submission runs (a walled child process, or
-the student's own process). The answer is then judged here, by ``parity.diff``'s comparator,
-and a failure is worded here: so both say the same thing about the same mistake.
+the student's own process), which each hands to ``check_case``, their one loop over a case.
+The answer is then judged here, by ``parity.diff``'s comparator, and a failure is worded here:
+so both say the same thing about the same mistake.
 
 A backward function is handed the reference forward's cache (built with the submission's own
 cache classes, whose fields the skeleton fixes), so a wrong forward pass does not cost the
@@ -14,6 +15,7 @@ backward item too. NumPy and the standard library only: this module ships in the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -284,4 +286,32 @@ def judge_layer(case: Case, request: dict, expected: dict, reached, error: dict 
             found = first_divergence(value, reached[key].get(name), f"grads[{name!r}]")
             if found is not None:
                 return Failure(f"{cls}.backward", prefix + str(found), words, notes=notes)
+    return None
+
+
+# -- one case of an item -------------------------------------------------------------------------
+RunLayer = Callable[[dict, tuple[str, ...]], tuple[object, dict | None, list]]
+RunCalls = Callable[[list[Call], str, tuple[str, ...]], Failure | None]
+
+
+def check_case(item: spec.ItemSpec, case: Case | FunctionCase, reference: Reference,
+               run_layer: RunLayer, run_calls: RunCalls) -> Failure | None:
+    """The first failure of an item on one case, or None: the grader's loop and the check's.
+
+    Where the submission runs is theirs to say. A layer case's request goes to
+    ``run_layer(request, stand_ins)``, which answers (what the layer reached, the error it
+    raised or None, notes). A function case's calls go forward, then backward, to
+    ``run_calls(calls, case_words, stand_ins)``, which answers the first failure; a way with
+    no calls sends nothing, and the backward ones are not built after a forward failure.
+    stand_ins: the targets the reference answers for meanwhile (``ItemSpec.stand_ins``)."""
+    if isinstance(case, Case):
+        request, expected = layer_request(case, reference, item.twice)
+        reached, error, notes = run_layer(request, item.stand_ins("layer"))
+        return judge_layer(case, request, expected, reached, error, notes)
+    for way in ("forward", "backward"):
+        calls = calls_of(item, case, way, reference)
+        if calls:
+            failure = run_calls(calls, case.describe(), item.stand_ins(item.level))
+            if failure is not None:
+                return failure
     return None

@@ -39,10 +39,9 @@ from parity.calls import (
     Call,
     Failure,
     calls_of,
+    check_case,
     failure_text,
     judge,
-    judge_layer,
-    layer_request,
     places,
 )
 from parity.case import Case, make_data, public_cases
@@ -418,20 +417,23 @@ def run_item(item: spec.ItemSpec, package, root: Path) -> tuple[Failure | None, 
                              for f in item.grades):
         raise NotJudged(CONVENTIONS)
     reference = None if torch is None else TorchReference()
+
+    # the submission runs here, in this process, its stand-ins swapped in meanwhile
+    def layer_here(request: dict, stand_ins: tuple[str, ...]) -> tuple[dict, dict | None, list]:
+        with standing_in(reference, stand_ins):
+            reached, error = drive_layer(package, request, root)
+        return reached, error, []
+
+    def calls_here(calls: list[Call], case_words: str,
+                   stand_ins: tuple[str, ...]) -> Failure | None:
+        with standing_in(reference, stand_ins):
+            return run_calls(calls, reference, root, case_words)
+
     for count, case in enumerate(public_cases(item), start=1):
         if reference is None:
             failure = fd_case(item, case, root)
-        elif isinstance(case, Case):
-            request, expected = layer_request(case, reference, item.twice)
-            with standing_in(reference, item.stand_ins("layer")):
-                reached, error = drive_layer(package, request, root)
-            failure = judge_layer(case, request, expected, reached, error)
         else:
-            failure = None
-            for way in ("forward", "backward"):
-                calls = calls_of(item, case, way, reference)
-                with standing_in(reference, item.stand_ins(item.level)):
-                    failure = failure or run_calls(calls, reference, root, case.describe())
+            failure = check_case(item, case, reference, layer_here, calls_here)
         if failure is not None:
             return failure, count
     return None, count

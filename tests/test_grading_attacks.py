@@ -202,7 +202,7 @@ def test_a_submission_cannot_kill_another_in_grade_all(tmp_path):
 def oracles_items() -> list[str]:
     from parity.grading.items import ITEMS
 
-    return [item.id for item in ITEMS]
+    return [item.spec.id for item in ITEMS]
 
 
 # -- a process that outlives the grader --------------------------------------------------------

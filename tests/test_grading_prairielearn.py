@@ -107,7 +107,7 @@ def test_uploaded_files_are_graded_on_the_skeleton_item_by_item(tmp_path, rubric
     assert bptt["output"] == prairielearn.HIDDEN_FEEDBACK and bptt["message"] == "Failed."
     layer = by_name["One layer: forward, backward, parameter gradients"]
     assert (layer["points"], layer["message"]) == (8.0, "Passed.")
-    assert layer["description"] == ITEMS_BY_ID["layer"].about
+    assert layer["description"] == ITEMS_BY_ID["layer"].spec.about
     assert "helper.py is not a file of the package" in data["output"]
 
 

@@ -48,8 +48,8 @@ def _failing(cause: str, problem: str):
     def grade_item(item, entry, *args, **kwargs):
         from parity.grading.grade import ItemResult
 
-        return ItemResult(item.id, item.title, entry.weight, entry.visibility, 0.0, 1, 0.1,
-                          Failure(item.title, problem, "(a case)", cause, shrunk=False))
+        return ItemResult(item.spec.id, item.spec.title, entry.weight, entry.visibility, 0.0, 1,
+                          0.1, Failure(item.spec.title, problem, "(a case)", cause, shrunk=False))
     return grade_item
 
 

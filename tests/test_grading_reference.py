@@ -44,7 +44,7 @@ def test_the_reference_scores_full_marks_on_the_default_rubric():
     rubric = default_rubric()
     grade = grade_submission(REFERENCE.parent, rubric)
     assert grade.error is None
-    assert [item.id for item in grade.items] == [item.id for item in ITEMS]
+    assert [item.id for item in grade.items] == [item.spec.id for item in ITEMS]
     for item in grade.items:
         assert item.passed, f"{item.id}: {item.failure}"
         assert item.score == item.weight > 0
@@ -132,7 +132,7 @@ def test_every_problem_of_a_rubric_file_is_reported_at_once(tmp_path):
                  "unknown item 'nope'", "visibility must be one of", "case_seconds"):
         assert part in message
     with pytest.raises(ValueError, match="every item has weight 0"):
-        rubric_from_dict({"items": {item.id: {"weight": 0} for item in ITEMS}})
+        rubric_from_dict({"items": {item.spec.id: {"weight": 0} for item in ITEMS}})
     with pytest.raises(ValueError, match=r"\.toml or \.json"):
         load_rubric(tmp_path / "rubric.yaml")
 
@@ -140,7 +140,7 @@ def test_every_problem_of_a_rubric_file_is_reported_at_once(tmp_path):
 # -- reports -------------------------------------------------------------------------------------
 def test_results_json_has_a_test_per_item_with_its_visibility(tmp_path):
     rubric = rubric_from_dict({"max_examples": 3, "items": {
-        item.id: {"weight": 0} for item in ITEMS if item.id not in ("rnn_forward", "bptt")
+        item.spec.id: {"weight": 0} for item in ITEMS if item.spec.id not in ("rnn_forward", "bptt")
     } | {"bptt": {"visibility": "after_published"}}})
     path = copy_reference(tmp_path, ("sequence.py", "        dh = dh_next + doutput[t]",
                                      "        dh = doutput[t] + 0.0"))

@@ -309,7 +309,7 @@ def test_two_submissions_in_grade_all_reach_nothing_of_each_other(tmp_path, wall
 def _items() -> list[str]:
     from parity.grading.items import ITEMS
 
-    return [item.id for item in ITEMS]
+    return [item.spec.id for item in ITEMS]
 
 
 # -- whose fault a dead child is ---------------------------------------------------------------

@@ -106,7 +106,7 @@ def _grader_error(path: Path, rubric: Rubric, deaths: list[str], seconds: float)
     reason = (f"{GRADER_ERROR}: the process grading this submission died "
               f"{len(deaths)} times ({'; '.join(deaths)}), so it was not graded. This is a "
               "fault of the grading machine, not of the submission; it will be regraded.")
-    items = [ItemResult.failed(e, Failure(ITEMS_BY_ID[e.id].title, reason, "(not graded)",
+    items = [ItemResult.failed(e, Failure(ITEMS_BY_ID[e.id].spec.title, reason, "(not graded)",
                                           "error", shrunk=False)) for e in rubric.graded]
     return GradeResult(str(path), items, seconds, error=reason, seed=rubric.seed)
 

@@ -67,7 +67,7 @@ class ItemResult:
     @classmethod
     def failed(cls, entry: Entry, failure: Failure) -> ItemResult:
         """An item failed before any case, without a child of its own."""
-        return cls(entry.id, ITEMS_BY_ID[entry.id].title, entry.weight, entry.visibility, 0.0,
+        return cls(entry.id, ITEMS_BY_ID[entry.id].spec.title, entry.weight, entry.visibility, 0.0,
                    0, 0.0, failure, list(failure.notes))
 
     @property
@@ -166,8 +166,8 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
                 last.shrunk = False
                 raise _Stop(last)
             if over_budget:
-                raise _Stop(budget.failure(item.title, case.describe(), before=False))
-            raise _Stop(Failure(item.title, f"the cases of this item took longer than the "
+                raise _Stop(budget.failure(item.spec.title, case.describe(), before=False))
+            raise _Stop(Failure(item.spec.title, f"the cases of this item took longer than the "
                                 f"limit of {limits.item_seconds:g} s", case.describe(),
                                 "limit"))
         state["cases"] += 1
@@ -176,12 +176,13 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
             failure = item.check(child, case, seconds)
         except ChildFailure as error:
             if error.timed_out and budget.spent():
-                raise _Stop(budget.failure(item.title, case.describe(), before=False)) from None
-            raise _Stop(Failure(item.title, error.reason, case.describe(), "limit",
+                raise _Stop(budget.failure(item.spec.title, case.describe(),
+                                           before=False)) from None
+            raise _Stop(Failure(item.spec.title, error.reason, case.describe(), "limit",
                                 shrunk=False)) from None
         except Exception as error:  # an answer the checks could not read: the item fails
             said = protocol.clean_text(str(error))[:160]  # the grader's words, on its types
-            raise _Stop(Failure(item.title, "the submission's answer could not be checked "
+            raise _Stop(Failure(item.spec.title, "the submission's answer could not be checked "
                                 f"({type(error).__name__}: {said}); it must return what the "
                                 "function's docstring says (a NamedTuple where it names one)",
                                 case.describe(), "error", shrunk=False)) from None
@@ -205,7 +206,7 @@ def run_item(item: Item, child: Child, limits: Limits, max_examples: int,
         verbosity=Verbosity.quiet, phases=[Phase.explicit, Phase.generate, Phase.shrink],
         suppress_health_check=list(HealthCheck), report_multiple_bugs=False, print_blob=False,
     )(test)
-    test = seed(zlib.crc32(item.id.encode()) ^ course_seed)(test)
+    test = seed(zlib.crc32(item.spec.id.encode()) ^ course_seed)(test)
     try:
         test()
     except (_Stop, _CaseFailed) as stop:
@@ -243,13 +244,13 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
                                       int(rubric.seed or 0), budget)  # seeded above
     except ChildFailure as error:  # before the runner answered: whose fault, the grader's?
         if error.timed_out and budget.spent():
-            failure = budget.failure(item.title, "(before any case)", before=False)
+            failure = budget.failure(item.spec.title, "(before any case)", before=False)
         else:
             failure = _start_failure(error, wall)
     except WallUnavailable:
         raise
     except Exception as error:  # failure is the safe default: the item scores nothing
-        failure = Failure(item.title, f"the item could not be graded ({type(error).__name__})",
+        failure = Failure(item.spec.title, f"the item could not be graded ({type(error).__name__})",
                           "(no case)", "error", shrunk=False)
     finally:
         if child is not None:
@@ -259,7 +260,7 @@ def grade_item(item: Item, entry: Entry, package: Path, rubric: Rubric, wall: Wa
         notes += failure.notes
     score = entry.weight if failure is None else 0.0
     seconds = time.monotonic() - start
-    return ItemResult(item.id, item.title, entry.weight, entry.visibility, score, cases,
+    return ItemResult(item.spec.id, item.spec.title, entry.weight, entry.visibility, score, cases,
                       seconds, failure, list(dict.fromkeys(notes)),  # each note once
                       seconds if started is None else started)
 
@@ -339,7 +340,7 @@ def grade_submission(path: str | Path, rubric: Rubric | None = None,
             results.append(ItemResult.failed(entry, import_failure))
             continue
         if budget.spent():  # the submission's time is up: no new child
-            results.append(ItemResult.failed(entry, budget.failure(item.title, "(no case)",
+            results.append(ItemResult.failed(entry, budget.failure(item.spec.title, "(no case)",
                                                                    True)))
             continue
         result = grade_item(item, entry, package, rubric, wall, audit_hooks,

@@ -3,10 +3,11 @@
 The items are ``parity.spec``'s: each grades the study functions whose entries name it and
 runs, as the reference, the study functions those call but it does not grade there
 (``ItemSpec.stand_ins``), so one wrong function costs only the items that grade it. Its
-calls, the reference's answers and the words of a failure are ``parity.calls``'s, shared
-with the student's check; the reference is the real ``scratch`` package, imported here in the
-grader, and the submission runs in a child (``Child``). Every graded function is pure: arrays
-in, new arrays out, so an item compares what it returns and nothing else.
+calls, the reference's answers, the words of a failure and the loop over a case are
+``parity.calls``'s, shared with the student's check; the reference is the real ``scratch``
+package, imported here in the grader, and the submission runs in a child (``Child``). Every
+graded function is pure: arrays in, new arrays out, so an item compares what it returns and
+nothing else.
 """
 
 from __future__ import annotations
@@ -21,12 +22,10 @@ from parity import spec
 from parity.calls import (
     Call,
     Failure,
-    calls_of,
+    check_case,
     describe_error,
     judge,
-    judge_layer,
     layer_arguments,
-    layer_request,
 )
 from parity.case import Case, make_data, public_cases
 from parity.grading import protocol
@@ -36,11 +35,10 @@ from parity.grading.session import Child, ChildFailure
 
 @dataclass(frozen=True)
 class Item:
-    id: str
-    title: str
-    grades: tuple[str, ...]  # the functions this item grades, as a student reads them
-    weight: float
-    about: str  # one sentence for the student: what has to be right
+    """An item of ``parity.spec`` (its id, title, weight, words and graded functions) and how
+    the grader runs it."""
+
+    spec: spec.ItemSpec
     strategy: Callable[[], st.SearchStrategy]
     check: Callable[[Child, object, float], Failure | None]
     pinned: tuple = ()  # cases every grading runs first, before the drawn ones: the public ones
@@ -87,32 +85,26 @@ def run_calls(child: Child, calls: list[Call], seconds: float, case_words: str,
 
 
 def item_check(item: spec.ItemSpec) -> Callable[[Child, object, float], Failure | None]:
-    """The check of one case of the item: a layer's forward and backward (twice over where
-    the item grades ``_accumulate``, which adds the gradients up), or its functions' calls,
-    forward first."""
+    """The check of one case of the item (``parity.calls.check_case``): a layer's forward and
+    backward (twice over where the item grades ``_accumulate``, which adds the gradients up),
+    or its functions' calls, forward first, each in one request to the child."""
 
     def check(child: Child, case, seconds: float) -> Failure | None:
-        if isinstance(case, Case):
-            request, expected = layer_request(case, REFERENCE, item.twice)
-            answer = child.request("module", request, seconds,
-                                   oracles=item.stand_ins("layer"))
-            return judge_layer(case, request, expected, answer.value, answer.error,
-                               answer.notes)
-        level = item.level
-        for way in ("forward", "backward"):
-            calls = calls_of(item, case, way, REFERENCE)
-            failure = calls and run_calls(child, calls, seconds, case.describe(),
-                                          item.stand_ins(level))
-            if failure:
-                return failure
-        return None
+        def layer_in_child(request: dict, stand_ins: tuple[str, ...]):
+            answer = child.request("module", request, seconds, oracles=stand_ins)
+            return answer.value, answer.error, answer.notes
+
+        def calls_in_child(calls: list[Call], case_words: str,
+                           stand_ins: tuple[str, ...]) -> Failure | None:
+            return run_calls(child, calls, seconds, case_words, stand_ins)
+
+        return check_case(item, case, REFERENCE, layer_in_child, calls_in_child)
 
     return check
 
 
 ITEMS: tuple[Item, ...] = tuple(
-    Item(s.id, s.title, tuple(f.name for f in s.grades), s.weight, s.about,
-         (lambda s=s: st.one_of(*(strategy(options) for options in s.cases))),
+    Item(s, (lambda s=s: st.one_of(*(strategy(options) for options in s.cases))),
          item_check(s), tuple(public_cases(s)))
     for s in spec.ITEMS)
-ITEMS_BY_ID = {item.id: item for item in ITEMS}
+ITEMS_BY_ID = {item.spec.id: item for item in ITEMS}

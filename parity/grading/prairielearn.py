@@ -79,7 +79,7 @@ def prairielearn_results(grade: GradeResult, notes: list[str] | tuple[str, ...] 
             message = item.failure.problem.splitlines()[0][:500] if shown else "Failed."
         tests.append({
             "name": item.title,
-            "description": ITEMS_BY_ID[item.id].about if shown else "A hidden item.",
+            "description": ITEMS_BY_ID[item.id].spec.about if shown else "A hidden item.",
             "points": float(item.score), "max_points": float(item.weight),
             "message": message,
             "output": feedback(item) if shown else HIDDEN_FEEDBACK,

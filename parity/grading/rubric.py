@@ -116,7 +116,7 @@ class Rubric:
 
 
 def default_rubric() -> Rubric:
-    return Rubric(tuple(Entry(item.id, float(item.weight)) for item in ITEMS))
+    return Rubric(tuple(Entry(item.spec.id, float(item.spec.weight)) for item in ITEMS))
 
 
 def load_rubric(path: str | Path) -> Rubric:
@@ -218,7 +218,7 @@ def rubric_from_dict(data, source: str = "rubric") -> Rubric:
         entries[item_id] = Entry(item_id, float(weight), visibility)
     if problems:
         raise ValueError(f"{source}: " + "; ".join(problems))
-    result = Rubric(tuple(entries[item.id] for item in ITEMS), max_examples, limits, seed,
+    result = Rubric(tuple(entries[item.spec.id] for item in ITEMS), max_examples, limits, seed,
                     None if submission_seconds is None else float(submission_seconds))
     if not result.graded:
         raise ValueError(f"{source}: every item has weight 0: nothing would be graded")
