@@ -93,10 +93,12 @@ def first_divergence(expected, actual, name: str = "result",
     return None
 
 
-def array_problem(expected: np.ndarray, actual) -> str | None:
-    """What makes ``actual`` no match for the reference's array before any number is weighed
-    (not an array, another shape or float dtype, another mask, a NaN or an infinity where a
-    number is expected), or None. The parity harness's comparator says the same."""
+def array_problem(expected: np.ndarray, actual, reference: str = "the reference") -> str | None:
+    """What makes ``actual`` no match for the reference's array before any number is weighed,
+    or None: not an array, another shape or float dtype, another mask, a NaN or an infinity
+    where a number is expected, or anything else where the reference has a NaN or an infinity
+    (those must be met exactly; ``reference`` names the reference in these words). The parity
+    harness's comparator is this one."""
     if not isinstance(actual, np.ndarray):
         return f"expected an array of shape {expected.shape}, got {_what(actual)}"
     if actual.shape != expected.shape:
@@ -115,6 +117,11 @@ def array_problem(expected: np.ndarray, actual) -> str | None:
     if bad_nan.any():
         index = tuple(int(i) for i in np.argwhere(bad_nan)[0])
         return f"holds {act[index]} at index {list(index)} where {exp[index]:.6g} was expected"
+    unmatched = ~np.isfinite(exp) & ~((np.isnan(exp) & np.isnan(act)) | (exp == act))
+    if unmatched.any():
+        index = tuple(int(i) for i in np.argwhere(unmatched)[0])
+        return (f"at index {list(index)} the implementation has {actual[index]}, "
+                f"{reference} {expected[index]}")
     return None
 
 
@@ -142,7 +149,8 @@ class Error:
 
 
 def measure(expected: np.ndarray, actual: np.ndarray) -> Error:
-    """The error of a non-empty numeric array that ``array_problem`` passed."""
+    """The error of a non-empty numeric array that ``array_problem`` passed (so it meets
+    the reference's NaNs and infinities exactly: those elements count as no error)."""
     exp, act = expected.astype(np.float64), actual.astype(np.float64)
     finite = np.isfinite(exp)
     with np.errstate(invalid="ignore"):
