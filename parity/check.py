@@ -317,6 +317,9 @@ class FiniteDifferences(Reference):
 
         grads = {"d" + k: numerical_gradient(loss, v) if _floats(v) else None
                  for k, v in _flat(inputs).items()}
+        if not all(np.isfinite(g).all() for g in grads.values() if g is not None):
+            raise NotJudged(f"your {forward.name} gives a NaN or an infinity on this item's "
+                            "public cases, so central differences of it judge nothing")
         if forward.level == "step":  # the rows of b_hh, the GRU's dgh: not judged
             grads["db_hh"] = ANYTHING
         return grads
@@ -326,6 +329,8 @@ def fd_case(item: spec.ItemSpec, case, root: Path) -> Failure | None:
     """A case of an item of backward functions, against central differences of your forwards."""
     try:
         calls = calls_of(item, case, "backward", FiniteDifferences())
+    except NotJudged:
+        raise
     except Exception as exc:
         raise NotJudged(f"its arguments come from your own forward functions, which "
                         f"raised {type(exc).__name__}: {exc}") from None

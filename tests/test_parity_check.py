@@ -171,6 +171,18 @@ def test_without_torch_backward_items_are_judged_by_finite_differences(tmp_path)
     assert "against central differences of your own forward" in found["gru_backward"][1]
 
 
+def test_without_torch_a_forward_that_is_no_number_leaves_its_backward_not_judged(tmp_path):
+    """Central differences of a forward that gives NaN are NaN: they judge nothing, and the
+    check says so instead of passing or failing the backward."""
+    root = handout_with(tmp_path, ("functional/rnn_cell.py", "    h = act(pre)  # (B, H)",
+                                   "    h = act(pre) * np.nan  # (B, H)"))
+    run = run_check(root, False, "--only", "rnn_backward,gru_backward")
+    found = verdicts(run.stdout)
+    assert found["rnn_backward"][0] == "NOT JUDGED", run.stdout
+    assert "rnn_step_forward gives a NaN or an infinity" in found["rnn_backward"][1], run.stdout
+    assert found["gru_backward"][0] == "PASS", run.stdout
+
+
 def test_a_wrong_step_function_costs_only_its_items(tmp_path):
     """The loop over time and the layer run torch's step functions in its place."""
     root = handout_with(tmp_path, ("functional/rnn_cell.py",
